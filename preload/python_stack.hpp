@@ -1,0 +1,44 @@
+// Python source-line stacks of the calling thread, for CPython 3.11, read straight from the
+// interpreter's frame chain (no API call that allocates, takes the GIL or runs Python code).
+// Runs inside the traced process on allocating threads: never allocates through the
+// interposed functions except under the caller's reentrancy guard, never aborts.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace pmt::preload {
+
+// Receives the definitions (FORMAT.md: string, location, stack records) of ids that the
+// calling thread has not emitted before. Implemented by the per-thread recorder.
+class DefinitionSink {
+public:
+    virtual void define_string(uint64_t id, const char* s, size_t n) = 0;
+    virtual void define_location(uint64_t id, uint64_t file_id, uint64_t function_id,
+                                 uint64_t line) = 0;
+    virtual void define_stack(uint64_t id, uint64_t parent_id, uint64_t location_id) = 0;
+
+protected:
+    ~DefinitionSink() = default;
+};
+
+// Per-thread interning caches (opaque). Created lazily by the recorder for each thread.
+struct PyStackCache;
+PyStackCache* pystack_cache_new();
+void pystack_cache_free(PyStackCache* c);
+
+// Resolves the interpreter's symbols with dlsym(RTLD_DEFAULT); safe and cheap to call again.
+// Returns false when the process has no (supported) Python.
+bool python_init();
+// "3.11.2", or "" when the process has no Python.
+const char* python_version();
+
+// The stack id (FORMAT.md) of the calling thread's Python frames, innermost first; 0 when the
+// thread has no Python frames (no thread state, interpreter not running or finalizing).
+// New strings, locations and stack nodes are reported to sink before the id is returned.
+uint64_t python_stack_id(PyStackCache* cache, DefinitionSink& sink);
+
+// Called in a forked child (only the forking thread survives) after the recorder dropped every
+// thread's cache: the child's trace starts afresh, so nothing defined in the parent is assumed.
+void python_after_fork_child();
+
+}  // namespace pmt::preload

@@ -1,0 +1,47 @@
+// Record encoding for one thread's buffer (FORMAT.md, "Thread events chunk").
+// Runs on the allocating thread inside the interposer: it never allocates, never locks and
+// never makes a syscall; it only writes bytes into a buffer the caller owns.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "pmt/format.hpp"
+
+namespace pmt {
+
+class RecordEncoder {
+public:
+    // Starts a new thread-events payload in buf: writes tid and base time.
+    void reset(uint8_t* buf, size_t capacity, uint64_t tid, uint64_t base_time_ns);
+    size_t size() const { return static_cast<size_t>(pos_ - begin_); }
+    size_t remaining() const { return static_cast<size_t>(end_ - pos_); }
+    const uint8_t* data() const { return begin_; }
+    bool empty() const { return pos_ == records_begin_; }  // no record after tid/base time
+
+    // Each returns false, writing nothing, when the record does not fit; the caller hands the
+    // buffer off, resets onto a fresh one and calls again. Times must not decrease.
+    bool alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack);
+    bool free(uint64_t t, uint64_t addr);
+    bool realloc(AllocKind kind, uint64_t t_before, uint64_t t_after, uint64_t old_addr,
+                 uint64_t new_addr, uint64_t size, uint64_t stack);
+    bool mmap(uint64_t t, uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags, int64_t fd,
+              uint64_t stack);
+    bool munmap(uint64_t t, uint64_t addr, uint64_t length);
+    bool mremap(uint64_t t_before, uint64_t t_after, uint64_t old_addr, uint64_t old_length,
+                uint64_t new_addr, uint64_t new_length, uint64_t stack);
+    bool rss(uint64_t t, uint64_t rss_bytes);
+    bool string(uint64_t id, const char* s, size_t n);
+    bool location(uint64_t id, uint64_t file_id, uint64_t function_id, uint64_t line);
+    bool stack(uint64_t id, uint64_t parent_id, uint64_t location_id);
+    bool thread_name(uint64_t string_id);
+
+private:
+    uint8_t* begin_ = nullptr;
+    uint8_t* records_begin_ = nullptr;
+    uint8_t* pos_ = nullptr;
+    uint8_t* end_ = nullptr;
+    uint64_t last_t_ = 0;
+    uint64_t last_addr_ = 0;
+};
+
+}  // namespace pmt

@@ -1,0 +1,60 @@
+// Exact live-byte accounting from a time-ordered event stream (FORMAT.md, "What counts as
+// live"): heap blocks by address, anonymous mappings as page ranges with partial unmaps.
+// Used by the analyzer's replay and by the interposer's writer thread for the exit line.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <unordered_map>
+
+#include "pmt/reader.hpp"
+
+namespace pmt {
+
+// A piece of live memory. For a partial munmap, on_dead gets the released part only.
+struct Block {
+    uint64_t addr = 0;
+    uint64_t size = 0;
+    uint64_t stack_id = 0;
+    uint64_t time_ns = 0;  // when it became live
+    bool mapping = false;
+};
+
+class LiveListener {
+public:
+    virtual ~LiveListener() = default;
+    virtual void on_live(const Block&) {}
+    virtual void on_dead(const Block&, uint64_t /*time_ns*/) {}
+};
+
+class LiveHeap {
+public:
+    // Applies one event (in time order). Rss events are ignored here.
+    void apply(const Event& e, LiveListener* listener = nullptr);
+
+    uint64_t live_bytes() const { return live_bytes_; }
+    uint64_t peak_bytes() const { return peak_bytes_; }
+    uint64_t peak_time_ns() const { return peak_time_ns_; }
+    uint64_t peak_seq() const { return peak_seq_; }  // Event::seq of the event that set the peak
+    uint64_t unknown_frees() const { return unknown_frees_; }
+    uint64_t live_blocks() const { return blocks_.size() + mappings_.size(); }
+
+    template <class F>
+    void for_each_live(F&& f) const {
+        for (const auto& [addr, b] : blocks_) f(b);
+        for (const auto& [addr, b] : mappings_) f(b);
+    }
+
+private:
+    void add(const Block& b, uint64_t seq, LiveListener* l);
+    void unmap_range(uint64_t addr, uint64_t len, uint64_t t, LiveListener* l, Block* first_removed);
+
+    std::unordered_map<uint64_t, Block> blocks_;
+    std::map<uint64_t, Block> mappings_;  // by start address; non-overlapping, counted only
+    uint64_t live_bytes_ = 0;
+    uint64_t peak_bytes_ = 0;
+    uint64_t peak_time_ns_ = 0;
+    uint64_t peak_seq_ = 0;
+    uint64_t unknown_frees_ = 0;
+};
+
+}  // namespace pmt
