@@ -1,0 +1,199 @@
+// The figures `compare` shows: one pass over each run's trace (exact live heap, RSS samples,
+// allocation calls) and the per-backend medians and cross-checks of summarize().
+// Reads traces through pmt::TraceReader and pmt::LiveHeap only.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+#include "compare.hpp"
+#include "format_util.hpp"
+#include "pmt/live.hpp"
+#include "pmt/reader.hpp"
+
+namespace pmt::analyzer {
+namespace {
+
+class MeasureVisitor : public EventVisitor {
+public:
+    MeasureVisitor(TraceMeasure& m, bool keep_timeline) : m_(m), keep_timeline_(keep_timeline) {}
+
+    void on_event(const Event& e) override {
+        if (e.type == EventType::Rss) {
+            on_rss(e);
+            return;
+        }
+        const uint64_t before = heap_.peak_bytes();
+        heap_.apply(e);
+        if (e.type == EventType::Alloc) ++m_.alloc_calls;
+        if (e.type == EventType::Mmap) ++m_.mmap_calls;
+        live_since_sample_ = std::max(live_since_sample_, heap_.live_bytes());
+        // A new peak: the RSS that goes with it is the next sample's.
+        if (heap_.peak_bytes() > before) rss_pending_ = true;
+    }
+
+    void finish() {
+        m_.peak_live_bytes = heap_.peak_bytes();
+        m_.peak_live_time_s = seconds(heap_.peak_time_ns());
+        // No sample after the peak (it came in the last moments): the last one before it.
+        if (rss_pending_) m_.rss_at_peak_bytes = m_.exit_rss_bytes;
+    }
+
+private:
+    void on_rss(const Event& e) {
+        m_.peak_rss_sampled_bytes = std::max(m_.peak_rss_sampled_bytes, e.size);
+        m_.exit_rss_bytes = e.size;
+        if (rss_pending_) {
+            m_.rss_at_peak_bytes = e.size;
+            rss_pending_ = false;
+        }
+        if (keep_timeline_) m_.timeline.push_back({seconds(e.time_ns), e.size, live_since_sample_});
+        live_since_sample_ = heap_.live_bytes();
+    }
+
+    TraceMeasure& m_;
+    bool keep_timeline_;
+    LiveHeap heap_;
+    uint64_t live_since_sample_ = 0;
+    bool rss_pending_ = false;
+};
+
+template <class T>
+T median(std::vector<T> v) {
+    if (v.empty()) return T{};
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    if (n % 2 == 1) return v[n / 2];
+    return static_cast<T>((v[n / 2 - 1] + v[n / 2]) / 2);
+}
+
+std::string percent(double fraction) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f%%", fraction * 100.0);
+    return buf;
+}
+
+BackendSummary summarize_backend(Backend b, const std::vector<const RunRecord*>& runs,
+                                 const RunRecord* reference) {
+    BackendSummary s;
+    s.backend = b;
+    std::vector<double> wall, ratio;
+    std::vector<uint64_t> live, rss, exit_rss, at_peak, faults, calls;
+    std::set<std::string> allocators;
+    for (const RunRecord* r : runs) {
+        wall.push_back(r->wall_s);
+        rss.push_back(r->max_rss_bytes);
+        faults.push_back(r->minor_faults);
+        s.exit_codes.push_back(r->exit_code);
+        s.output_bytes.push_back(r->output_bytes);
+        s.traces.push_back(r->trace);
+        if (reference != nullptr &&
+            (r->exit_code != reference->exit_code || r->output_bytes != reference->output_bytes))
+            s.same_result = false;
+        const TraceMeasure& m = r->measure;
+        if (!m.ok) continue;
+        live.push_back(m.peak_live_bytes);
+        exit_rss.push_back(m.exit_rss_bytes);
+        at_peak.push_back(m.rss_at_peak_bytes);
+        calls.push_back(m.alloc_calls);
+        if (m.peak_live_bytes > 0)
+            ratio.push_back(static_cast<double>(m.rss_at_peak_bytes) /
+                            static_cast<double>(m.peak_live_bytes));
+        allocators.insert(m.allocator.empty() ? "unknown" : m.allocator);
+        if (s.timeline.empty()) {
+            s.timeline = m.timeline;
+            s.peak_live_time_s = m.peak_live_time_s;
+        }
+    }
+    if (!wall.empty()) {
+        s.wall_s_median = median(wall);
+        s.wall_s_min = *std::min_element(wall.begin(), wall.end());
+        s.wall_s_max = *std::max_element(wall.begin(), wall.end());
+    }
+    s.peak_live_bytes = median(live);
+    s.peak_rss_bytes = median(rss);
+    s.exit_rss_bytes = median(exit_rss);
+    s.rss_at_peak_bytes = median(at_peak);
+    s.rss_over_live = median(ratio);
+    s.minor_faults = median(faults);
+    s.alloc_calls = median(calls);
+    s.detected_allocators.assign(allocators.begin(), allocators.end());
+    return s;
+}
+
+}  // namespace
+
+TraceMeasure measure_trace(const std::string& path, bool keep_timeline) {
+    TraceMeasure m;
+    try {
+        TraceReader reader(path);
+        m.allocator = reader.header().allocator;
+        MeasureVisitor v(m, keep_timeline);
+        reader.read(v);
+        v.finish();
+        m.truncated = reader.truncated();
+        m.duration_s = seconds(reader.last_time_ns());
+        m.ok = true;
+    } catch (const std::exception& e) {
+        m.error = e.what();
+    }
+    return m;
+}
+
+CompareResult summarize(const std::vector<std::string>& command, int repeat,
+                        const std::string& directory, const std::vector<Backend>& order,
+                        std::vector<RunRecord> runs) {
+    CompareResult r;
+    r.command = command;
+    r.repeat = repeat;
+    r.directory = directory;
+    r.runs = std::move(runs);
+
+    const RunRecord* reference = nullptr;  // the first backend's first run
+    for (const RunRecord& run : r.runs)
+        if (run.backend == order.front() && (reference == nullptr || run.round < reference->round))
+            reference = &run;
+    for (Backend b : order) {
+        std::vector<const RunRecord*> mine;
+        for (const RunRecord& run : r.runs)
+            if (run.backend == b) mine.push_back(&run);
+        r.backends.push_back(summarize_backend(b, mine, reference));
+    }
+
+    for (const RunRecord& run : r.runs) {
+        const std::string who =
+            std::string(backend_name(run.backend)) + " run " + std::to_string(run.round);
+        if (!run.measure.ok)
+            r.notes.push_back(who + ": no usable trace (" + run.measure.error + ")");
+        else if (run.measure.truncated)
+            r.notes.push_back(who + ": trace truncated (the process did not exit cleanly)");
+    }
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (const BackendSummary& b : r.backends) {
+        const std::string name = backend_name(b.backend);
+        for (const std::string& a : b.detected_allocators)
+            if (a != name)
+                r.notes.push_back(name + ": the trace says '" + a +
+                                  "' served the allocations (an LD_PRELOAD of your own?)");
+        if (!b.same_result)
+            r.notes.push_back(name + ": exit code or output size differs from " +
+                              backend_name(r.backends.front().backend) + "'s");
+        if (b.peak_live_bytes == 0) continue;
+        lo = std::min(lo, b.peak_live_bytes);
+        hi = std::max(hi, b.peak_live_bytes);
+    }
+    if (hi > 0 && r.backends.size() > 1) {
+        r.live_spread = static_cast<double>(hi - lo) / static_cast<double>(lo);
+        if (r.live_spread > 0.01)
+            r.notes.insert(r.notes.begin(),
+                           "peak live bytes DIFFER by " + percent(r.live_spread) +
+                               " between backends: the program did not allocate the same under "
+                               "each (timing, threads, or allocator-dependent code)");
+        else
+            r.notes.insert(r.notes.begin(), "peak live bytes agree across backends (spread " +
+                                                percent(r.live_spread) + ")");
+    }
+    return r;
+}
+
+}  // namespace pmt::analyzer
