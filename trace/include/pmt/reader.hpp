@@ -76,6 +76,7 @@ public:
     void release_before(uint64_t t, EventVisitor& v);
     size_t queued() const;
     uint64_t delivered() const;
+    uint64_t last_time_ns() const;  // time of the last event delivered (0 before any)
 
     std::string_view string(uint64_t id) const;
     const Location* location(uint64_t id) const;
@@ -115,7 +116,7 @@ public:
     uint64_t file_bytes() const;
 
     // Definition tables (complete after read(); growing during it).
-    std::string_view string(uint64_t id) const;  // "" for unknown ids
+    std::string_view string(uint64_t id) const;   // "" for unknown ids
     const Location* location(uint64_t id) const;  // nullptr for unknown ids
     const StackNode* stack(uint64_t id) const;    // nullptr for unknown ids / 0
     // Frames of a stack, innermost first (empty for stack 0). At most max_depth frames.

@@ -1,0 +1,328 @@
+// EventMerger: decodes thread-events payloads (FORMAT.md, "Thread events chunk"), applies
+// definitions as they arrive and releases events in global time order at epochs. Each thread's
+// events are already time-ordered, so releasing is a k-way merge of per-thread queues.
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+
+#include "id_table.hpp"
+#include "pmt/reader.hpp"
+#include "varint.hpp"
+
+namespace pmt {
+
+using detail::ByteCursor;
+using detail::IdTable;
+using detail::throw_format;
+
+namespace {
+
+// Per-thread queue of decoded events in record order; [head, size) not yet delivered.
+struct ThreadQueue {
+    uint32_t tid = 0;
+    uint64_t last_time = 0;  // keeps a thread's times non-decreasing across its chunks
+    std::vector<Event> events;
+    size_t head = 0;
+};
+
+// Strings live in fixed blocks so the string_views handed out stay valid as tables grow.
+class StringArena {
+public:
+    std::string_view store(const uint8_t* p, size_t n) {
+        if (n > kBlock / 4) {
+            big_.emplace_back(new char[n]);
+            std::memcpy(big_.back().get(), p, n);
+            return {big_.back().get(), n};
+        }
+        if (blocks_.empty() || used_ + n > kBlock) {
+            blocks_.emplace_back(new char[kBlock]);
+            used_ = 0;
+        }
+        char* dst = blocks_.back().get() + used_;
+        if (n) std::memcpy(dst, p, n);
+        used_ += n;
+        return {dst, n};
+    }
+
+private:
+    static constexpr size_t kBlock = 64 * 1024;
+    std::vector<std::unique_ptr<char[]>> blocks_;
+    std::vector<std::unique_ptr<char[]>> big_;
+    size_t used_ = 0;
+};
+
+uint32_t narrow32(uint64_t v, const char* what) {
+    if (v > UINT32_MAX) throw_format(what);
+    return static_cast<uint32_t>(v);
+}
+
+AllocKind alloc_kind(uint8_t k) {
+    if (k > static_cast<uint8_t>(AllocKind::Pvalloc)) throw_format("unknown allocation kind");
+    return static_cast<AllocKind>(k);
+}
+
+}  // namespace
+
+struct EventMerger::Impl {
+    bool keep_definitions;
+    std::vector<ThreadQueue> threads;
+    std::unordered_map<uint32_t, size_t> thread_index;
+    size_t queued = 0;
+    uint64_t delivered = 0;
+    uint64_t last_time = 0;  // time of the last event delivered
+    StringArena arena;
+    IdTable<std::string_view> strings;
+    IdTable<Location> locations;
+    IdTable<StackNode> stacks;
+    std::unordered_map<uint32_t, uint64_t> thread_names;  // tid -> string id
+    std::vector<size_t> heap;  // thread indices, scratch for release_before
+
+    ThreadQueue& queue_for(uint32_t tid) {
+        auto [it, added] = thread_index.try_emplace(tid, threads.size());
+        if (added) {
+            threads.emplace_back();
+            threads.back().tid = tid;
+        }
+        return threads[it->second];
+    }
+
+    void decode(const uint8_t* raw, size_t n);
+
+    void deliver(Event& e, EventVisitor& v) {
+        // Only a writer breaking the epoch promise could make time go back here; clamping
+        // keeps the stream's documented order for every consumer.
+        if (e.time_ns < last_time) e.time_ns = last_time;
+        last_time = e.time_ns;
+        e.seq = delivered++;
+        v.on_event(e);
+    }
+};
+
+void EventMerger::Impl::decode(const uint8_t* raw, size_t n) {
+    ByteCursor c{raw, raw + n};
+    uint32_t tid = narrow32(c.varint(), "thread id out of range");
+    uint64_t t = c.varint();
+    ThreadQueue& q = queue_for(tid);
+    t = std::max(t, q.last_time);
+    uint64_t a = 0;
+    std::vector<Event>& out = q.events;
+    size_t before = out.size();
+    // A record is at least 2 bytes; reserving for that bounds growth by the payload size.
+    out.reserve(before + n / 4);
+    auto addr = [&c, &a] { return a += static_cast<uint64_t>(c.zvarint()); };
+
+    while (!c.at_end()) {
+        uint8_t op = *c.p++;
+        switch (static_cast<Op>(op)) {
+            case Op::Alloc: {
+                Event& e = out.emplace_back();
+                e.kind = alloc_kind(c.u8());
+                e.tid = tid;
+                e.time_ns = t += c.varint();
+                e.addr = addr();
+                e.size = c.varint();
+                e.stack_id = c.varint();
+                break;
+            }
+            case Op::Free: {
+                Event& e = out.emplace_back();
+                e.type = EventType::Free;
+                e.tid = tid;
+                e.time_ns = t += c.varint();
+                e.addr = addr();
+                break;
+            }
+            case Op::Realloc: {
+                AllocKind kind = alloc_kind(c.u8());
+                uint64_t t_before = t += c.varint();
+                uint64_t t_after = t += c.varint();
+                uint64_t old_addr = addr();
+                uint64_t new_addr = addr();
+                uint64_t size = c.varint();
+                uint64_t stack = c.varint();
+                if (old_addr != 0) {
+                    Event& e = out.emplace_back();
+                    e.type = EventType::Free;
+                    e.kind = kind;
+                    e.tid = tid;
+                    e.time_ns = t_before;
+                    e.addr = old_addr;
+                }
+                if (new_addr != 0) {
+                    Event& e = out.emplace_back();
+                    e.kind = kind;
+                    e.tid = tid;
+                    e.time_ns = t_after;
+                    e.addr = new_addr;
+                    e.size = size;
+                    e.stack_id = stack;
+                }
+                break;
+            }
+            case Op::Mmap: {
+                Event& e = out.emplace_back();
+                e.type = EventType::Mmap;
+                e.tid = tid;
+                e.time_ns = t += c.varint();
+                e.addr = addr();
+                e.size = c.varint();
+                e.prot = c.varint();
+                e.flags = c.varint();
+                e.fd = c.zvarint();
+                e.stack_id = c.varint();
+                break;
+            }
+            case Op::Munmap: {
+                Event& e = out.emplace_back();
+                e.type = EventType::Munmap;
+                e.tid = tid;
+                e.time_ns = t += c.varint();
+                e.addr = addr();
+                e.size = c.varint();
+                break;
+            }
+            case Op::Mremap: {
+                Event& e = out.emplace_back();
+                e.type = EventType::Mremap;
+                e.tid = tid;
+                t += c.varint();
+                e.time_ns = t += c.varint();
+                e.old_addr = addr();
+                e.old_size = c.varint();
+                e.addr = addr();
+                e.size = c.varint();
+                e.stack_id = c.varint();
+                break;
+            }
+            case Op::Rss: {
+                Event& e = out.emplace_back();
+                e.type = EventType::Rss;
+                e.tid = tid;
+                e.time_ns = t += c.varint();
+                e.size = c.varint();
+                break;
+            }
+            case Op::String: {
+                uint64_t id = c.varint();
+                uint64_t len = c.varint();
+                const uint8_t* s = c.bytes(len);
+                if (keep_definitions) strings.set(id, arena.store(s, len));
+                break;
+            }
+            case Op::Location: {
+                uint64_t id = c.varint();
+                Location l;
+                l.file = narrow32(c.varint(), "location's file id out of range");
+                l.function = narrow32(c.varint(), "location's function id out of range");
+                l.line = narrow32(c.varint(), "location's line out of range");
+                if (keep_definitions) locations.set(id, l);
+                break;
+            }
+            case Op::Stack: {
+                uint64_t id = c.varint();
+                StackNode s;
+                s.parent = c.varint();
+                s.location = c.varint();
+                if (keep_definitions) stacks.set(id, s);
+                break;
+            }
+            case Op::ThreadName: {
+                uint64_t id = c.varint();
+                if (keep_definitions) thread_names[tid] = id;
+                break;
+            }
+            default: {
+                char msg[64];
+                std::snprintf(msg, sizeof msg, "unknown record opcode %u", op);
+                throw TraceError(msg);
+            }
+        }
+    }
+    q.last_time = t;
+    queued += out.size() - before;
+}
+
+EventMerger::EventMerger(bool keep_definitions) : impl_(std::make_unique<Impl>()) {
+    impl_->keep_definitions = keep_definitions;
+}
+EventMerger::~EventMerger() = default;
+
+void EventMerger::add_thread_payload(const uint8_t* raw, size_t n) { impl_->decode(raw, n); }
+
+void EventMerger::release_before(uint64_t t, EventVisitor& v) {
+    Impl& m = *impl_;
+    std::vector<ThreadQueue>& threads = m.threads;
+    auto ready = [&](const ThreadQueue& q) {
+        return q.head < q.events.size() && q.events[q.head].time_ns < t;
+    };
+    // Min-heap of threads by their next event's (time, tid).
+    auto after = [&threads](size_t a, size_t b) {
+        const ThreadQueue& qa = threads[a];
+        const ThreadQueue& qb = threads[b];
+        uint64_t ta = qa.events[qa.head].time_ns, tb = qb.events[qb.head].time_ns;
+        return ta != tb ? ta > tb : qa.tid > qb.tid;
+    };
+    std::vector<size_t>& heap = m.heap;
+    heap.clear();
+    for (size_t i = 0; i < threads.size(); ++i)
+        if (ready(threads[i])) heap.push_back(i);
+    std::make_heap(heap.begin(), heap.end(), after);
+
+    while (!heap.empty()) {
+        std::pop_heap(heap.begin(), heap.end(), after);
+        size_t i = heap.back();
+        heap.pop_back();
+        ThreadQueue& q = threads[i];
+        size_t start = q.head;
+        if (heap.empty()) {
+            while (ready(q)) m.deliver(q.events[q.head++], v);
+        } else {
+            // Deliver this thread's run up to the next thread's first event.
+            const ThreadQueue& next = threads[heap.front()];
+            uint64_t nt = next.events[next.head].time_ns;
+            uint64_t limit = std::min(t, nt);
+            while (q.head < q.events.size()) {
+                Event& e = q.events[q.head];
+                if (!(e.time_ns < limit || (e.time_ns == nt && nt < t && q.tid < next.tid))) break;
+                ++q.head;
+                m.deliver(e, v);
+            }
+            if (ready(q)) {
+                heap.push_back(i);
+                std::push_heap(heap.begin(), heap.end(), after);
+            }
+        }
+        m.queued -= q.head - start;
+    }
+
+    for (ThreadQueue& q : threads) {
+        if (q.head == q.events.size()) {
+            q.events.clear();
+            q.head = 0;
+        } else if (q.head >= 4096 && q.head * 2 >= q.events.size()) {
+            q.events.erase(q.events.begin(), q.events.begin() + static_cast<ptrdiff_t>(q.head));
+            q.head = 0;
+        }
+    }
+}
+
+size_t EventMerger::queued() const { return impl_->queued; }
+uint64_t EventMerger::delivered() const { return impl_->delivered; }
+uint64_t EventMerger::last_time_ns() const { return impl_->last_time; }
+
+std::string_view EventMerger::string(uint64_t id) const {
+    const std::string_view* s = impl_->strings.get(id);
+    return s ? *s : std::string_view();
+}
+const Location* EventMerger::location(uint64_t id) const { return impl_->locations.get(id); }
+const StackNode* EventMerger::stack(uint64_t id) const {
+    return id ? impl_->stacks.get(id) : nullptr;
+}
+std::string_view EventMerger::thread_name(uint32_t tid) const {
+    auto it = impl_->thread_names.find(tid);
+    return it == impl_->thread_names.end() ? std::string_view() : string(it->second);
+}
+
+}  // namespace pmt
