@@ -1,0 +1,213 @@
+// PeakAnalysis (peak.hpp): exact peak via our own running total of live bytes, attribution at
+// the peak with per-stack lazy snapshots, grouping by innermost frame, and its report sections.
+#include "peak.hpp"
+
+#include <algorithm>
+#include <map>
+#include <tuple>
+
+#include "format_util.hpp"
+
+namespace pmt::analyzer {
+
+PeakAnalysis::StackState& PeakAnalysis::state_slow(uint64_t stack_id) {
+    if (stack_id < kDenseStackLimit) {
+        // Amortised growth: ids are handed out by one counter per process, so they are dense.
+        size_t n = std::max<size_t>(dense_.size() * 2, 1024);
+        while (n <= stack_id) n *= 2;
+        dense_.resize(std::min<size_t>(n, kDenseStackLimit));
+        return dense_[stack_id];
+    }
+    return sparse_[stack_id];
+}
+
+void PeakAnalysis::on_live(const Block& b) {
+    StackState& s = state(b.stack_id);
+    touch(s);
+    s.live_bytes += b.size;
+    s.live_blocks += 1;
+    live_bytes_ += b.size;
+    live_blocks_ += 1;
+    if (live_bytes_ > peak_bytes_) {
+        // A new strict peak: the current state of every stack is now "the state at the peak".
+        // Bumping the epoch invalidates all snapshots at once; stacks re-snapshot lazily.
+        peak_bytes_ = live_bytes_;
+        peak_blocks_ = live_blocks_;
+        peak_time_ns_ = b.time_ns;
+        ++epoch_;
+    }
+}
+
+void PeakAnalysis::on_dead(const Block& b, uint64_t /*time_ns*/) {
+    StackState& s = state(b.stack_id);
+    touch(s);
+    // A partial munmap releases bytes but the mapping's remainder still counts as a block;
+    // LiveHeap reports it as a dead piece, so clamp rather than let counts wrap.
+    s.live_bytes -= std::min(s.live_bytes, b.size);
+    live_bytes_ -= std::min(live_bytes_, b.size);
+    if (s.live_blocks) s.live_blocks -= 1;
+    if (live_blocks_) live_blocks_ -= 1;
+}
+
+void PeakAnalysis::on_event(const Event& e, const LiveHeap& /*heap*/) {
+    if (e.type == EventType::Rss) {
+        ++rss_samples_;
+        if (e.size > rss_peak_bytes_) {
+            rss_peak_bytes_ = e.size;
+            rss_peak_time_ns_ = e.time_ns;
+        }
+    }
+}
+
+template <class F>
+void PeakAnalysis::for_each_state(F&& f) const {
+    for (size_t id = 0; id < dense_.size(); ++id) f(id, dense_[id]);
+    for (const auto& [id, s] : sparse_) f(id, s);
+}
+
+namespace {
+
+std::vector<SiteFrame> copy_frames(const TraceReader& reader, uint64_t stack_id) {
+    std::vector<SiteFrame> out;
+    for (const Frame& f : reader.frames(stack_id)) {
+        out.push_back({std::string(f.file), std::string(f.function), f.line});
+    }
+    return out;
+}
+
+}  // namespace
+
+void PeakAnalysis::finish(const TraceReader& reader, const LiveHeap& /*heap*/) {
+    stacks_at_peak_.clear();
+    for_each_state([&](uint64_t id, const StackState& s) {
+        const bool changed_after_peak = s.snap_epoch == epoch_;
+        const uint64_t bytes = changed_after_peak ? s.snap_bytes : s.live_bytes;
+        const uint64_t blocks = changed_after_peak ? s.snap_blocks : s.live_blocks;
+        if (bytes != 0 || blocks != 0) stacks_at_peak_.push_back({id, bytes, blocks});
+    });
+    std::sort(stacks_at_peak_.begin(), stacks_at_peak_.end(),
+              [](const StackAtPeak& a, const StackAtPeak& b) {
+                  return a.bytes != b.bytes ? a.bytes > b.bytes : a.stack_id < b.stack_id;
+              });
+
+    // Group by the innermost frame's text (file, line, function): the same line may have been
+    // interned under several location ids. Stacks arrive largest first, so the first stack
+    // seen for a site is its largest contributor.
+    using Key = std::tuple<std::string_view, uint32_t, std::string_view>;
+    std::map<Key, size_t> index;
+    sites_.clear();
+    for (const StackAtPeak& st : stacks_at_peak_) {
+        Key key{std::string_view(), 0, "<native>"};
+        if (const StackNode* node = st.stack_id ? reader.stack(st.stack_id) : nullptr) {
+            if (const Location* loc = reader.location(node->location)) {
+                key = Key{reader.string(loc->file), loc->line, reader.string(loc->function)};
+            } else {
+                key = Key{std::string_view(), 0, "<unknown>"};
+            }
+        }
+        auto [it, fresh] = index.emplace(key, sites_.size());
+        if (fresh) {
+            PeakSite site;
+            site.file = std::string(std::get<0>(key));
+            site.line = std::get<1>(key);
+            site.function = std::string(std::get<2>(key));
+            site.largest_stack = st.stack_id;
+            sites_.push_back(std::move(site));
+        }
+        sites_[it->second].bytes += st.bytes;
+        sites_[it->second].blocks += st.blocks;
+    }
+    std::stable_sort(sites_.begin(), sites_.end(), [](const PeakSite& a, const PeakSite& b) {
+        return a.bytes != b.bytes ? a.bytes > b.bytes : a.blocks > b.blocks;
+    });
+    const size_t n = top_ == 0 ? sites_.size() : std::min(top_, sites_.size());
+    for (size_t i = 0; i < n; ++i) sites_[i].stack = copy_frames(reader, sites_[i].largest_stack);
+}
+
+void PeakAnalysis::add_json(nlohmann::json& report) const {
+    report["peak"] = {{"bytes", peak_bytes_},
+                      {"time_s", seconds(peak_time_ns_)},
+                      {"rss_bytes", rss_peak_bytes_},
+                      {"rss_time_s", seconds(rss_peak_time_ns_)}};
+    nlohmann::json sites = nlohmann::json::array();
+    const size_t n = top_ == 0 ? sites_.size() : std::min(top_, sites_.size());
+    for (size_t i = 0; i < n; ++i) {
+        const PeakSite& s = sites_[i];
+        nlohmann::json stack = nlohmann::json::array();
+        for (const SiteFrame& f : s.stack) {
+            stack.push_back({{"file", f.file}, {"line", f.line}, {"function", f.function}});
+        }
+        nlohmann::json site = {{"function", s.function},
+                               {"bytes", s.bytes},
+                               {"blocks", s.blocks},
+                               {"stack", std::move(stack)}};
+        site["file"] = s.file.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.file);
+        site["line"] = s.file.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.line);
+        sites.push_back(std::move(site));
+    }
+    report["at_peak"] = std::move(sites);
+}
+
+namespace {
+
+std::string display_path(const std::string& file) {
+    return file.size() <= 48 ? file : short_path(file, 2);
+}
+
+std::string where(const SiteFrame& f) {
+    return display_path(f.file) + ":" + std::to_string(f.line) + " in " + f.function;
+}
+
+// "called from a.py:21 in main, a.py:30 in <module>", at most four outer frames.
+std::string call_path(const std::vector<SiteFrame>& stack) {
+    if (stack.size() < 2) return "";
+    constexpr size_t kShown = 4;
+    std::string out = "called from ";
+    for (size_t i = 1; i < stack.size() && i <= kShown; ++i) {
+        if (i > 1) out += ", ";
+        out += where(stack[i]);
+    }
+    if (stack.size() - 1 > kShown) {
+        out += ", ... (" + std::to_string(stack.size() - 1 - kShown) + " more)";
+    }
+    return out;
+}
+
+}  // namespace
+
+void PeakAnalysis::add_text(std::string& out) const {
+    if (sites_.empty()) {
+        out += "Nothing was live at the peak.\n\n";
+        return;
+    }
+    const size_t n = top_ == 0 ? sites_.size() : std::min(top_, sites_.size());
+    out += "At the peak (" + human_bytes(peak_bytes_) + " in " + human_count(peak_blocks_) +
+           " blocks), by innermost Python line:\n";
+    char buf[64];
+    for (size_t i = 0; i < n; ++i) {
+        const PeakSite& s = sites_[i];
+        const double pct = peak_bytes_ ? 100.0 * static_cast<double>(s.bytes) / peak_bytes_ : 0;
+        std::snprintf(buf, sizeof buf, "  %10s %5.1f%% %11s blk  ", human_bytes(s.bytes).c_str(),
+                      pct, human_count(s.blocks).c_str());
+        out += buf;
+        if (s.file.empty()) {
+            out += s.function + (s.function == "<native>" ? " (no Python frame)" : "") + "\n";
+            continue;
+        }
+        out += display_path(s.file) + ":" + std::to_string(s.line) + " in " + s.function;
+        const std::string text = source_line(s.file, s.line);
+        if (!text.empty()) out += "   " + text;
+        out += "\n";
+        const std::string path = call_path(s.stack);
+        if (!path.empty()) out += std::string(34, ' ') + path + "\n";
+    }
+    if (sites_.size() > n) {
+        uint64_t rest = 0;
+        for (size_t i = n; i < sites_.size(); ++i) rest += sites_[i].bytes;
+        out += "  " + human_bytes(rest) + " more in " + human_count(sites_.size() - n) +
+               " other lines (--top N shows more)\n";
+    }
+    out += "\n";
+}
+
+}  // namespace pmt::analyzer

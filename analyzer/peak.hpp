@@ -1,0 +1,113 @@
+// PeakAnalysis: the exact peak of live bytes and when it happened, the RSS peak, and what was
+// live at the peak, by call stack and by innermost Python line, all in the single replay pass.
+// Memory is O(number of distinct stacks), never O(events).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "analysis.hpp"
+
+namespace pmt::analyzer {
+
+// A frame copied out of the reader's tables (the report outlives nothing, but renderers
+// should not have to keep the reader around).
+struct SiteFrame {
+    std::string file;
+    std::string function;
+    uint32_t line = 0;
+};
+
+// Bytes live at the peak whose innermost Python frame is one source line. Allocations with
+// no Python frame form one site with function "<native>" and no file (file empty, line 0).
+struct PeakSite {
+    std::string file;  // empty: none (<native>)
+    uint32_t line = 0;
+    std::string function;
+    uint64_t bytes = 0;
+    uint64_t blocks = 0;
+    uint64_t largest_stack = 0;    // the stack that contributed most bytes to this site
+    std::vector<SiteFrame> stack;  // that stack's frames, innermost first (top sites only)
+    bool native() const { return file.empty() && stack.empty(); }
+};
+
+struct StackAtPeak {
+    uint64_t stack_id = 0;
+    uint64_t bytes = 0;
+    uint64_t blocks = 0;
+};
+
+class PeakAnalysis : public Analysis {
+public:
+    // top: how many sites get their stacks resolved and are shown (0 = all).
+    explicit PeakAnalysis(size_t top = 10) : top_(top) {}
+
+    void on_live(const Block& b) override;
+    void on_dead(const Block& b, uint64_t time_ns) override;
+    void on_event(const Event& e, const LiveHeap& heap) override;
+    void finish(const TraceReader& reader, const LiveHeap& heap) override;
+    void add_json(nlohmann::json& report) const override;
+    void add_text(std::string& out) const override;
+
+    uint64_t peak_bytes() const { return peak_bytes_; }
+    uint64_t peak_time_ns() const { return peak_time_ns_; }
+    uint64_t peak_blocks() const { return peak_blocks_; }
+    bool has_rss() const { return rss_samples_ != 0; }
+    uint64_t rss_peak_bytes() const { return rss_peak_bytes_; }
+    uint64_t rss_peak_time_ns() const { return rss_peak_time_ns_; }
+    uint64_t final_live_bytes() const { return live_bytes_; }
+
+    // After finish(): every site, largest first (stacks resolved for the first `top` only).
+    const std::vector<PeakSite>& sites() const { return sites_; }
+    // After finish(): every stack holding bytes or blocks at the peak, largest first.
+    const std::vector<StackAtPeak>& stacks_at_peak() const { return stacks_at_peak_; }
+
+private:
+    // Per stack: live now, and a snapshot of live taken the first time the stack changed after
+    // the latest peak (snap_epoch == epoch_). At the end, a stack's bytes at the peak are its
+    // snapshot if it changed after the peak, else its live bytes: one pass, O(1) per event.
+    struct StackState {
+        uint64_t live_bytes = 0;
+        uint64_t live_blocks = 0;
+        uint64_t snap_bytes = 0;
+        uint64_t snap_blocks = 0;
+        uint64_t snap_epoch = 0;
+    };
+    // Dense stack ids index a vector; absurd ids (a corrupt or hostile trace) go to a map so
+    // they cannot make us allocate gigabytes.
+    static constexpr uint64_t kDenseStackLimit = uint64_t{1} << 22;
+
+    StackState& state(uint64_t stack_id) {
+        if (stack_id < dense_.size()) return dense_[stack_id];
+        return state_slow(stack_id);
+    }
+    StackState& state_slow(uint64_t stack_id);
+    void touch(StackState& s) {
+        if (s.snap_epoch != epoch_) {
+            s.snap_bytes = s.live_bytes;
+            s.snap_blocks = s.live_blocks;
+            s.snap_epoch = epoch_;
+        }
+    }
+    template <class F>
+    void for_each_state(F&& f) const;
+
+    size_t top_;
+    std::vector<StackState> dense_;
+    std::unordered_map<uint64_t, StackState> sparse_;
+    uint64_t epoch_ = 0;
+    uint64_t live_bytes_ = 0;
+    uint64_t live_blocks_ = 0;
+    uint64_t peak_bytes_ = 0;
+    uint64_t peak_blocks_ = 0;
+    uint64_t peak_time_ns_ = 0;
+    uint64_t rss_samples_ = 0;
+    uint64_t rss_peak_bytes_ = 0;
+    uint64_t rss_peak_time_ns_ = 0;
+
+    std::vector<PeakSite> sites_;
+    std::vector<StackAtPeak> stacks_at_peak_;
+};
+
+}  // namespace pmt::analyzer

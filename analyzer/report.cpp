@@ -1,0 +1,91 @@
+// `pymemtrace report TRACE [--json] [--top N]`: the list of report sections, the single replay
+// that feeds them, and the text / JSON renderers. Sections are Analysis classes (analysis.hpp).
+#include "report.hpp"
+
+#include <iostream>
+
+#include "commands.hpp"
+#include "format_util.hpp"
+#include "peak.hpp"
+#include "summary.hpp"
+
+namespace pmt::analyzer {
+
+std::vector<std::unique_ptr<Analysis>> make_report_analyses(const ReportOptions& opts) {
+    std::vector<std::unique_ptr<Analysis>> a;
+    a.push_back(std::make_unique<TraceInfoAnalysis>());
+    a.push_back(std::make_unique<PeakAnalysis>(opts.top));
+    // Sections that follow "At the peak" (windows, advice, ...) go here, one line each.
+    a.push_back(std::make_unique<TotalsAnalysis>());
+    return a;
+}
+
+AnalyzedTrace analyze_trace(const ReportOptions& opts) {
+    AnalyzedTrace t;
+    t.analyses = make_report_analyses(opts);
+    std::vector<Analysis*> raw;
+    for (auto& a : t.analyses) {
+        raw.push_back(a.get());
+        if (auto* p = dynamic_cast<const PeakAnalysis*>(a.get())) t.peak = p;
+    }
+    try {
+        TraceReader reader(opts.path);
+        LiveHeap heap;
+        replay(reader, heap, raw);
+    } catch (const TraceError& e) {
+        throw InputError(opts.path, e.what());
+    }
+    return t;
+}
+
+nlohmann::json render_json(const AnalyzedTrace& t) {
+    nlohmann::json report = {{"schema", "pymemtrace-report/1"}};
+    for (const auto& a : t.analyses) a->add_json(report);
+    return report;
+}
+
+std::string peak_headline(const PeakAnalysis& peak) {
+    std::string line =
+        "Peak " + human_bytes(peak.peak_bytes()) + " at " + human_seconds(peak.peak_time_ns());
+    if (peak.has_rss()) {
+        line += " (RSS " + human_bytes(peak.rss_peak_bytes()) + " at " +
+                human_seconds(peak.rss_peak_time_ns()) + ")";
+    } else {
+        line += " (RSS not sampled)";
+    }
+    return line;
+}
+
+std::string render_text(const AnalyzedTrace& t) {
+    std::string out;
+    if (t.peak) out += peak_headline(*t.peak) + "\n";
+    for (const auto& a : t.analyses) a->add_text(out);
+    return out;
+}
+
+void add_report_command(CLI::App& app) {
+    auto opts = std::make_shared<ReportOptions>();
+    CLI::App* cmd = app.add_subcommand(
+        "report",
+        "Peak live bytes and when, peak RSS, the Python lines holding the most memory at the "
+        "peak (with their call paths), and totals. Sizes are decimal (1 MB = 10^6 bytes).");
+    cmd->add_option("TRACE", opts->path, "trace file written by libpymemtrace.so (.pmt)")
+        ->required();
+    cmd->add_flag("--json", opts->json, "print JSON (schema pymemtrace-report/1) instead of text");
+    cmd->add_option("--top", opts->top, "how many lines to show at the peak (0: all)")
+        ->capture_default_str();
+    cmd->callback([opts] {
+        const AnalyzedTrace t = analyze_trace(*opts);
+        if (opts->json) {
+            std::cout << render_json(t).dump(2, ' ', false,
+                                             nlohmann::json::error_handler_t::replace)
+                      << '\n';
+        } else {
+            std::cout << render_text(t);
+        }
+        std::cout.flush();
+        if (!std::cout) throw UsageError("cannot write the report to standard output");
+    });
+}
+
+}  // namespace pmt::analyzer
