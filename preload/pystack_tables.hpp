@@ -100,8 +100,10 @@ public:
         char* dst = reinterpret_cast<char*>(head_ + 1) + head_->used;
         std::memcpy(dst, s, n);
         head_->used += n;
+        bytes_ += n;
         return dst;
     }
+    size_t bytes() const { return bytes_; }
 
     void clear() {
         while (head_) {
@@ -109,6 +111,7 @@ public:
             std::free(head_);
             head_ = next;
         }
+        bytes_ = 0;
     }
 
 private:
@@ -118,6 +121,7 @@ private:
         size_t used, cap;
     };
     Chunk* head_ = nullptr;
+    size_t bytes_ = 0;
 };
 
 }  // namespace pmt::preload::pystack

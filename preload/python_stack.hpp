@@ -25,6 +25,9 @@ protected:
 struct PyStackCache;
 PyStackCache* pystack_cache_new();
 void pystack_cache_free(PyStackCache* c);
+// Forgets the previous walk remembered in c (ids and definitions stay), so the next call
+// resolves every frame through the hash tables: lets tests and benchmarks reach that path.
+void pystack_cache_forget_walk(PyStackCache* c);
 
 // Resolves the interpreter's symbols with dlsym(RTLD_DEFAULT); safe and cheap to call again.
 // Returns false when the process has no (supported) Python.
