@@ -1,0 +1,275 @@
+// The interposed allocation functions. Each one: guard, forward to the next definition,
+// record, return. Recording takes the thread's buffer flag before reading the clock and drops
+// it when the record is complete; free/munmap are timed before the real call, allocations after.
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdarg>
+
+#include "recorder.hpp"
+#include "runtime.hpp"
+
+using pmt::AllocKind;
+using pmt::RecordEncoder;
+using namespace pmt::preload;
+
+namespace {
+
+inline uint64_t addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
+
+// errno is saved around all recording: the program must see the real call's errno only.
+void record_alloc(AllocKind kind, const void* p, uint64_t size) {
+    int saved = errno;
+    if (ThreadState* s = thread_state()) {
+        acquire(s);
+        uint64_t stack = capture_stack(s);
+        uint64_t t = now_ns();
+        emit(s, [&](RecordEncoder& e) { return e.alloc(kind, t, addr(p), size, stack); });
+        s->last_t = t;
+        release(s);
+    }
+    errno = saved;
+}
+
+void record_free(const void* p) {
+    int saved = errno;
+    if (ThreadState* s = thread_state()) {
+        acquire(s);
+        uint64_t t = now_ns();
+        emit(s, [&](RecordEncoder& e) { return e.free(t, addr(p)); });
+        s->last_t = t;
+        release(s);
+    }
+    errno = saved;
+}
+
+// realloc and reallocarray: the buffer is held across the real call, so that the old block's
+// release (t_before) cannot be overtaken by an epoch while the call runs.
+template <class Call>
+void* traced_realloc(AllocKind kind, void* old, uint64_t size, Call&& call) {
+    ThreadState* s = thread_state();
+    if (!s) return call();
+    acquire(s);
+    uint64_t t0 = now_ns();
+    void* p = call();
+    int saved = errno;
+    if (p || size == 0) {  // a failed call leaves the old block live: not recorded
+        uint64_t stack = p ? capture_stack(s) : 0;
+        uint64_t t1 = now_ns();
+        uint64_t n = p ? size : 0;
+        emit(s, [&](RecordEncoder& e) {
+            return e.realloc(kind, t0, t1, addr(old), addr(p), n, stack);
+        });
+        s->last_t = t1;
+    }
+    release(s);
+    errno = saved;
+    return p;
+}
+
+[[gnu::cold, gnu::noinline]] void* bootstrap_malloc(size_t n) {
+    resolve_real();
+    return g_real.malloc ? ::malloc(n) : bootstrap_alloc(n);  // arena while dlsym runs
+}
+
+[[gnu::cold, gnu::noinline]] void* realloc_from_arena(void* old, size_t n) {
+    void* p = ::malloc(n);
+    if (p) {
+        size_t old_n = bootstrap_block_size(old);
+        memcpy(p, old, old_n < n ? old_n : n);
+    }
+    return p;
+}
+
+inline bool passthrough() { return t_in_hook || !tracing(); }
+
+template <class F>
+inline F& real(F*& slot) {
+    if (PMT_UNLIKELY(!slot)) resolve_real();
+    return *slot;
+}
+
+}  // namespace
+
+PMT_EXPORT void* malloc(size_t n) noexcept {
+    if (PMT_UNLIKELY(!g_real.malloc)) return bootstrap_malloc(n);
+    if (passthrough()) return g_real.malloc(n);
+    HookGuard g;
+    void* p = g_real.malloc(n);
+    if (PMT_LIKELY(p != nullptr)) record_alloc(AllocKind::Malloc, p, n);
+    return p;
+}
+
+PMT_EXPORT void* calloc(size_t n, size_t m) noexcept {
+    if (PMT_UNLIKELY(!g_real.calloc)) {
+        resolve_real();
+        if (!g_real.calloc) {  // dlsym's own calloc: the arena is static, hence zeroed
+            size_t total;
+            return __builtin_mul_overflow(n, m, &total) ? nullptr : bootstrap_alloc(total);
+        }
+    }
+    if (passthrough()) return g_real.calloc(n, m);
+    HookGuard g;
+    void* p = g_real.calloc(n, m);
+    if (PMT_LIKELY(p != nullptr)) record_alloc(AllocKind::Calloc, p, n * m);
+    return p;
+}
+
+PMT_EXPORT void free(void* p) noexcept {
+    if (PMT_UNLIKELY(in_bootstrap_arena(p)) || !p) return;
+    if (passthrough()) return real(g_real.free)(p);
+    HookGuard g;
+    record_free(p);
+    g_real.free(p);
+}
+
+PMT_EXPORT void* realloc(void* old, size_t n) noexcept {
+    if (PMT_UNLIKELY(in_bootstrap_arena(old))) return realloc_from_arena(old, n);
+    if (PMT_UNLIKELY(!g_real.realloc)) {
+        resolve_real();
+        if (!g_real.realloc) return old ? nullptr : bootstrap_alloc(n);
+    }
+    if (passthrough()) return g_real.realloc(old, n);
+    HookGuard g;
+    return traced_realloc(AllocKind::Realloc, old, n, [&] { return g_real.realloc(old, n); });
+}
+
+PMT_EXPORT void* reallocarray(void* old, size_t n, size_t m) noexcept {
+    if (passthrough() || in_bootstrap_arena(old)) return real(g_real.reallocarray)(old, n, m);
+    HookGuard g;
+    size_t total = 0;
+    if (__builtin_mul_overflow(n, m, &total)) return g_real.reallocarray(old, n, m);  // ENOMEM
+    return traced_realloc(AllocKind::ReallocArray, old, total,
+                          [&] { return g_real.reallocarray(old, n, m); });
+}
+
+PMT_EXPORT int posix_memalign(void** out, size_t align, size_t n) noexcept {
+    if (passthrough()) return real(g_real.posix_memalign)(out, align, n);
+    HookGuard g;
+    int r = g_real.posix_memalign(out, align, n);
+    if (r == 0) record_alloc(AllocKind::PosixMemalign, *out, n);
+    return r;
+}
+
+PMT_EXPORT void* aligned_alloc(size_t align, size_t n) noexcept {
+    if (passthrough()) return real(g_real.aligned_alloc)(align, n);
+    HookGuard g;
+    void* p = g_real.aligned_alloc(align, n);
+    if (p) record_alloc(AllocKind::AlignedAlloc, p, n);
+    return p;
+}
+
+PMT_EXPORT void* memalign(size_t align, size_t n) noexcept {
+    if (passthrough()) return real(g_real.memalign)(align, n);
+    HookGuard g;
+    void* p = g_real.memalign(align, n);
+    if (p) record_alloc(AllocKind::Memalign, p, n);
+    return p;
+}
+
+PMT_EXPORT void* valloc(size_t n) noexcept {
+    if (passthrough()) return real(g_real.valloc)(n);
+    HookGuard g;
+    void* p = g_real.valloc(n);
+    if (p) record_alloc(AllocKind::Valloc, p, n);
+    return p;
+}
+
+PMT_EXPORT void* pvalloc(size_t n) noexcept {
+    if (passthrough()) return real(g_real.pvalloc)(n);
+    HookGuard g;
+    void* p = g_real.pvalloc(n);
+    if (p) record_alloc(AllocKind::Pvalloc, p, n);
+    return p;
+}
+
+// --- mappings ------------------------------------------------------------------------------
+
+namespace {
+
+void* traced_mmap(void* (*fn)(void*, size_t, int, int, int, off_t), void* a, size_t len, int prot,
+                  int flags, int fd, off_t off) {
+    HookGuard g;
+    void* p = fn(a, len, prot, flags, fd, off);
+    if (p == MAP_FAILED) return p;
+    int saved = errno;
+    if (ThreadState* s = thread_state()) {
+        acquire(s);
+        uint64_t stack = capture_stack(s);
+        uint64_t t = now_ns();
+        emit(s, [&](RecordEncoder& e) {
+            return e.mmap(t, addr(p), len, static_cast<uint32_t>(prot),
+                          static_cast<uint32_t>(flags), fd, stack);
+        });
+        s->last_t = t;
+        release(s);
+    }
+    errno = saved;
+    return p;
+}
+
+}  // namespace
+
+PMT_EXPORT void* mmap(void* a, size_t len, int prot, int flags, int fd, off_t off) noexcept {
+    if (passthrough()) return real(g_real.mmap)(a, len, prot, flags, fd, off);
+    return traced_mmap(g_real.mmap, a, len, prot, flags, fd, off);
+}
+
+PMT_EXPORT void* mmap64(void* a, size_t len, int prot, int flags, int fd, off_t off) noexcept {
+    if (passthrough()) return real(g_real.mmap64)(a, len, prot, flags, fd, off);
+    return traced_mmap(g_real.mmap64, a, len, prot, flags, fd, off);
+}
+
+// Timed before the call and held across it: only a successful unmap is recorded.
+PMT_EXPORT int munmap(void* a, size_t len) noexcept {
+    if (passthrough()) return real(g_real.munmap)(a, len);
+    HookGuard g;
+    ThreadState* s = thread_state();
+    if (!s) return g_real.munmap(a, len);
+    acquire(s);
+    uint64_t t = now_ns();
+    int r = g_real.munmap(a, len);
+    int saved = errno;
+    if (r == 0) {
+        emit(s, [&](RecordEncoder& e) { return e.munmap(t, addr(a), len); });
+        s->last_t = t;
+    }
+    release(s);
+    errno = saved;
+    return r;
+}
+
+// mremap is variadic: the new address is passed only with MREMAP_FIXED.
+PMT_EXPORT void* mremap(void* old, size_t old_len, size_t new_len, int flags, ...) noexcept {
+    void* target = nullptr;
+    if (flags & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, flags);
+        target = va_arg(ap, void*);
+        va_end(ap);
+    }
+    if (passthrough()) return real(g_real.mremap)(old, old_len, new_len, flags, target);
+    HookGuard g;
+    ThreadState* s = thread_state();
+    if (!s) return g_real.mremap(old, old_len, new_len, flags, target);
+    acquire(s);
+    uint64_t t0 = now_ns();
+    void* p = g_real.mremap(old, old_len, new_len, flags, target);
+    int saved = errno;
+    if (p != MAP_FAILED) {
+        uint64_t stack = capture_stack(s);
+        uint64_t t1 = now_ns();
+        emit(s, [&](RecordEncoder& e) {
+            return e.mremap(t0, t1, addr(old), old_len, addr(p), new_len, stack);
+        });
+        s->last_t = t1;
+    }
+    release(s);
+    errno = saved;
+    return p;
+}

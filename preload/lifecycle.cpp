@@ -1,0 +1,229 @@
+// Life of a trace in the process: start at load (constructor), the final flush and exit line
+// (library destructor, _exit), a new trace in a fork child (pthread_atfork), and the
+// synchronous flush before exec. Also the settings, say() and fail_tracing().
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "output.hpp"
+#include "python_stack.hpp"
+#include "recorder.hpp"
+#include "runtime.hpp"
+#include "sampler.hpp"
+#include "writer.hpp"
+
+namespace pmt::preload {
+
+std::atomic<bool> g_tracing{false};
+Settings g_settings;
+
+namespace {
+
+// Per trace (reset in a fork child): started, finished, failed.
+bool g_started = false;
+std::atomic<bool> g_finished{false};
+std::atomic<bool> g_failed{false};
+bool g_fork_locked = false;  // the prepare handler took our locks (parent and child see it)
+
+uint64_t env_ms(const char* name, uint64_t fallback) {
+    const char* v = secure_getenv(name);
+    if (!v || !*v) return fallback;
+    char* end = nullptr;
+    unsigned long long n = strtoull(v, &end, 10);
+    return (end && *end == '\0') ? n : fallback;
+}
+
+uint64_t wall_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void start_trace(pid_t ppid, bool forked) {
+    g_settings.pid = getpid();
+    g_settings.start_mono_ns = mono_ns();
+    uint64_t wall = wall_ns();
+    g_started = false;
+    g_finished.store(false);
+    g_failed.store(false);
+    int fd = open_trace_output(g_settings.pid);
+    if (fd < 0) return;
+    if (!write_header(fd, g_settings.pid, ppid, forked, wall)) {
+        close(fd);
+        return;
+    }
+    g_tracing.store(true);  // before the threads start: the sampler records at once
+    if (!writer_start(fd)) {
+        g_tracing.store(false);
+        return;
+    }
+    g_started = true;
+    sampler_start();
+}
+
+// Ends the trace: End chunk and the exit line. Safe to call twice and from any thread; a
+// vfork child (same memory, other pid) must leave the parent's trace alone.
+void finish_trace() {
+    if (!g_started || getpid() != g_settings.pid || g_finished.exchange(true)) return;
+    t_in_hook = true;  // from here on this thread only forwards
+    sampler_stop();    // first: its last sample is still recorded
+    g_tracing.store(false);
+    EndSummary s = writer_finish(!g_failed.load());
+    if (g_failed.load() || g_settings.quiet) return;
+    say("pymemtrace: peak %.1f MB at %.2f s; trace %s",
+        static_cast<double>(s.peak_live_bytes) / 1e6, static_cast<double>(s.peak_time_ns) / 1e9,
+        trace_path());
+}
+
+void fork_prepare() {
+    g_fork_locked = g_started && !g_finished.load();
+    if (!g_fork_locked) return;
+    writer_fork_prepare();  // lock order: cycle, then registry, then pool
+    recorder_fork_prepare();
+}
+
+void fork_parent() {
+    if (!g_fork_locked) return;
+    recorder_fork_parent();
+    writer_fork_parent();
+}
+
+// The child starts its own trace naming the parent; nothing of the parent's buffers is kept.
+void fork_child() {
+    if (!g_fork_locked) return;
+    bool saved = t_in_hook;
+    t_in_hook = true;
+    pid_t parent = g_settings.pid;
+    g_tracing.store(false);
+    g_started = false;
+    recorder_fork_child();
+    writer_fork_child();
+    sampler_fork_child();
+    start_trace(parent, true);
+    t_in_hook = saved;
+}
+
+// Which thread paused the writer for exec (only that one resumes it if exec fails).
+__thread bool t_exec_paused __attribute__((tls_model("initial-exec"))) = false;
+
+void before_exec() {
+    t_exec_paused = false;
+    if (t_in_hook || !g_started || g_finished.load() || g_failed.load() ||
+        getpid() != g_settings.pid)
+        return;  // not ours to flush (vfork child, or nothing traced)
+    HookGuard g;
+    writer_pause_for_exec();
+    t_exec_paused = true;
+}
+
+void after_failed_exec() {
+    if (!t_exec_paused) return;
+    int saved = errno;
+    HookGuard g;
+    writer_resume_after_exec();
+    t_exec_paused = false;
+    errno = saved;
+}
+
+__attribute__((constructor)) void on_load() {
+    HookGuard g;  // nothing we allocate at start is traced
+    resolve_real();
+    g_settings.quiet = env_ms("PYMEMTRACE_QUIET", 0) == 1;
+    g_settings.rss_interval_ms = env_ms("PYMEMTRACE_RSS_INTERVAL_MS", 10);
+    g_settings.flush_interval_ms = env_ms("PYMEMTRACE_FLUSH_INTERVAL_MS", 100);
+    if (g_settings.flush_interval_ms == 0 || g_settings.flush_interval_ms > 100)
+        g_settings.flush_interval_ms = 100;  // the promise to a killed process: ≤ 100 ms lost
+    long page = sysconf(_SC_PAGESIZE);
+    g_settings.page_size = page > 0 ? static_cast<size_t>(page) : 4096;
+    python_init();
+    recorder_init();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    start_trace(getppid(), false);
+}
+
+// _dl_fini runs this after the program's own destructors and atexit handlers (we were
+// initialised before the executable), so Python's finalisation is in the trace.
+__attribute__((destructor)) void on_unload() { finish_trace(); }
+
+}  // namespace
+
+void say(const char* fmt, ...) {
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    size_t len =
+        static_cast<size_t>(n) < sizeof(line) - 1 ? static_cast<size_t>(n) : sizeof(line) - 2;
+    line[len++] = '\n';
+    int saved = errno;
+    ssize_t r = write(STDERR_FILENO, line, len);
+    (void)r;
+    errno = saved;
+}
+
+void fail_tracing(const char* what) {
+    g_tracing.store(false);
+    if (g_failed.exchange(true)) return;
+    say("pymemtrace: %s; tracing stopped, the program continues untraced", what);
+}
+
+}  // namespace pmt::preload
+
+// --- exec and _exit --------------------------------------------------------------------
+
+using namespace pmt::preload;
+
+PMT_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) noexcept {
+    if (!g_real.execve) resolve_real();
+    before_exec();
+    int r = g_real.execve(path, argv, envp);
+    after_failed_exec();
+    return r;
+}
+
+PMT_EXPORT int execv(const char* path, char* const argv[]) noexcept {
+    if (!g_real.execv) resolve_real();
+    before_exec();
+    int r = g_real.execv(path, argv);
+    after_failed_exec();
+    return r;
+}
+
+PMT_EXPORT int execvp(const char* file, char* const argv[]) noexcept {
+    if (!g_real.execvp) resolve_real();
+    before_exec();
+    int r = g_real.execvp(file, argv);
+    after_failed_exec();
+    return r;
+}
+
+PMT_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) noexcept {
+    if (!g_real.execvpe) resolve_real();
+    before_exec();
+    int r = g_real.execvpe(file, argv, envp);
+    after_failed_exec();
+    return r;
+}
+
+// os._exit() (how multiprocessing children end) skips destructors: finish the trace here.
+PMT_EXPORT void _exit(int status) {
+    if (!g_real.exit_now) resolve_real();
+    finish_trace();
+    g_real.exit_now(status);
+    __builtin_unreachable();
+}
+
+PMT_EXPORT void _Exit(int status) noexcept {
+    if (!g_real.exit_now_c99) resolve_real();
+    finish_trace();
+    g_real.exit_now_c99(status);
+    __builtin_unreachable();
+}

@@ -1,0 +1,148 @@
+// The trace file: choosing its name (PYMEMTRACE_OUTPUT, a file or a directory), creating it
+// safely (O_EXCL|O_NOFOLLOW, 0600, never clobbering: exec keeps the pid, so names get a
+// numeric suffix) and writing the file header (FORMAT.md, "File header").
+#include "output.hpp"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "pmt/chunk.hpp"
+#include "python_stack.hpp"
+#include "runtime.hpp"
+
+namespace pmt::preload {
+
+namespace {
+
+char g_path[PATH_MAX];
+
+int create_exclusive(const char* path) {
+    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
+// Tries stem + ext, then stem.1 + ext, stem.2 + ext ... while the name is taken.
+int create_numbered(const char* stem, const char* ext, char* path_out) {
+    for (int i = 0; i < 1000; ++i) {
+        if (i == 0)
+            snprintf(path_out, PATH_MAX, "%s%s", stem, ext);
+        else
+            snprintf(path_out, PATH_MAX, "%s.%d%s", stem, i, ext);
+        int fd = create_exclusive(path_out);
+        if (fd >= 0 || errno != EEXIST) return fd;
+    }
+    return -1;
+}
+
+std::string read_small_file(const char* path) {
+    std::string s;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return s;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0 && s.size() < (512u << 10))
+        s.append(buf, static_cast<size_t>(n));
+    close(fd);
+    return s;
+}
+
+std::vector<std::string> read_argv() {
+    std::vector<std::string> argv;
+    std::string all = read_small_file("/proc/self/cmdline");
+    size_t start = 0;
+    while (start < all.size()) {
+        size_t end = all.find('\0', start);
+        if (end == std::string::npos) end = all.size();
+        argv.emplace_back(all, start, end - start);
+        start = end + 1;
+    }
+    return argv;
+}
+
+// Which library serves malloc for us: the one dlsym(RTLD_NEXT) found.
+std::string detect_allocator() {
+    Dl_info info{};
+    if (!g_real.malloc || !dladdr(reinterpret_cast<void*>(g_real.malloc), &info) || !info.dli_fname)
+        return "unknown";
+    std::string lib = info.dli_fname;
+    if (lib.find("jemalloc") != std::string::npos) return "jemalloc";
+    if (lib.find("mimalloc") != std::string::npos) return "mimalloc";
+    std::string base = lib.substr(lib.rfind('/') + 1);
+    if (base.rfind("libc.so", 0) == 0 || base.rfind("libc-", 0) == 0) return "glibc";
+    return base;
+}
+
+}  // namespace
+
+int open_trace_output(pid_t pid) {
+    const char* env = secure_getenv("PYMEMTRACE_OUTPUT");
+    std::string dir = ".";
+    struct stat st;
+    int fd = -1;
+    if (env && *env && !(stat(env, &st) == 0 && S_ISDIR(st.st_mode))) {
+        // A file name: the first process takes it; children and exec'd programs, which
+        // inherit the variable, take <stem>.<pid>[.N].pmt next to it.
+        std::string path = env;
+        snprintf(g_path, sizeof(g_path), "%s", path.c_str());
+        fd = create_exclusive(g_path);
+        if (fd < 0 && errno == EEXIST) {
+            bool has_ext = path.size() > 4 && path.compare(path.size() - 4, 4, ".pmt") == 0;
+            std::string stem = has_ext ? path.substr(0, path.size() - 4) : path;
+            stem += "." + std::to_string(pid);
+            fd = create_numbered(stem.c_str(), ".pmt", g_path);
+        }
+    } else {
+        if (env && *env) dir = env;
+        std::string stem = dir + "/pymemtrace-" + std::to_string(pid);
+        fd = create_numbered(stem.c_str(), ".pmt", g_path);
+    }
+    if (fd < 0)
+        say("pymemtrace: cannot create the trace file %s (%s); running untraced", g_path,
+            strerror(errno));
+    return fd;
+}
+
+const char* trace_path() { return g_path; }
+
+bool write_header(int fd, pid_t pid, pid_t ppid, bool forked, uint64_t start_wall_ns) {
+    TraceHeader h;
+    h.pid = static_cast<uint64_t>(pid);
+    h.ppid = static_cast<uint64_t>(ppid);
+    h.argv = read_argv();
+    h.start_wall_ns = start_wall_ns;
+    h.python_version = python_version();
+    h.allocator = detect_allocator();
+    h.page_size = g_settings.page_size;
+    h.rss_interval_ms = g_settings.rss_interval_ms;
+    h.flush_interval_ms = g_settings.flush_interval_ms;
+    h.flags = 0;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    h.exe = n > 0 ? std::string(exe, static_cast<size_t>(n)) : std::string();
+    h.forked = forked;
+    std::vector<uint8_t> bytes = encode_file_header(h);
+    const uint8_t* p = bytes.data();
+    size_t left = bytes.size();
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            say("pymemtrace: cannot write the trace file %s (%s); running untraced", g_path,
+                strerror(errno));
+            return false;
+        }
+        p += w;
+        left -= static_cast<size_t>(w);
+    }
+    return true;
+}
+
+}  // namespace pmt::preload

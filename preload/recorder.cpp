@@ -1,0 +1,238 @@
+// Per-thread state: creation on a thread's first event, the buffer pool, hand-off of full
+// buffers, collection by the writer thread, thread exit and the fork child's reset.
+// Runs on allocating threads only in the cold paths (first event, full buffer).
+#include "recorder.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <new>
+
+#include "writer.hpp"
+
+namespace pmt::preload {
+
+__thread ThreadState* t_state __attribute__((tls_model("initial-exec"))) = nullptr;
+
+namespace {
+
+std::mutex g_registry_mutex;  // guards g_threads (registration, collection, fork)
+ThreadState* g_threads = nullptr;
+std::mutex g_pool_mutex;  // guards g_pool
+Buffer* g_pool = nullptr;
+size_t g_pool_count = 0;
+constexpr size_t kPoolKeep = 64;
+pthread_key_t g_exit_key;
+// Bytes waiting in pending chains; past kWakeBytes the writer is woken early so a thread
+// that allocates very fast does not pile up a whole flush interval of buffers.
+std::atomic<size_t> g_pending_bytes{0};
+constexpr size_t kWakeBytes = 4u << 20;
+
+// Buffers and states come from the real allocator: never traced, no recursion.
+Buffer* buffer_get() {
+    {
+        std::lock_guard<std::mutex> lock(g_pool_mutex);
+        if (g_pool) {
+            Buffer* b = g_pool;
+            g_pool = b->next;
+            --g_pool_count;
+            b->next = nullptr;
+            return b;
+        }
+    }
+    void* mem = g_real.malloc(sizeof(Buffer));
+    return mem ? new (mem) Buffer : nullptr;
+}
+
+void buffer_put(Buffer* b) {
+    {
+        std::lock_guard<std::mutex> lock(g_pool_mutex);
+        if (g_pool_count < kPoolKeep) {
+            b->next = g_pool;
+            g_pool = b;
+            ++g_pool_count;
+            return;
+        }
+    }
+    g_real.free(b);
+}
+
+void start_buffer(ThreadState* s, Buffer* b) {
+    s->current = b;
+    s->enc.reset(b->data, kBufferBytes, s->tid, s->last_t);
+}
+
+void destroy_state(ThreadState* s, bool free_cache) {
+    for (Buffer* b = s->pending_head; b;) {
+        Buffer* n = b->next;
+        buffer_put(b);
+        b = n;
+    }
+    if (s->current) buffer_put(s->current);
+    if (free_cache && s->cache) pystack_cache_free(s->cache);
+    s->~ThreadState();
+    g_real.free(s);
+}
+
+// pthread key destructor: the thread is exiting. Its state stays usable (glibc still frees
+// things after this) and is reclaimed by the writer once the kernel says the tid is gone.
+void on_thread_exit(void* p) { static_cast<ThreadState*>(p)->exited.store(true); }
+
+bool thread_is_gone(uint32_t tid) {
+    return syscall(SYS_tgkill, g_settings.pid, tid, 0) == -1 && errno == ESRCH;
+}
+
+}  // namespace
+
+ThreadState* create_thread_state() {
+    if (!tracing()) return nullptr;
+    void* mem = nullptr;
+    if (g_real.posix_memalign(&mem, alignof(ThreadState), sizeof(ThreadState)) != 0) {
+        fail_tracing("cannot allocate thread state");
+        return nullptr;
+    }
+    auto* s = new (mem) ThreadState;
+    s->tid = static_cast<uint32_t>(syscall(SYS_gettid));
+    s->last_t = now_ns();
+    Buffer* b = buffer_get();
+    if (!b) {
+        s->~ThreadState();
+        g_real.free(mem);
+        fail_tracing("cannot allocate a trace buffer");
+        return nullptr;
+    }
+    start_buffer(s, b);
+    s->cache = pystack_cache_new();
+    {
+        std::lock_guard<std::mutex> lock(g_registry_mutex);
+        s->next_registered = g_threads;
+        g_threads = s;
+    }
+    pthread_setspecific(g_exit_key, s);
+    t_state = s;
+    return s;
+}
+
+void hand_off_full(ThreadState* s) {
+    int saved_errno = errno;
+    Buffer* full = s->current;
+    full->size = s->enc.size();
+    Buffer* fresh = buffer_get();
+    if (!fresh) {
+        // Out of memory for buffers: keep the records we have, stop taking more.
+        fail_tracing("cannot allocate a trace buffer");
+        s->enc.reset(full->data, 0, s->tid, s->last_t);
+        errno = saved_errno;
+        return;
+    }
+    if (s->pending_tail)
+        s->pending_tail->next = full;
+    else
+        s->pending_head = full;
+    s->pending_tail = full;
+    start_buffer(s, fresh);
+    if (g_pending_bytes.fetch_add(full->size, std::memory_order_relaxed) + full->size >= kWakeBytes)
+        writer_wake();
+    errno = saved_errno;
+}
+
+void ThreadState::define_string(uint64_t id, const char* s, size_t n) {
+    // A single name longer than a buffer cannot be stored whole: keep its beginning.
+    if (n > kBufferBytes / 2) n = kBufferBytes / 2;
+    emit(this, [&](RecordEncoder& e) { return e.string(id, s, n); });
+}
+void ThreadState::define_location(uint64_t id, uint64_t file_id, uint64_t function_id,
+                                  uint64_t line) {
+    emit(this, [&](RecordEncoder& e) { return e.location(id, file_id, function_id, line); });
+}
+void ThreadState::define_stack(uint64_t id, uint64_t parent_id, uint64_t location_id) {
+    emit(this, [&](RecordEncoder& e) { return e.stack(id, parent_id, location_id); });
+}
+
+void collect_buffers(std::vector<Buffer*>& out) {
+    std::lock_guard<std::mutex> lock(g_registry_mutex);
+    ThreadState** link = &g_threads;
+    while (ThreadState* s = *link) {
+        // Read before collecting: a thread seen exited and gone has recorded its last event.
+        bool gone = s->exited.load() && thread_is_gone(s->tid);
+        acquire(s);
+        for (Buffer* b = s->pending_head; b; b = b->next) {
+            out.push_back(b);
+            g_pending_bytes.fetch_sub(b->size, std::memory_order_relaxed);
+        }
+        s->pending_head = s->pending_tail = nullptr;
+        if (!s->enc.empty()) {
+            if (Buffer* copy = buffer_get()) {
+                copy->size = s->enc.size();
+                std::memcpy(copy->data, s->enc.data(), copy->size);
+                out.push_back(copy);
+                s->enc.reset(s->current->data, kBufferBytes, s->tid, s->last_t);
+            }
+        }
+        release(s);
+        if (gone) {
+            *link = s->next_registered;
+            destroy_state(s, true);
+        } else {
+            link = &s->next_registered;
+        }
+    }
+}
+
+void return_buffers(std::vector<Buffer*>& bufs) {
+    for (Buffer* b : bufs) buffer_put(b);
+    bufs.clear();
+}
+
+void recorder_init() { pthread_key_create(&g_exit_key, on_thread_exit); }
+
+// Fork hazard: a thread holding the registry or pool mutex at fork would leave it locked
+// forever in the child; taking both here makes fork wait for those short sections.
+void recorder_fork_prepare() {
+    g_registry_mutex.lock();
+    g_pool_mutex.lock();
+}
+
+void recorder_fork_parent() {
+    g_pool_mutex.unlock();
+    g_registry_mutex.unlock();
+}
+
+void recorder_fork_child() {
+    g_pool_mutex.unlock();
+    g_registry_mutex.unlock();
+    ThreadState* self = t_state;
+    // Only the forking thread exists in the child. The others may have died mid-record, so
+    // their Python caches may be inconsistent: free their buffers, leak their caches.
+    for (ThreadState* s = g_threads; s;) {
+        ThreadState* n = s->next_registered;
+        if (s != self) destroy_state(s, false);
+        s = n;
+    }
+    g_threads = nullptr;
+    g_pending_bytes.store(0);
+    if (!self) return;
+    // This thread's records belong to the parent's trace (the parent writes them).
+    for (Buffer* b = self->pending_head; b;) {
+        Buffer* n = b->next;
+        buffer_put(b);
+        b = n;
+    }
+    self->pending_head = self->pending_tail = nullptr;
+    self->owned.store(0);
+    self->tid = static_cast<uint32_t>(syscall(SYS_gettid));
+    self->last_t = 0;
+    start_buffer(self, self->current);
+    if (self->cache) pystack_cache_free(self->cache);
+    python_after_fork_child();
+    self->cache = pystack_cache_new();
+    self->next_registered = nullptr;
+    g_threads = self;
+}
+
+}  // namespace pmt::preload

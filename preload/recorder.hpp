@@ -1,0 +1,82 @@
+// Per-thread recording: each thread owns a buffer of encoded records (FORMAT.md, "Thread
+// events chunk") guarded by an ownership flag that the writer thread also takes to collect it.
+// Used by hooks.cpp (record_*), the sampler (rss) and the writer (collect/return buffers).
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "pmt/encoder.hpp"
+#include "python_stack.hpp"
+#include "runtime.hpp"
+
+namespace pmt::preload {
+
+inline constexpr size_t kBufferBytes = 64 * 1024;
+
+// One thread-events payload. Full ones are chained per thread until the writer takes them.
+struct Buffer {
+    Buffer* next = nullptr;
+    size_t size = 0;  // payload bytes, set when the buffer is handed to the writer
+    uint8_t data[kBufferBytes];
+};
+
+struct alignas(64) ThreadState final : DefinitionSink {
+    // 1 while the thread records or the writer collects. The thread takes it before reading
+    // the clock and drops it once the record is complete (the Epoch promise, FORMAT.md).
+    std::atomic<uint32_t> owned{0};
+    RecordEncoder enc;
+    Buffer* current = nullptr;
+    Buffer* pending_head = nullptr;  // full buffers, oldest first (guarded by owned)
+    Buffer* pending_tail = nullptr;
+    uint64_t last_t = 0;  // latest time recorded: the base time of the next buffer
+    uint32_t tid = 0;
+    PyStackCache* cache = nullptr;
+    ThreadState* next_registered = nullptr;  // guarded by the registry mutex
+    std::atomic<bool> exited{false};         // the thread's pthread key destructor ran
+
+    void define_string(uint64_t id, const char* s, size_t n) override;
+    void define_location(uint64_t id, uint64_t file_id, uint64_t function_id,
+                         uint64_t line) override;
+    void define_stack(uint64_t id, uint64_t parent_id, uint64_t location_id) override;
+};
+
+extern __thread ThreadState* t_state __attribute__((tls_model("initial-exec")));
+
+ThreadState* create_thread_state();
+inline ThreadState* thread_state() {
+    ThreadState* s = t_state;
+    return PMT_LIKELY(s != nullptr) ? s : create_thread_state();
+}
+
+inline void acquire(ThreadState* s) {
+    while (PMT_UNLIKELY(s->owned.exchange(1, std::memory_order_acquire))) __builtin_ia32_pause();
+}
+inline void release(ThreadState* s) { s->owned.store(0, std::memory_order_release); }
+
+// Moves the full current buffer to the pending chain and starts a fresh one (cold path).
+void hand_off_full(ThreadState* s);
+
+// Encodes one record with f(enc); a record that does not fit goes into a fresh buffer.
+template <class F>
+inline void emit(ThreadState* s, F&& f) {
+    if (PMT_LIKELY(f(s->enc))) return;
+    hand_off_full(s);
+    f(s->enc);
+}
+
+inline uint64_t capture_stack(ThreadState* s) { return python_stack_id(s->cache, *s); }
+
+// Writer side. Takes every thread's full buffers and a copy of its current one (in record
+// order per thread) and appends them to out; empty threads contribute nothing.
+void collect_buffers(std::vector<Buffer*>& out);
+void return_buffers(std::vector<Buffer*>& bufs);
+
+// Thread lifetime and fork (called from lifecycle.cpp).
+void recorder_init();  // creates the pthread key whose destructor marks a thread exited
+void recorder_fork_prepare();
+void recorder_fork_parent();
+void recorder_fork_child();  // drops other threads' state, restarts this thread's buffer
+
+}  // namespace pmt::preload

@@ -1,0 +1,98 @@
+// What every part of the interposer shares: the reentrancy guard, the table of the real
+// (next) functions, the tracing switch, the trace clock and the settings read at start.
+// Depends on nothing but libc; included by hooks, recorder, writer, sampler and lifecycle.
+#pragma once
+#include <sys/types.h>
+#include <time.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#define PMT_EXPORT extern "C" __attribute__((visibility("default")))
+#define PMT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PMT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+namespace pmt::preload {
+
+// Set while this thread is inside one of our hooks (around the real call too) and for the
+// whole life of our own threads. Anything called with it set passes straight through, which
+// is what keeps jemalloc's/mimalloc's own mmaps, dlsym's calloc and our own allocations out
+// of the trace. initial-exec: the flag is read on every malloc, including those ld.so and libc
+// make before our constructor; the general-dynamic model would go through __tls_get_addr,
+// which may itself call malloc.
+extern __thread bool t_in_hook __attribute__((tls_model("initial-exec")));
+
+class HookGuard {
+public:
+    HookGuard() { t_in_hook = true; }
+    ~HookGuard() { t_in_hook = false; }
+    HookGuard(const HookGuard&) = delete;
+    HookGuard& operator=(const HookGuard&) = delete;
+};
+
+// The definitions our hooks forward to (dlsym(RTLD_NEXT, ...)), filled by resolve_real().
+struct RealFunctions {
+    void* (*malloc)(size_t);
+    void* (*calloc)(size_t, size_t);
+    void* (*realloc)(void*, size_t);
+    void* (*reallocarray)(void*, size_t, size_t);
+    void (*free)(void*);
+    int (*posix_memalign)(void**, size_t, size_t);
+    void* (*aligned_alloc)(size_t, size_t);
+    void* (*memalign)(size_t, size_t);
+    void* (*valloc)(size_t);
+    void* (*pvalloc)(size_t);
+    void* (*mmap)(void*, size_t, int, int, int, off_t);
+    void* (*mmap64)(void*, size_t, int, int, int, off_t);
+    int (*munmap)(void*, size_t);
+    void* (*mremap)(void*, size_t, size_t, int, ...);
+    int (*execve)(const char*, char* const[], char* const[]);
+    int (*execv)(const char*, char* const[]);
+    int (*execvp)(const char*, char* const[]);
+    int (*execvpe)(const char*, char* const[], char* const[]);
+    void (*exit_now)(int);      // _exit
+    void (*exit_now_c99)(int);  // _Exit
+};
+extern RealFunctions g_real;
+
+// bootstrap.cpp: resolves g_real once. While dlsym runs (it calls calloc), allocations are
+// served from a static arena; pointers into it are never passed to the real free.
+void resolve_real();
+bool real_resolved();
+void* bootstrap_alloc(size_t n);
+bool in_bootstrap_arena(const void* p);
+size_t bootstrap_block_size(const void* p);
+
+// True while events are recorded. Read (relaxed) on every hook call.
+extern std::atomic<bool> g_tracing;
+inline bool tracing() { return g_tracing.load(std::memory_order_relaxed); }
+
+// Settings and identity of the current trace (set at start and again in a forked child).
+struct Settings {
+    uint64_t rss_interval_ms = 10;
+    uint64_t flush_interval_ms = 100;
+    bool quiet = false;
+    pid_t pid = 0;               // the process that owns the trace (vfork children differ)
+    uint64_t start_mono_ns = 0;  // CLOCK_MONOTONIC at trace start
+    size_t page_size = 4096;
+};
+extern Settings g_settings;
+
+inline uint64_t mono_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+// Trace time: ns since the trace started (FORMAT.md: all times are relative to the header).
+inline uint64_t now_ns() {
+    uint64_t t = mono_ns();
+    return t > g_settings.start_mono_ns ? t - g_settings.start_mono_ns : 0;
+}
+
+// One line on stderr, formatted without allocating (snprintf into a stack buffer, write()).
+void say(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+// Stops tracing after an internal failure: one line on stderr, then hooks only forward.
+void fail_tracing(const char* what);
+
+}  // namespace pmt::preload

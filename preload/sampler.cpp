@@ -1,0 +1,85 @@
+// The RSS sampler: a thread of ours that reads /proc/self/statm every rss_interval_ms and
+// records an rss event in its own thread buffer, like any other thread's events.
+// The file is opened by the thread itself, so a forked child's sampler reads the child.
+#include "sampler.hpp"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <ctime>
+
+#include "recorder.hpp"
+#include "writer.hpp"
+
+namespace pmt::preload {
+
+namespace {
+
+pthread_t g_thread;
+bool g_running = false;
+std::atomic<bool> g_stop{false};
+
+// statm: "size resident shared text lib data dt" in pages.
+bool read_rss_bytes(int fd, uint64_t* out) {
+    char buf[128];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0) return false;
+    buf[n] = '\0';
+    char* p = buf;
+    strtoull(p, &p, 10);
+    uint64_t pages = strtoull(p, nullptr, 10);
+    *out = pages * g_settings.page_size;
+    return true;
+}
+
+void record_rss(uint64_t rss) {
+    ThreadState* s = thread_state();
+    if (!s) return;
+    acquire(s);
+    uint64_t t = now_ns();
+    emit(s, [&](RecordEncoder& e) { return e.rss(t, rss); });
+    s->last_t = t;
+    release(s);
+}
+
+void* sampler_main(void*) {
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return nullptr;
+    uint64_t interval_ns = g_settings.rss_interval_ms * 1000000u;
+    uint64_t next = mono_ns();
+    do {  // at least one sample, even in a process that exits at once
+        uint64_t rss = 0;
+        if (tracing() && read_rss_bytes(fd, &rss)) record_rss(rss);
+        next += interval_ns;
+        uint64_t now = mono_ns();
+        if (next <= now) next = now + interval_ns;  // fell behind: skip, never burst
+        timespec ts{static_cast<time_t>(next / 1000000000u), static_cast<long>(next % 1000000000u)};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+        }
+    } while (!g_stop.load(std::memory_order_relaxed));
+    close(fd);
+    return nullptr;
+}
+
+}  // namespace
+
+void sampler_start() {
+    if (g_settings.rss_interval_ms == 0) return;
+    g_stop.store(false);
+    g_running = spawn_internal_thread(sampler_main, &g_thread);
+}
+
+void sampler_stop() {
+    if (!g_running) return;
+    g_stop.store(true);
+    pthread_join(g_thread, nullptr);
+    g_running = false;
+}
+
+void sampler_fork_child() { g_running = false; }  // the thread did not survive the fork
+
+}  // namespace pmt::preload

@@ -1,0 +1,10 @@
+// The RSS sampler thread (FORMAT.md record "rss"); see sampler.cpp.
+#pragma once
+
+namespace pmt::preload {
+
+void sampler_start();  // no-op when the interval is 0
+void sampler_stop();   // joins the thread (it notices within one interval)
+void sampler_fork_child();
+
+}  // namespace pmt::preload

@@ -1,0 +1,222 @@
+// The writer thread (see writer.hpp). All compression, I/O and replay happen here or in the
+// synchronous flushes at exit/exec, never on an allocating thread. Its state is allocated
+// once and never destroyed: static destructors run before our library destructor at exit.
+#include "writer.hpp"
+
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "pmt/chunk.hpp"
+#include "pmt/live.hpp"
+#include "pmt/reader.hpp"
+#include "recorder.hpp"
+#include "runtime.hpp"
+
+namespace pmt::preload {
+
+namespace {
+
+struct HeapReplay final : EventVisitor {
+    EventMerger merger{false};
+    LiveHeap heap;
+    void on_event(const Event& e) override { heap.apply(e); }
+};
+
+struct WriterState {
+    int fd = -1;
+    bool io_failed = false;
+    off_t end_offset = -1;  // where the End chunk starts (exec may take it back)
+    uint64_t file_bytes = 0;
+    std::vector<uint8_t> out;
+    std::vector<Buffer*> collected;
+    HeapReplay* replay = nullptr;
+};
+
+WriterState* g_w = nullptr;
+// One cycle at a time: the writer thread's, or a synchronous flush at exit/exec/fork.
+std::mutex g_cycle_mutex;
+pthread_t g_thread;
+bool g_thread_running = false;
+std::atomic<bool> g_stop{false};
+std::atomic<uint32_t> g_wake_seq{0};
+
+bool write_all(const uint8_t* p, size_t n) {
+    WriterState& w = *g_w;
+    if (w.io_failed) return false;
+    while (n > 0) {
+        ssize_t r = write(w.fd, p, n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            w.io_failed = true;
+            say("pymemtrace: cannot write the trace (%s); tracing stopped", strerror(errno));
+            g_tracing.store(false);
+            return false;
+        }
+        p += r;
+        n -= static_cast<size_t>(r);
+        w.file_bytes += static_cast<uint64_t>(r);
+    }
+    return true;
+}
+
+void write_chunk(ChunkType type, Codec codec, const uint8_t* raw, size_t n) {
+    WriterState& w = *g_w;
+    w.out.clear();
+    append_chunk(w.out, type, codec, raw, n, 1);
+    write_all(w.out.data(), w.out.size());
+}
+
+// T is taken before any buffer is collected (FORMAT.md, "Epoch chunk").
+void run_cycle() {
+    WriterState& w = *g_w;
+    uint64_t t = now_ns();
+    collect_buffers(w.collected);
+    if (w.collected.empty()) return;
+    for (Buffer* b : w.collected) {
+        write_chunk(ChunkType::ThreadEvents, Codec::Zstd, b->data, b->size);
+        w.replay->merger.add_thread_payload(b->data, b->size);
+    }
+    return_buffers(w.collected);
+    std::vector<uint8_t> epoch = epoch_payload(t);
+    write_chunk(ChunkType::Epoch, Codec::None, epoch.data(), epoch.size());
+    w.replay->merger.release_before(t, *w.replay);
+}
+
+EndSummary write_end() {
+    WriterState& w = *g_w;
+    run_cycle();
+    EndSummary s;
+    s.end_time_ns = now_ns();
+    std::vector<uint8_t> epoch = epoch_payload(s.end_time_ns);
+    write_chunk(ChunkType::Epoch, Codec::None, epoch.data(), epoch.size());
+    w.replay->merger.release_before(UINT64_MAX, *w.replay);
+    s.events = w.replay->merger.delivered();
+    s.peak_live_bytes = w.replay->heap.peak_bytes();
+    s.peak_time_ns = w.replay->heap.peak_time_ns();
+    w.end_offset = static_cast<off_t>(w.file_bytes);
+    std::vector<uint8_t> end = end_payload(s);
+    write_chunk(ChunkType::End, Codec::None, end.data(), end.size());
+    return s;
+}
+
+void* writer_main(void*) {
+    uint64_t interval_ns = g_settings.flush_interval_ms * 1000000u;
+    uint64_t next = mono_ns() + interval_ns;
+    while (!g_stop.load()) {
+        uint32_t seq = g_wake_seq.load();
+        uint64_t now = mono_ns();
+        if (now < next) {
+            timespec ts{static_cast<time_t>((next - now) / 1000000000u),
+                        static_cast<long>((next - now) % 1000000000u)};
+            syscall(SYS_futex, &g_wake_seq, FUTEX_WAIT_PRIVATE, seq, &ts, nullptr, 0);
+            if (g_stop.load()) break;
+        }
+        {
+            std::lock_guard<std::mutex> lock(g_cycle_mutex);
+            if (!g_w->io_failed) run_cycle();
+        }
+        now = mono_ns();
+        if (now >= next) next = now + interval_ns;
+    }
+    return nullptr;
+}
+
+void stop_thread() {
+    if (!g_thread_running) return;
+    g_stop.store(true);
+    writer_wake();
+    pthread_join(g_thread, nullptr);
+    g_thread_running = false;
+}
+
+}  // namespace
+
+bool spawn_internal_thread(void* (*fn)(void*), pthread_t* thread_out) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    auto trampoline = [](void* arg) -> void* {
+        t_in_hook = true;  // our threads are never traced
+        return reinterpret_cast<void* (*)(void*)>(arg)(nullptr);
+    };
+    pthread_t th;
+    int rc = pthread_create(&th, nullptr, trampoline, reinterpret_cast<void*>(fn));
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (rc != 0) return false;
+    *thread_out = th;
+    return true;
+}
+
+bool writer_start(int fd) {
+    if (!g_w) g_w = new WriterState;
+    g_w->fd = fd;
+    g_w->io_failed = false;
+    g_w->end_offset = -1;
+    g_w->file_bytes = static_cast<uint64_t>(lseek(fd, 0, SEEK_CUR));
+    delete g_w->replay;
+    g_w->replay = new HeapReplay;
+    g_stop.store(false);
+    if (!spawn_internal_thread(writer_main, &g_thread)) {
+        say("pymemtrace: cannot start the writer thread; tracing stopped");
+        return false;
+    }
+    g_thread_running = true;
+    return true;
+}
+
+void writer_wake() {
+    g_wake_seq.fetch_add(1);
+    syscall(SYS_futex, &g_wake_seq, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+EndSummary writer_finish(bool write_end_chunk) {
+    stop_thread();
+    if (!g_w || g_w->fd < 0 || !write_end_chunk) return EndSummary{};
+    std::lock_guard<std::mutex> lock(g_cycle_mutex);
+    return write_end();
+}
+
+void writer_pause_for_exec() {
+    g_cycle_mutex.lock();
+    if (g_w && g_w->fd >= 0) write_end();
+}
+
+void writer_resume_after_exec() {
+    if (!g_w) {
+        g_cycle_mutex.unlock();
+        return;
+    }
+    WriterState& w = *g_w;
+    if (w.end_offset >= 0 && ftruncate(w.fd, w.end_offset) == 0) {
+        lseek(w.fd, w.end_offset, SEEK_SET);
+        w.file_bytes = static_cast<uint64_t>(w.end_offset);
+    }
+    w.end_offset = -1;
+    g_cycle_mutex.unlock();
+}
+
+// Fork hazard: the writer mid-cycle holds zstd, stdio-free but allocator-heavy state and our
+// buffers; making fork wait for the end of the cycle leaves the child a consistent copy.
+void writer_fork_prepare() { g_cycle_mutex.lock(); }
+void writer_fork_parent() { g_cycle_mutex.unlock(); }
+void writer_fork_child() {
+    g_cycle_mutex.unlock();
+    g_thread_running = false;  // the thread did not survive the fork
+    if (g_w) {
+        if (g_w->fd >= 0) close(g_w->fd);
+        g_w->fd = -1;
+        g_w->out.clear();
+        g_w->collected.clear();
+    }
+}
+
+}  // namespace pmt::preload
