@@ -36,6 +36,9 @@ public:
     uint64_t peak_time_ns() const { return peak_time_ns_; }
     uint64_t peak_seq() const { return peak_seq_; }  // Event::seq of the event that set the peak
     uint64_t unknown_frees() const { return unknown_frees_; }
+    // Allocs at an address that was still live (its free was never seen): the old block was
+    // counted as dead first.
+    uint64_t replaced_live() const { return replaced_live_; }
     uint64_t live_blocks() const { return blocks_.size() + mappings_.size(); }
 
     template <class F>
@@ -45,8 +48,13 @@ public:
     }
 
 private:
-    void add(const Block& b, uint64_t seq, LiveListener* l);
-    void unmap_range(uint64_t addr, uint64_t len, uint64_t t, LiveListener* l, Block* first_removed);
+    void add_block(const Block& b, LiveListener* l);
+    void free_block(uint64_t addr, uint64_t t, LiveListener* l);
+    void add_mapping(const Block& b, LiveListener* l);
+    // Removes the counted parts of [addr, addr+len), splitting ranges that stick out; returns
+    // the bytes removed and stores the first removed piece in *first_removed.
+    uint64_t unmap_range(uint64_t addr, uint64_t len, uint64_t t, LiveListener* l,
+                         Block* first_removed);
 
     std::unordered_map<uint64_t, Block> blocks_;
     std::map<uint64_t, Block> mappings_;  // by start address; non-overlapping, counted only
@@ -55,6 +63,7 @@ private:
     uint64_t peak_time_ns_ = 0;
     uint64_t peak_seq_ = 0;
     uint64_t unknown_frees_ = 0;
+    uint64_t replaced_live_ = 0;
 };
 
 }  // namespace pmt
