@@ -77,7 +77,6 @@ struct EventMerger::Impl {
     IdTable<Location> locations;
     IdTable<StackNode> stacks;
     std::unordered_map<uint32_t, uint64_t> thread_names;  // tid -> string id
-    std::vector<size_t> heap;  // thread indices, scratch for release_before
 
     ThreadQueue& queue_for(uint32_t tid) {
         auto [it, added] = thread_index.try_emplace(tid, threads.size());
@@ -251,50 +250,81 @@ EventMerger::~EventMerger() = default;
 
 void EventMerger::add_thread_payload(const uint8_t* raw, size_t n) { impl_->decode(raw, n); }
 
+namespace {
+
+// The undelivered events of one thread with time < t: [p, end), sorted by time.
+struct Run {
+    Event* p;
+    Event* end;
+    uint32_t tid;
+    bool before(const Run& o) const {
+        return p->time_ns != o.p->time_ns ? p->time_ns < o.p->time_ns : tid < o.tid;
+    }
+};
+
+// How far `r` may go before `next` has to take over: events earlier than next's front, or at
+// the same time when r's tid is smaller.
+Event* run_limit(const Run& r, const Run& next) {
+    uint64_t nt = next.p->time_ns;
+    Event* q = r.p;
+    if (r.tid < next.tid)
+        while (q < r.end && q->time_ns <= nt) ++q;
+    else
+        while (q < r.end && q->time_ns < nt) ++q;
+    return q;
+}
+
+}  // namespace
+
 void EventMerger::release_before(uint64_t t, EventVisitor& v) {
     Impl& m = *impl_;
     std::vector<ThreadQueue>& threads = m.threads;
-    auto ready = [&](const ThreadQueue& q) {
-        return q.head < q.events.size() && q.events[q.head].time_ns < t;
-    };
-    // Min-heap of threads by their next event's (time, tid).
-    auto after = [&threads](size_t a, size_t b) {
-        const ThreadQueue& qa = threads[a];
-        const ThreadQueue& qb = threads[b];
-        uint64_t ta = qa.events[qa.head].time_ns, tb = qb.events[qb.head].time_ns;
-        return ta != tb ? ta > tb : qa.tid > qb.tid;
-    };
-    std::vector<size_t>& heap = m.heap;
-    heap.clear();
-    for (size_t i = 0; i < threads.size(); ++i)
-        if (ready(threads[i])) heap.push_back(i);
-    std::make_heap(heap.begin(), heap.end(), after);
+    std::vector<Run> runs;
+    runs.reserve(threads.size());
+    for (ThreadQueue& q : threads) {
+        Event* b = q.events.data() + q.head;
+        Event* e = q.events.data() + q.events.size();
+        // Times within a queue never decrease: the events before t are a prefix.
+        Event* cut = std::partition_point(b, e, [t](const Event& x) { return x.time_ns < t; });
+        if (cut != b) runs.push_back({b, cut, q.tid});
+        m.queued -= static_cast<size_t>(cut - b);
+        q.head += static_cast<size_t>(cut - b);
+    }
 
-    while (!heap.empty()) {
-        std::pop_heap(heap.begin(), heap.end(), after);
-        size_t i = heap.back();
-        heap.pop_back();
-        ThreadQueue& q = threads[i];
-        size_t start = q.head;
-        if (heap.empty()) {
-            while (ready(q)) m.deliver(q.events[q.head++], v);
-        } else {
-            // Deliver this thread's run up to the next thread's first event.
-            const ThreadQueue& next = threads[heap.front()];
-            uint64_t nt = next.events[next.head].time_ns;
-            uint64_t limit = std::min(t, nt);
-            while (q.head < q.events.size()) {
-                Event& e = q.events[q.head];
-                if (!(e.time_ns < limit || (e.time_ns == nt && nt < t && q.tid < next.tid))) break;
-                ++q.head;
-                m.deliver(e, v);
+    // Few runs (the usual case: a handful of threads): pick the smallest front by a linear
+    // scan, which beats a heap's bookkeeping. Many runs: a binary heap of runs.
+    if (runs.size() <= 8) {
+        while (!runs.empty()) {
+            size_t best = 0;
+            for (size_t i = 1; i < runs.size(); ++i)
+                if (runs[i].before(runs[best])) best = i;
+            Run& r = runs[best];
+            Event* stop = r.end;
+            if (runs.size() > 1) {
+                size_t second = best == 0 ? 1 : 0;
+                for (size_t i = 0; i < runs.size(); ++i)
+                    if (i != best && runs[i].before(runs[second])) second = i;
+                stop = run_limit(r, runs[second]);
             }
-            if (ready(q)) {
-                heap.push_back(i);
-                std::push_heap(heap.begin(), heap.end(), after);
+            for (; r.p < stop; ++r.p) m.deliver(*r.p, v);
+            if (r.p == r.end) {
+                r = runs.back();
+                runs.pop_back();
             }
         }
-        m.queued -= q.head - start;
+    } else {
+        auto after = [](const Run& a, const Run& b) { return b.before(a); };
+        std::make_heap(runs.begin(), runs.end(), after);
+        while (!runs.empty()) {
+            std::pop_heap(runs.begin(), runs.end(), after);
+            Run& r = runs.back();
+            Event* stop = runs.size() > 1 ? run_limit(r, runs.front()) : r.end;
+            for (; r.p < stop; ++r.p) m.deliver(*r.p, v);
+            if (r.p == r.end)
+                runs.pop_back();
+            else
+                std::push_heap(runs.begin(), runs.end(), after);
+        }
     }
 
     for (ThreadQueue& q : threads) {

@@ -45,6 +45,18 @@ struct ByteCursor {
     uint64_t varint() {
         // Fast path: one-byte values are most deltas, sizes and ids in a real trace.
         if (p < end && *p < 0x80) return *p++;
+        // With 10 bytes left no per-byte bound check is needed.
+        if (end - p >= 10) {
+            uint64_t v = *p++ & 0x7f;
+            for (unsigned shift = 7; shift < 63; shift += 7) {
+                uint8_t b = *p++;
+                v |= static_cast<uint64_t>(b & 0x7f) << shift;
+                if (b < 0x80) return v;
+            }
+            uint8_t b = *p++;  // the 10th byte holds bit 63 only
+            if (b > 1) throw_format("overlong varint");
+            return v | static_cast<uint64_t>(b) << 63;
+        }
         return varint_slow();
     }
 
