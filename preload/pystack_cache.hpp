@@ -40,8 +40,9 @@ struct Memo {
 };
 
 // A code object as this thread knows it. A freed code object's address (and those of its name
-// and line table objects) is soon reused by pymalloc, so a hit is trusted only when the names
-// and the line table still have the recorded content; otherwise the slot gets a new serial.
+// and line table objects) is soon reused by pymalloc, so a hit is trusted as is only while no
+// code object was made since it was checked (PyStackCache::generation); after that, only if the
+// names and the line table still have the recorded content. Otherwise it gets a new serial.
 struct CodeInfo {
     const PyCodeObject* code;
     const PyObject* filename;
@@ -53,6 +54,7 @@ struct CodeInfo {
     uint32_t linetable_len, file_len, function_len;
     int32_t firstlineno;
     uint64_t file_id, function_id;
+    uint64_t checked_generation;
     uint64_t id;  // serial within this thread's cache, from 1
     uint64_t hash() const { return mix64(reinterpret_cast<uintptr_t>(code)); }
 };
@@ -98,6 +100,9 @@ namespace pmt::preload {
 struct PyStackCache {
     uint32_t epoch = 0;  // fork generation the ids below belong to
     int depth = 0;       // levels of memo that are valid
+    // Code-creation generation (python_stack.cpp) the memo was made in: a new code object may
+    // sit where a dead one was, so the memo is only trusted within one generation.
+    uint64_t generation = 0;
     uint64_t next_code_serial = 1;
     pystack::Memo memo[pystack::kMaxDepth];
     pystack::OpenTable<pystack::CodeInfo> codes;

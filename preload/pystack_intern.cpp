@@ -129,13 +129,17 @@ uint64_t code_serial(PyStackCache* c, const PyCodeObject* code, const PyObject* 
     CodeInfo* e = c->codes.find(mix64(reinterpret_cast<uintptr_t>(code)),
                                 [&](const CodeInfo& k) { return k.code == code; });
     if (!e) return 0;
-    if (e->id && same_code(c, *e, code, linetable)) return e->id;
+    if (e->id && (e->checked_generation == c->generation || same_code(c, *e, code, linetable))) {
+        e->checked_generation = c->generation;
+        return e->id;
+    }
     CodeInfo info{};
     info.code = code;
     info.filename = code->co_filename;
     info.qualname = code->co_qualname;
     info.linetable = linetable;
     info.firstlineno = code->co_firstlineno;
+    info.checked_generation = c->generation;
     const char* lt;
     size_t lt_len;
     if (!bytes_of(linetable, lt, lt_len) || lt_len > UINT32_MAX) return 0;

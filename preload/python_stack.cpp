@@ -19,6 +19,8 @@ using pystack::Memo;
 
 // kMaxSteps bounds the walk even if a frame chain were corrupt and cyclic.
 constexpr int kMaxSteps = 4096;
+// How far above the walker's own stack frame the interpreter's C frames may be.
+constexpr uintptr_t kMaxStackSpan = uintptr_t(256) << 20;
 // Stack nodes a thread may intern before its caches start afresh (memory bound).
 constexpr size_t kMaxStackNodes = size_t(4) << 20;
 
@@ -31,6 +33,38 @@ struct Interpreter {
 Interpreter g_py;
 enum : int { kUnresolved = 0, kResolving, kReady, kNoStacks };
 std::atomic<int> g_state{kUnresolved};
+
+// Bumped by an audit hook whenever CPython is about to make or run new code objects: then a
+// dead code object's address may hold a different one, and the per-thread memos and code
+// caches must look again. Without the hook (see install_code_watch) every call looks again.
+std::atomic<uint64_t> g_code_generation{1};
+bool g_code_watched = false;
+
+// Audit events of CPython 3.11 that precede making code objects (compiling source,
+// unmarshalling, code()) or running fresh ones (exec/eval, as imports do after unmarshalling).
+// Runs under the GIL in whatever thread raised the event; allocates nothing.
+int on_audit_event(const char* event, PyObject*, void*) {
+    bool code_event = event[0] == 'c' ? std::strcmp(event, "compile") == 0 ||
+                                            std::strcmp(event, "code.__new__") == 0
+                      : event[0] == 'e' ? std::strcmp(event, "exec") == 0
+                      : event[0] == 'm' ? std::strncmp(event, "marshal.load", 12) == 0
+                                        : false;
+    if (code_event) g_code_generation.fetch_add(1, std::memory_order_release);
+    return 0;
+}
+
+// PySys_AddAuditHook is safe before Py_Initialize (the interposer's constructor, the usual
+// case: the hook survives initialisation) or with the GIL held; otherwise it would run other
+// hooks on a thread state this thread does not own, so we go without.
+void install_code_watch() {
+    auto add_hook = reinterpret_cast<int (*)(Py_AuditHookFunction, void*)>(
+        dlsym(RTLD_DEFAULT, "PySys_AddAuditHook"));
+    auto initialized = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "Py_IsInitialized"));
+    auto holds_gil = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "PyGILState_Check"));
+    if (!add_hook || !initialized) return;
+    if (initialized() && !(holds_gil && holds_gil())) return;
+    g_code_watched = add_hook(on_audit_event, nullptr) == 0;
+}
 
 // A fork bumps the epoch: caches made before it clear themselves on next use, since the
 // child's trace is new and defines everything again.
@@ -78,6 +112,7 @@ char* put_decimal(char* p, unsigned v) {
         reinterpret_cast<int (*)(PyCodeObject*, int)>(dlsym(RTLD_DEFAULT, "PyCode_Addr2Line"));
     g_py.is_finalizing = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "_Py_IsFinalizing"));
     supported = supported && g_py.this_thread_state && pystack::g_addr2line;
+    if (supported) install_code_watch();
     g_state.store(supported ? kReady : kNoStacks, std::memory_order_release);
     return supported;
 }
@@ -109,6 +144,10 @@ bool python_init() {
     return resolve_interpreter();
 }
 
+bool python_watches_code_creation() {
+    return g_state.load(std::memory_order_acquire) == kReady && g_code_watched;
+}
+
 const char* python_version() {
     return g_state.load(std::memory_order_acquire) >= kReady ? g_py.version : "";
 }
@@ -123,12 +162,25 @@ uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
         c->reset();
         c->epoch = epoch;
     }
+    uint64_t generation =
+        g_code_watched ? g_code_generation.load(std::memory_order_acquire) : c->generation + 1;
+    if (generation != c->generation) {
+        c->generation = generation;
+        c->depth = 0;
+    }
     // Finalization frees other threads' states while theirs may still be in the TSS slot.
     if (g_py.is_finalizing && g_py.is_finalizing()) return 0;
     // This thread's own state from the GILState TSS slot (not the GIL holder's): NULL before
     // the interpreter exists, after it is gone, and in threads Python never saw.
     PyThreadState* ts = g_py.this_thread_state();
-    if (!ts || ts->thread_id != static_cast<unsigned long>(pthread_self()) || !ts->cframe) return 0;
+    if (!ts || ts->thread_id != static_cast<unsigned long>(pthread_self())) return 0;
+    // The running _PyCFrame is a local of an evaluation loop on this thread's stack, above us
+    // (tstate->root_cframe never has frames). Checking that keeps us from following garbage if
+    // the state was freed under us: finalization frees daemon threads' states without
+    // clearing their TSS slots, and those threads may be allocating without the GIL.
+    auto cframe_distance = reinterpret_cast<uintptr_t>(ts->cframe) -
+                           reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+    if (cframe_distance >= kMaxStackSpan) return 0;
 
     // Innermost first. This thread is inside a C call from its innermost frame, so the chain is
     // stable while we read it even without the GIL.

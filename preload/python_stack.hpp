@@ -32,6 +32,10 @@ void pystack_cache_forget_walk(PyStackCache* c);
 // Resolves the interpreter's symbols with dlsym(RTLD_DEFAULT); safe and cheap to call again.
 // Returns false when the process has no (supported) Python.
 bool python_init();
+// Whether python_init() could install its audit hook (it can before Py_Initialize, or with the
+// GIL held). The hook tells the walker when new code objects appear; without it every call
+// re-checks each frame's code object by content, which is slower (still correct).
+bool python_watches_code_creation();
 // "3.11.2", or "" when the process has no Python.
 const char* python_version();
 

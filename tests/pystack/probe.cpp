@@ -2,10 +2,10 @@
 // takes the calling thread's stack with python_stack_id(), checks the definition contract
 // (every id defined once per process, before its first use, in the using thread) and resolves
 // the id back into "file\tfunction\tline" lines, innermost first.
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -81,6 +81,12 @@ ThreadProbe& probe() {
     return *t_probe;
 }
 
+double thread_cpu_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) * 1e9 + double(ts.tv_nsec);
+}
+
 int copy_out(const std::string& s, char* out, size_t cap) {
     if (cap == 0) return -1;
     size_t n = s.size() < cap - 1 ? s.size() : cap - 1;
@@ -94,6 +100,10 @@ int copy_out(const std::string& s, char* out, size_t cap) {
 extern "C" {
 
 __attribute__((visibility("default"))) int pmt_probe_init() { return python_init() ? 1 : 0; }
+
+__attribute__((visibility("default"))) int pmt_probe_watched() {
+    return python_watches_code_creation() ? 1 : 0;
+}
 
 __attribute__((visibility("default"))) const char* pmt_probe_version() { return python_version(); }
 
@@ -144,14 +154,29 @@ __attribute__((visibility("default"))) double pmt_probe_bench(int iterations, in
     ThreadProbe& p = probe();
     python_stack_id(p.cache, p.sink);  // definitions happen here, outside the timing
     uint64_t sum = 0;
-    auto start = std::chrono::steady_clock::now();
+    // Thread CPU time: the machine is shared, wall time would count other processes' turns.
+    double start = thread_cpu_ns();
     for (int i = 0; i < iterations; ++i) {
         if (forget_walk) pystack_cache_forget_walk(p.cache);
         sum += python_stack_id(p.cache, p.sink);
     }
-    auto ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start);
+    double ns = thread_cpu_ns() - start;
     if (sum == 0) return -1;  // no Python frames: nothing was measured
-    return ns.count() / iterations;
+    return ns / iterations;
+}
+
+// Takes stacks without pause for ms milliseconds (called through ctypes.CDLL: the GIL is
+// released, so the interpreter may finalize meanwhile). Returns how many calls saw frames.
+__attribute__((visibility("default"))) int pmt_probe_spin(int ms) {
+    ThreadProbe& p = probe();
+    timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    int with_frames = 0;
+    do {
+        for (int i = 0; i < 64; ++i) with_frames += python_stack_id(p.cache, p.sink) != 0;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < ms);
+    return with_frames;
 }
 
 // What the recorder does in a forked child: drop every cache, then tell the walker.

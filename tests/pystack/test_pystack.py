@@ -7,6 +7,7 @@ keeps it. Expected lines come from the "# L:name" markers in this file.
 import ctypes
 import gc
 import os
+import subprocess
 import sys
 import threading
 import unittest
@@ -23,6 +24,12 @@ for lib in (RELEASED, HELD):
     lib.pmt_probe_version.restype = ctypes.c_char_p
     lib.pmt_probe_bench.restype = ctypes.c_double
     lib.pmt_probe_bench.argtypes = [ctypes.c_int, ctypes.c_int]
+
+# The interposer initialises the walker before Python starts; the nearest a loaded library gets
+# is initialising with the GIL held, which lets it install its code-creation audit hook.
+# PMT_PYSTACK_LATE_INIT=1 initialises without the GIL instead: no hook, the slower checks.
+LATE_INIT = os.environ.get("PMT_PYSTACK_LATE_INIT") == "1"
+(RELEASED if LATE_INIT else HELD).pmt_probe_init()
 
 with open(__file__, encoding="utf-8") as f:
     SOURCE = f.read().splitlines()
@@ -106,6 +113,7 @@ def 函数():
 class StackWalker(unittest.TestCase):
     def test_python_is_detected(self):
         self.assertEqual(RELEASED.pmt_probe_init(), 1)
+        self.assertEqual(RELEASED.pmt_probe_watched(), 0 if LATE_INIT else 1)
         v = sys.version_info
         self.assertEqual(RELEASED.pmt_probe_version().decode(), f"{v[0]}.{v[1]}.{v[2]}")
 
@@ -219,6 +227,23 @@ class StackWalker(unittest.TestCase):
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
         self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+
+    def test_daemon_threads_walking_while_the_interpreter_finalizes(self):
+        # Daemon threads take stacks without the GIL, nonstop, while the main thread exits:
+        # finalization frees their thread states under them. No crash, exit status kept.
+        script = (
+            "import ctypes, threading, time\n"
+            f"lib = ctypes.CDLL({PROBE_PATH!r})\n"
+            "def spin():\n"
+            "    while True:\n"
+            "        lib.pmt_probe_spin(1000)\n"
+            "for _ in range(3):\n"
+            "    threading.Thread(target=spin, daemon=True).start()\n"
+            "time.sleep(0.05)\n"
+            "raise SystemExit(7)\n")
+        for _ in range(10):
+            run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+            self.assertEqual((run.returncode, run.stderr), (7, ""))
 
 
 if __name__ == "__main__":
