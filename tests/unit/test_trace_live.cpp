@@ -2,6 +2,8 @@
 // partial munmap, moved or grown by mremap, file mappings not counted, and the exact peak.
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <random>
+#include <unordered_map>
 #include <vector>
 
 #include "pmt/live.hpp"
@@ -210,4 +212,35 @@ TEST_CASE("the peak is the strict maximum with the time and seq of the event tha
     Event rss = s.next(EventType::Rss, 0, 1ull << 40);
     h.apply(rss);
     CHECK(h.peak_bytes() == 301);
+}
+
+TEST_CASE("the block table agrees with a reference map under random inserts and erases",
+          "[trace][live]") {
+    BlockTable t;
+    std::unordered_map<uint64_t, uint64_t> ref;
+    std::mt19937_64 rng(7);
+    for (int i = 0; i < 200000; ++i) {
+        // Few distinct addresses (some clustered, some 0) so probe chains collide and wrap.
+        uint64_t addr = rng() % 3 == 0 ? (rng() % 64) * 16 : (rng() % 5000) * 4096;
+        if (rng() % 2) {
+            auto [b, added] = t.insert({addr, uint64_t(i), 0, 0, false});
+            CHECK(added == (ref.count(addr) == 0));
+            if (added) ref[addr] = uint64_t(i);
+            CHECK(b->size == ref[addr]);
+        } else if (Block* b = t.find(addr)) {
+            REQUIRE(ref.count(addr) == 1);
+            CHECK(b->size == ref[addr]);
+            t.erase(b);
+            ref.erase(addr);
+        } else {
+            CHECK(ref.count(addr) == 0);
+        }
+    }
+    CHECK(t.size() == ref.size());
+    size_t seen = 0;
+    t.for_each([&](const Block& b) {
+        ++seen;
+        CHECK(ref.at(b.addr) == b.size);
+    });
+    CHECK(seen == ref.size());
 }

@@ -17,27 +17,27 @@ uint64_t range_end(uint64_t addr, uint64_t len) {
 }  // namespace
 
 void LiveHeap::add_block(const Block& b, LiveListener* l) {
-    auto [it, added] = blocks_.try_emplace(b.addr, b);
+    auto [slot, added] = blocks_.insert(b);
     if (!added) {
         // An address handed out again while we think it is live: its free was not seen (made
         // before tracing, or by a path we do not intercept). The old block is gone; say so.
         ++replaced_live_;
-        live_bytes_ -= it->second.size;
-        if (l) l->on_dead(it->second, b.time_ns);
-        it->second = b;
+        live_bytes_ -= slot->size;
+        if (l) l->on_dead(*slot, b.time_ns);
+        *slot = b;
     }
     live_bytes_ += b.size;
     if (l) l->on_live(b);
 }
 
 void LiveHeap::free_block(uint64_t addr, uint64_t t, LiveListener* l) {
-    auto it = blocks_.find(addr);
-    if (it == blocks_.end()) {
+    Block* slot = blocks_.find(addr);
+    if (!slot) {
         if (addr != 0) ++unknown_frees_;
         return;
     }
-    Block b = it->second;
-    blocks_.erase(it);
+    Block b = *slot;
+    blocks_.erase(slot);
     live_bytes_ -= b.size;
     if (l) l->on_dead(b, t);
 }

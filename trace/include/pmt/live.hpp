@@ -4,20 +4,11 @@
 #pragma once
 #include <cstdint>
 #include <map>
-#include <unordered_map>
 
+#include "pmt/block_table.hpp"
 #include "pmt/reader.hpp"
 
 namespace pmt {
-
-// A piece of live memory. For a partial munmap, on_dead gets the released part only.
-struct Block {
-    uint64_t addr = 0;
-    uint64_t size = 0;
-    uint64_t stack_id = 0;
-    uint64_t time_ns = 0;  // when it became live
-    bool mapping = false;
-};
 
 class LiveListener {
 public:
@@ -43,7 +34,7 @@ public:
 
     template <class F>
     void for_each_live(F&& f) const {
-        for (const auto& [addr, b] : blocks_) f(b);
+        blocks_.for_each(f);
         for (const auto& [addr, b] : mappings_) f(b);
     }
 
@@ -56,7 +47,7 @@ private:
     uint64_t unmap_range(uint64_t addr, uint64_t len, uint64_t t, LiveListener* l,
                          Block* first_removed);
 
-    std::unordered_map<uint64_t, Block> blocks_;
+    BlockTable blocks_;
     std::map<uint64_t, Block> mappings_;  // by start address; non-overlapping, counted only
     uint64_t live_bytes_ = 0;
     uint64_t peak_bytes_ = 0;

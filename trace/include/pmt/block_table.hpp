@@ -1,0 +1,51 @@
+// The live heap blocks of LiveHeap, keyed by address: an open-addressing hash table with
+// linear probing and backward-shift deletion. One flat array, no allocation per block (a
+// node-based map was the analyzer's bottleneck at millions of blocks).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace pmt {
+
+// A piece of live memory. For a partial munmap, on_dead gets the released part only.
+struct Block {
+    uint64_t addr = 0;
+    uint64_t size = 0;
+    uint64_t stack_id = 0;
+    uint64_t time_ns = 0;  // when it became live
+    bool mapping = false;
+};
+
+class BlockTable {
+public:
+    size_t size() const { return used_ + (has_zero_ ? 1 : 0); }
+    // The block at addr, or nullptr. Valid until the next insert or erase.
+    Block* find(uint64_t addr);
+    // Inserts b; when addr is taken, returns the existing block (unchanged) and false.
+    std::pair<Block*, bool> insert(const Block& b);
+    // Removes the block find() returned.
+    void erase(Block* b);
+
+    template <class F>
+    void for_each(F&& f) const {
+        if (has_zero_) f(zero_);
+        for (const Block& b : slots_)
+            if (b.addr != 0) f(b);
+    }
+
+private:
+    size_t home(uint64_t addr) const {
+        return static_cast<size_t>((addr * 0x9E3779B97F4A7C15ull) >> shift_);
+    }
+    void grow();
+
+    std::vector<Block> slots_;  // addr 0 marks an empty slot
+    size_t used_ = 0;
+    unsigned shift_ = 64;
+    Block zero_;  // address 0 cannot live in the array; only a corrupt trace uses it
+    bool has_zero_ = false;
+};
+
+}  // namespace pmt
