@@ -109,7 +109,8 @@ void EventMerger::Impl::decode(const uint8_t* raw, size_t n) {
     std::vector<Event>& out = q.events;
     size_t before = out.size();
     // A record is at least 2 bytes; reserving for that bounds growth by the payload size.
-    out.reserve(before + n / 4);
+    // Geometric growth: many payloads of one thread per epoch must not copy quadratically.
+    if (out.capacity() < before + n / 4) out.reserve(std::max(before + n / 4, 2 * out.capacity()));
     auto addr = [&c, &a] { return a += static_cast<uint64_t>(c.zvarint()); };
 
     while (!c.at_end()) {
