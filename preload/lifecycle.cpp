@@ -84,14 +84,12 @@ void finish_trace() {
 void fork_prepare() {
     g_fork_locked = g_started && !g_finished.load();
     if (!g_fork_locked) return;
-    writer_fork_prepare();  // lock order: cycle, then registry, then pool
     recorder_fork_prepare();
 }
 
 void fork_parent() {
     if (!g_fork_locked) return;
     recorder_fork_parent();
-    writer_fork_parent();
 }
 
 // The child starts its own trace naming the parent; nothing of the parent's buffers is kept.

@@ -67,14 +67,14 @@ void start_buffer(ThreadState* s, Buffer* b) {
     s->enc.reset(b->data, kBufferBytes, s->tid, s->last_t);
 }
 
-void destroy_state(ThreadState* s, bool free_cache) {
+void destroy_state(ThreadState* s) {
     for (Buffer* b = s->pending_head; b;) {
         Buffer* n = b->next;
         buffer_put(b);
         b = n;
     }
     if (s->current) buffer_put(s->current);
-    if (free_cache && s->cache) pystack_cache_free(s->cache);
+    if (s->cache) pystack_cache_free(s->cache);
     s->~ThreadState();
     g_real.free(s);
 }
@@ -177,7 +177,7 @@ void collect_buffers(std::vector<Buffer*>& out) {
         release(s);
         if (gone) {
             *link = s->next_registered;
-            destroy_state(s, true);
+            destroy_state(s);
         } else {
             link = &s->next_registered;
         }
@@ -207,13 +207,9 @@ void recorder_fork_child() {
     g_pool_mutex.unlock();
     g_registry_mutex.unlock();
     ThreadState* self = t_state;
-    // Only the forking thread exists in the child. The others may have died mid-record, so
-    // their Python caches may be inconsistent: free their buffers, leak their caches.
-    for (ThreadState* s = g_threads; s;) {
-        ThreadState* n = s->next_registered;
-        if (s != self) destroy_state(s, false);
-        s = n;
-    }
+    // Only the forking thread exists in the child. The others may have stopped mid-record or
+    // mid-hand-off, so their buffers, chains and caches may be inconsistent: they are
+    // abandoned, never touched (copy-on-write pages that cost the child nothing).
     g_threads = nullptr;
     g_pending_bytes.store(0);
     if (!self) return;

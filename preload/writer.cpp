@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <vector>
 
 #include "pmt/chunk.hpp"
@@ -162,7 +163,6 @@ bool writer_start(int fd) {
     g_w->io_failed = false;
     g_w->end_offset = -1;
     g_w->file_bytes = static_cast<uint64_t>(lseek(fd, 0, SEEK_CUR));
-    delete g_w->replay;
     g_w->replay = new HeapReplay;
     g_stop.store(false);
     if (!spawn_internal_thread(writer_main, &g_thread)) {
@@ -204,18 +204,15 @@ void writer_resume_after_exec() {
     g_cycle_mutex.unlock();
 }
 
-// Fork hazard: the writer mid-cycle holds zstd, stdio-free but allocator-heavy state and our
-// buffers; making fork wait for the end of the cycle leaves the child a consistent copy.
-void writer_fork_prepare() { g_cycle_mutex.lock(); }
-void writer_fork_parent() { g_cycle_mutex.unlock(); }
+// Fork: nothing to lock. The writer may be mid-cycle (inside zstd, a vector, the replay's
+// hash tables); the child never touches that state: it abandons the parent's WriterState
+// (copy-on-write pages, never freed) and re-creates the cycle mutex the thread may have held.
 void writer_fork_child() {
-    g_cycle_mutex.unlock();
+    new (&g_cycle_mutex) std::mutex;
     g_thread_running = false;  // the thread did not survive the fork
     if (g_w) {
         if (g_w->fd >= 0) close(g_w->fd);
-        g_w->fd = -1;
-        g_w->out.clear();
-        g_w->collected.clear();
+        g_w = nullptr;  // abandoned, see above; writer_start makes a new one
     }
 }
 

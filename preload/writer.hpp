@@ -27,8 +27,6 @@ void writer_pause_for_exec();
 void writer_resume_after_exec();
 
 // fork: the child gets a fresh writer on its own file (writer_start again).
-void writer_fork_prepare();
-void writer_fork_parent();
 void writer_fork_child();
 
 // Spawns one of our threads with every signal blocked (signals stay with the program's own

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 static volatile int stop;
+static volatile int sink;
 
 static void* churn(void* arg) {
     unsigned seed = (unsigned)(size_t)arg;
@@ -28,7 +29,10 @@ static void* churn(void* arg) {
 
 static void* child_thread(void* arg) {
     (void)arg;
-    free(malloc(12345));
+    char* p = malloc(12345);
+    p[0] = 1;
+    sink += p[0];
+    free(p);
     return NULL;
 }
 
@@ -40,7 +44,9 @@ int main(void) {
     for (int k = 0; k < 40; ++k) {
         pid_t pid = fork();
         if (pid == 0) {
-            void* p = malloc(100000);
+            char* p = malloc(100000);
+            p[0] = 1;
+            sink += p[0];
             pthread_t t;
             pthread_create(&t, NULL, child_thread, NULL);
             pthread_join(t, NULL);
