@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+static volatile int sink;
+
 int main(int argc, char** argv) {
     int n = argc > 1 ? atoi(argv[1]) : 2;
     char* keep = malloc(4096 * (size_t)(n + 1));
@@ -16,7 +18,9 @@ int main(int argc, char** argv) {
         snprintf(arg, sizeof arg, "%d", n - 1);
         char* args[] = {argv[0], arg, NULL};
         execv("/nonexistent/pymemtrace-test", args);
-        void* after = malloc(777); /* recorded in the same trace, after the failed exec */
+        char* after = malloc(777); /* recorded in the same trace, after the failed exec */
+        after[0] = 1;
+        sink += after[0];
         free(after);
         execv("/proc/self/exe", args);
         perror("execv");
