@@ -64,9 +64,11 @@ void TraceInfoAnalysis::add_text(std::string& out) const {
            (header_.allocator.empty() ? std::string("unknown") : header_.allocator) + "\n";
     out += "  duration  " + human_seconds(duration_ns_) + ", " + human_count(events_) + " events\n";
     if (truncated_) {
-        out += "  note: trace truncated at t=" + human_seconds(duration_ns_) + ": " +
-               (truncation_reason_.empty() ? std::string("no end record") : truncation_reason_) +
-               " (the process was probably killed; everything up to there is reported)\n";
+        // The reader's reason may already say "trace truncated at t=...": say it once.
+        const std::string prefix = "trace truncated at t=" + human_seconds(duration_ns_);
+        std::string why = truncation_reason_.empty() ? "no end record" : truncation_reason_;
+        if (why.rfind("trace truncated", 0) != 0) why = prefix + ": " + why;
+        out += "  note: " + why + "; the report covers the trace up to there\n";
     }
     if (unknown_frees_ != 0) {
         out += "  note: " + human_count(unknown_frees_) +
