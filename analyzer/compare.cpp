@@ -85,16 +85,20 @@ RunRecord run_once(const std::vector<std::string>& command, Backend b, int round
     RunRecord rec;
     rec.backend = b;
     rec.round = round;
-    const std::string stem = std::string(backend_name(b)) + "-" + std::to_string(round);
-    rec.trace = (dir / (stem + ".pmt")).string();
-    rec.stdout_path = (dir / (stem + ".stdout")).string();
+    // A directory per run: a wrapper that execs the job (env, sh -c) or child processes leave
+    // several traces, each named by the interposer.
+    const fs::path run_dir = dir / (std::string(backend_name(b)) + "-" + std::to_string(round));
     std::error_code ec;
-    fs::remove(rec.trace, ec);  // the interposer creates its trace O_EXCL
+    fs::remove_all(run_dir, ec);
+    if (!fs::create_directory(run_dir, ec))
+        throw UsageError("cannot create " + run_dir.string() + ": " + ec.message());
+    rec.directory = run_dir.string();
+    rec.stdout_path = (run_dir / "stdout.txt").string();
 
     LaunchSpec spec;
     spec.argv = command;
     spec.backend = b;
-    spec.output = rec.trace;
+    spec.output = rec.directory + "/";
     spec.quiet = true;  // compare prints its own progress; one exit line per run is noise
     spec.stdout_path = rec.stdout_path;
     const LaunchResult r = launch(spec);
@@ -167,7 +171,12 @@ void add_compare_command(CLI::App& app) {
             }
         }
         // Only the first run of each backend draws the HTML timelines.
-        for (RunRecord& rec : runs) rec.measure = measure_trace(rec.trace, rec.round == 1);
+        for (RunRecord& rec : runs) {
+            RunTraces t = measure_run_directory(rec.directory, rec.round == 1);
+            rec.traces = std::move(t.all);
+            rec.trace = std::move(t.main);
+            rec.measure = std::move(t.measure);
+        }
 
         const CompareResult result =
             summarize(opt->command, opt->repeat, dir.string(), backends, std::move(runs));

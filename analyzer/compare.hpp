@@ -13,7 +13,7 @@ namespace pmt::analyzer {
 
 // One RSS sample of a trace with the largest live byte count seen since the previous sample (so
 // a short spike between samples still shows on the timeline).
-struct TimelinePoint {
+struct CompareSample {
     double time_s = 0;
     uint64_t rss_bytes = 0;
     uint64_t live_bytes = 0;
@@ -33,17 +33,29 @@ struct TraceMeasure {
     uint64_t alloc_calls = 0;             // heap allocations (malloc, calloc, realloc, ...)
     uint64_t mmap_calls = 0;              // mappings made by the program
     double duration_s = 0;
-    std::vector<TimelinePoint> timeline;  // only when asked for
+    std::vector<CompareSample> timeline;  // only when asked for
 };
 
 // Reads the trace at path once. Never throws for a bad trace: ok/error say what happened.
 TraceMeasure measure_trace(const std::string& path, bool keep_timeline);
 
+// The traces one run left in its directory (a wrapper such as env or sh -c that execs the job,
+// or child processes, leave several): each is measured, and the one with the largest peak live
+// bytes stands for the run. `all` lists every trace found, sorted.
+struct RunTraces {
+    std::vector<std::string> all;
+    std::string main;
+    TraceMeasure measure;  // of main; ok = false with an error when there is no trace
+};
+RunTraces measure_run_directory(const std::string& dir, bool keep_timeline);
+
 // One execution of the command under one backend.
 struct RunRecord {
     Backend backend = Backend::Glibc;
-    int round = 0;  // 1-based
-    std::string trace;
+    int round = 0;                    // 1-based
+    std::string directory;            // where this run's traces and stdout.txt are
+    std::vector<std::string> traces;  // every trace the run left; traces of child processes too
+    std::string trace;                // the one the figures come from (largest peak live)
     std::string stdout_path;
     int exit_code = 0;
     double wall_s = 0;
@@ -70,7 +82,7 @@ struct BackendSummary {
     std::vector<uint64_t> output_bytes;
     std::vector<std::string> traces;
     std::vector<std::string> detected_allocators;  // distinct values from the trace headers
-    std::vector<TimelinePoint> timeline;           // of the backend's first run
+    std::vector<CompareSample> timeline;           // of the backend's first run
 };
 
 struct CompareResult {

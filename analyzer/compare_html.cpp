@@ -50,12 +50,12 @@ std::string num(double v) {
 }
 
 // Keeps the shape (each bucket's largest values) while bounding the SVG's size.
-std::vector<TimelinePoint> downsample(const std::vector<TimelinePoint>& in) {
+std::vector<CompareSample> downsample(const std::vector<CompareSample>& in) {
     if (in.size() <= kMaxPoints) return in;
-    std::vector<TimelinePoint> out;
+    std::vector<CompareSample> out;
     const size_t per = (in.size() + kMaxPoints - 1) / kMaxPoints;
     for (size_t i = 0; i < in.size(); i += per) {
-        TimelinePoint p = in[i];
+        CompareSample p = in[i];
         for (size_t j = i; j < std::min(in.size(), i + per); ++j) {
             p.rss_bytes = std::max(p.rss_bytes, in[j].rss_bytes);
             p.live_bytes = std::max(p.live_bytes, in[j].live_bytes);
@@ -78,7 +78,7 @@ double tick_step(double span, int ticks) {
 std::string chart(const CompareResult& r) {
     double t_max = 0, y_max = 0;
     for (const BackendSummary& b : r.backends)
-        for (const TimelinePoint& p : b.timeline) {
+        for (const CompareSample& p : b.timeline) {
             t_max = std::max(t_max, p.time_s);
             y_max = std::max(y_max, static_cast<double>(std::max(p.rss_bytes, p.live_bytes)));
         }
@@ -112,7 +112,7 @@ std::string chart(const CompareResult& r) {
         const char* color = kColors[i % std::size(kColors)];
         const auto pts = downsample(b.timeline);
         std::ostringstream rss, live;
-        for (const TimelinePoint& p : pts) {
+        for (const CompareSample& p : pts) {
             rss << num(x(p.time_s)) << "," << num(y(static_cast<double>(p.rss_bytes))) << " ";
             live << num(x(p.time_s)) << "," << num(y(static_cast<double>(p.live_bytes))) << " ";
         }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <set>
 
 #include "compare.hpp"
@@ -86,7 +87,7 @@ BackendSummary summarize_backend(Backend b, const std::vector<const RunRecord*>&
         faults.push_back(r->minor_faults);
         s.exit_codes.push_back(r->exit_code);
         s.output_bytes.push_back(r->output_bytes);
-        s.traces.push_back(r->trace);
+        s.traces.insert(s.traces.end(), r->traces.begin(), r->traces.end());
         if (reference != nullptr &&
             (r->exit_code != reference->exit_code || r->output_bytes != reference->output_bytes))
             s.same_result = false;
@@ -140,6 +141,31 @@ TraceMeasure measure_trace(const std::string& path, bool keep_timeline) {
     return m;
 }
 
+RunTraces measure_run_directory(const std::string& dir, bool keep_timeline) {
+    RunTraces out;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+        if (entry.path().extension() == ".pmt") out.all.push_back(entry.path().string());
+    std::sort(out.all.begin(), out.all.end());
+    if (out.all.empty()) {
+        out.measure.error = "the run wrote no trace in " + dir;
+        return out;
+    }
+    bool chosen = false;
+    for (const std::string& path : out.all) {
+        TraceMeasure m = measure_trace(path, keep_timeline);
+        const bool better =
+            !chosen || (m.ok && !out.measure.ok) ||
+            (m.ok == out.measure.ok && m.peak_live_bytes > out.measure.peak_live_bytes);
+        if (better) {
+            out.main = path;
+            out.measure = std::move(m);
+            chosen = true;
+        }
+    }
+    return out;
+}
+
 CompareResult summarize(const std::vector<std::string>& command, int repeat,
                         const std::string& directory, const std::vector<Backend>& order,
                         std::vector<RunRecord> runs) {
@@ -167,6 +193,10 @@ CompareResult summarize(const std::vector<std::string>& command, int repeat,
             r.notes.push_back(who + ": no usable trace (" + run.measure.error + ")");
         else if (run.measure.truncated)
             r.notes.push_back(who + ": trace truncated (the process did not exit cleanly)");
+        if (run.traces.size() > 1)
+            r.notes.push_back(who + ": " + std::to_string(run.traces.size()) +
+                              " processes were traced; the figures are those of " + run.trace +
+                              " (largest peak live bytes)");
     }
     uint64_t lo = UINT64_MAX, hi = 0;
     for (const BackendSummary& b : r.backends) {

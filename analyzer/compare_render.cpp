@@ -128,6 +128,7 @@ nlohmann::json render_json(const CompareResult& r) {
             const TraceMeasure& m = run.measure;
             runs.push_back({{"round", run.round},
                             {"trace", run.trace},
+                            {"all_traces", run.traces},
                             {"stdout", run.stdout_path},
                             {"exit_code", run.exit_code},
                             {"output_bytes", run.output_bytes},
