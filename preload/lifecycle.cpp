@@ -69,8 +69,10 @@ void start_trace(pid_t ppid, bool forked) {
 
 // Ends the trace: End chunk and the exit line. Safe to call twice and from any thread; a
 // vfork child (same memory, other pid) must leave the parent's trace alone.
+// A thread inside one of our hooks (t_in_hook) that gets here was interrupted by a signal
+// whose handler calls _exit: it may hold its own buffer, so flushing would spin forever.
 void finish_trace() {
-    if (!g_started || getpid() != g_settings.pid || g_finished.exchange(true)) return;
+    if (t_in_hook || !g_started || getpid() != g_settings.pid || g_finished.exchange(true)) return;
     t_in_hook = true;  // from here on this thread only forwards
     sampler_stop();    // first: its last sample is still recorded
     g_tracing.store(false);

@@ -5,9 +5,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+static volatile int sink;
+
 static void* worker(void* arg) {
     free(arg); /* allocated by the previous thread */
-    for (int i = 0; i < 100; ++i) free(malloc(1000 + (size_t)i));
+    for (int i = 0; i < 100; ++i) {
+        char* p = malloc(1000 + (size_t)i);
+        p[0] = (char)i; /* used, so the compiler keeps the pair */
+        sink += p[0];
+        free(p);
+    }
     return malloc(4242);
 }
 
