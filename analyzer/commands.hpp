@@ -29,6 +29,10 @@ struct ExitStatus {
 void add_report_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_compare_command(CLI::App& app);
+// timeline, html, export (render_commands.cpp)
+void add_timeline_command(CLI::App& app);
+void add_html_command(CLI::App& app);
+void add_export_command(CLI::App& app);
 
 // Sets the root command's description, --version and the rule that a subcommand is required.
 void configure_root(CLI::App& app);

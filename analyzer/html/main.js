@@ -1,0 +1,162 @@
+// Builds the report page from the embedded JSON document (html.cpp writes it): summary cards,
+// timeline, flame graph, and the tables of processes, windows, advice and top lines.
+// Every string from the trace goes in with textContent (PMT.el), never as markup.
+"use strict";
+
+(function () {
+  const D = JSON.parse(document.getElementById("pmt-data").textContent);
+  const $ = (id) => document.getElementById(id);
+  const procs = D.processes;
+  const multi = procs.length > 1;
+  const first = procs[0].report;
+
+  // ---- header ----
+  const cmd = (first.trace && first.trace.argv && first.trace.argv.join(" ")) || procs[0].name;
+  $("title-cmd").textContent = cmd;
+  document.title = "pymemtrace: " + cmd;
+  const card = (k, v, cls) => {
+    const c = PMT.el("div", "card" + (cls ? " " + cls : ""));
+    c.appendChild(PMT.el("div", "k", k));
+    c.appendChild(PMT.el("div", "v", v));
+    $("summary").appendChild(c);
+  };
+  const T = D.timeline;
+  if (multi) {
+    card("Processes", String(procs.length));
+    card("Total live peak", PMT.fmtBytes(T.peak.bytes), "peak");
+    card("Total peaked at", PMT.fmtSec(T.peak.time_s));
+    card("Largest RSS sum", PMT.fmtBytes(Math.max(0, ...T.rss_bytes)));
+  } else {
+    const pk = first.peak || {};
+    card("Peak live heap", PMT.fmtBytes(pk.bytes), "peak");
+    card("Peak at", PMT.fmtSec(pk.time_s));
+    card("Peak RSS", pk.rss_bytes ? PMT.fmtBytes(pk.rss_bytes) : "not sampled");
+  }
+  let events = 0, duration = 0;
+  for (const p of procs) {
+    const t = p.report.trace || {};
+    events += t.events || 0;
+    duration = Math.max(duration, (p.offset_s || 0) + (t.duration_s || 0));
+  }
+  card("Duration", PMT.fmtSec(duration));
+  card("Events", PMT.fmtCount(events));
+  if (first.trace) {
+    card("Python", first.trace.python || "none");
+    card("Allocator", first.trace.allocator || "–");
+  }
+  for (const p of procs) {
+    const t = p.report.trace || {};
+    if (t.truncated) {
+      $("notes").appendChild(PMT.el("div", "note", p.name + ": the trace stops early (" +
+        (t.truncation_reason || "no end record") + "); this report covers it up to " +
+        PMT.fmtSec(t.duration_s) + "."));
+    }
+  }
+
+  // ---- timeline ----
+  new PMT.Timeline($("timeline"), T, $("legend"));
+
+  // ---- flame graph, one per process ----
+  const flame = new PMT.Flame($("flame"));
+  if (multi) {
+    $("flame-picker-wrap").hidden = false;
+    procs.forEach((p, k) => $("flame-picker").appendChild(PMT.el("option", null, p.name)).value = String(k));
+    $("flame-picker").addEventListener("change", (ev) => flame.show(procs[Number(ev.target.value)].flame));
+  }
+  flame.show(procs[0].flame);
+
+  // ---- tables ----
+  const table = (head, rows, hotRow) => {
+    const t = PMT.el("table");
+    const tr = PMT.el("tr");
+    for (const h of head) tr.appendChild(PMT.el("th", h.num ? "num" : null, h.label));
+    t.appendChild(PMT.el("thead")).appendChild(tr);
+    const body = t.appendChild(PMT.el("tbody"));
+    rows.forEach((r, i) => {
+      const row = body.appendChild(PMT.el("tr", hotRow === i ? "hot" : null));
+      r.forEach((cell, j) => {
+        const td = row.appendChild(PMT.el("td", head[j].num ? "num" : head[j].code ? "code" : null));
+        if (cell instanceof Node) td.appendChild(cell); else td.textContent = cell;
+      });
+    });
+    return t;
+  };
+  const empty = (node, text) => node.appendChild(PMT.el("p", "empty", text));
+  const frameText = (v) => (v && typeof v === "object" && !Array.isArray(v) && ("file" in v || "function" in v))
+    ? PMT.where(v.file, v.line, v.function) : null;
+  const cellText = (k, v) => frameText(v) || PMT.fieldText(k, v);
+
+  // A list of objects as a table with one column per key (the windows and advice sections
+  // may grow fields; every scalar or frame-like field is shown).
+  const genericTable = (node, list, extra) => {
+    const keys = [];
+    for (const o of list) for (const k of Object.keys(o)) if (!keys.includes(k) && (typeof o[k] !== "object" || frameText(o[k]) || o[k] === null)) keys.push(k);
+    const head = (extra ? [{ label: extra.label }] : []).concat(keys.map((k) => ({ label: k.replace(/_/g, " "), num: /(bytes|_s)$/.test(k), code: /(file|site|line|stack)/.test(k) })));
+    node.appendChild(table(head, list.map((o, i) => (extra ? [extra.value(i)] : []).concat(keys.map((k) => cellText(k, o[k]))))));
+  };
+
+  const gather = (key) => {
+    const out = [], who = [];
+    procs.forEach((p) => {
+      const v = p.report[key];
+      if (Array.isArray(v)) for (const x of v) { out.push(x); who.push(p.name); }
+    });
+    return { out, who, present: procs.some((p) => key in p.report) };
+  };
+  const sectionOf = (key, id, none, missing) => {
+    const g = gather(key);
+    const node = $(id);
+    if (!g.present) { empty(node, missing); return; }
+    if (!g.out.length) { empty(node, none); return; }
+    const extra = multi ? { label: "process", value: (i) => g.who[i] } : null;
+    if (g.out.every((x) => typeof x === "string")) {
+      const ul = node.appendChild(PMT.el("ul"));
+      g.out.forEach((x, i) => ul.appendChild(PMT.el("li", null, (extra ? g.who[i] + ": " : "") + x)));
+    } else genericTable(node, g.out.map((x) => (typeof x === "object" ? x : { text: x })), extra);
+  };
+  sectionOf("windows", "windows", "No double-allocation window was found.",
+    "This build of pymemtrace does not look for windows yet.");
+  sectionOf("advice", "advice", "No advice: nothing stood out.",
+    "This build of pymemtrace gives no advice yet.");
+
+  // Top lines at the peak (per process when several).
+  const sitesNode = $("sites");
+  procs.forEach((p) => {
+    const sites = p.report.at_peak || [];
+    if (multi) sitesNode.appendChild(PMT.el("h3", null, p.name));
+    if (!sites.length) { empty(sitesNode, "Nothing was live at the peak."); return; }
+    const peak = (p.report.peak && p.report.peak.bytes) || 1;
+    const rows = sites.map((s, i) => {
+      const bar = PMT.el("span");
+      const b = bar.appendChild(PMT.el("i", "bar"));
+      b.style.width = Math.max(1, Math.round((60 * s.bytes) / peak)) + "px";
+      bar.appendChild(document.createTextNode(((100 * s.bytes) / peak).toFixed(1) + " %"));
+      const callers = (s.stack || []).slice(1, 4).map((f) => PMT.where(f.file, f.line, f.function)).join("  ←  ");
+      return [String(i + 1), PMT.fmtBytes(s.bytes), bar, PMT.fmtCount(s.blocks),
+        PMT.where(s.file, s.line, s.function), callers];
+    });
+    sitesNode.appendChild(table([{ label: "#" }, { label: "bytes", num: true }, { label: "share" },
+      { label: "blocks", num: true }, { label: "line", code: true }, { label: "called from", code: true }], rows));
+  });
+
+  // Processes (several traces).
+  if (D.tree) {
+    $("sec-processes").hidden = false;
+    const tp = D.tree.total || {};
+    const rows = D.tree.processes.map((p) => {
+      const top = (p.top_lines || [])[0];
+      return [String(p.pid), String(p.ppid), (p.argv || []).join(" "), PMT.fmtSec(p.start_offset_s),
+        PMT.fmtBytes(p.peak_bytes), PMT.fmtSec(p.peak_time_s), PMT.fmtBytes(p.bytes_at_total_peak),
+        top ? PMT.where(top.file, top.line, top.function) + "  (" + PMT.fmtBytes(top.bytes) + ")" : "–"];
+    });
+    $("processes").appendChild(PMT.el("p", "hint", "The sum of all processes peaked at " +
+      PMT.fmtBytes(tp.peak_bytes) + " at " + PMT.fmtSec(tp.peak_time_s) + " (to within " + PMT.fmtSec(tp.resolution_s) + ")."));
+    $("processes").appendChild(table([{ label: "pid" }, { label: "parent" }, { label: "command", code: true },
+      { label: "started", num: true }, { label: "own peak", num: true }, { label: "at", num: true },
+      { label: "at the total's peak", num: true }, { label: "top line at its peak", code: true }], rows));
+  }
+
+  $("footer").textContent = (D.generator || "pymemtrace") + " · sizes in decimal units (1 MB = 10⁶ bytes) · " +
+    procs.map((p) => p.report.trace ? p.report.trace.path : p.name).join(", ");
+  document.body.dataset.ready = "1";
+})();
