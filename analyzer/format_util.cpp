@@ -68,6 +68,10 @@ std::string source_line(const std::string& file, uint32_t line, size_t max_chars
     if (b == std::string::npos) return "";
     const size_t e = text.find_last_not_of(" \t\r");
     text = text.substr(b, e - b + 1);
+    // A trailing comment is noise next to a size; "  #" rarely occurs inside a string.
+    const size_t comment = text.find("  #");
+    if (comment != std::string::npos)
+        text = text.substr(0, text.find_last_not_of(" \t", comment) + 1);
     if (text.size() > max_chars && max_chars > 3) text = text.substr(0, max_chars - 3) + "...";
     return text;
 }

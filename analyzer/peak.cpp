@@ -158,18 +158,30 @@ std::string where(const SiteFrame& f) {
     return display_path(f.file) + ":" + std::to_string(f.line) + " in " + f.function;
 }
 
-// "called from a.py:21 in main, a.py:30 in <module>", at most four outer frames.
+bool import_machinery(const SiteFrame& f) { return f.file.rfind("<frozen importlib", 0) == 0; }
+
+// "called from a.py:21 in main, a.py:30 in <module>": the outer frames, at most three shown
+// and one line long; runs of import-system frames read as "(import)".
 std::string call_path(const std::vector<SiteFrame>& stack) {
     if (stack.size() < 2) return "";
-    constexpr size_t kShown = 4;
+    constexpr size_t kShown = 3;
+    constexpr size_t kMaxChars = 120;
     std::string out = "called from ";
-    for (size_t i = 1; i < stack.size() && i <= kShown; ++i) {
-        if (i > 1) out += ", ";
-        out += where(stack[i]);
+    size_t shown = 0;
+    size_t i = 1;
+    for (; i < stack.size() && shown < kShown; ++i) {
+        std::string part;
+        if (import_machinery(stack[i])) {
+            while (i + 1 < stack.size() && import_machinery(stack[i + 1])) ++i;
+            part = "(import)";
+        } else {
+            part = where(stack[i]);
+        }
+        if (shown > 0 && out.size() + part.size() + 2 > kMaxChars) break;
+        out += (shown > 0 ? ", " : "") + part;
+        ++shown;
     }
-    if (stack.size() - 1 > kShown) {
-        out += ", ... (" + std::to_string(stack.size() - 1 - kShown) + " more)";
-    }
+    if (i < stack.size()) out += ", ... (" + std::to_string(stack.size() - i) + " more)";
     return out;
 }
 

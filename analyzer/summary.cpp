@@ -72,7 +72,8 @@ void TraceInfoAnalysis::add_text(std::string& out) const {
     }
     if (unknown_frees_ != 0) {
         out += "  note: " + human_count(unknown_frees_) +
-               " frees of blocks made before tracing started were ignored\n";
+               (unknown_frees_ == 1 ? " free" : " frees") +
+               " of blocks made before tracing started ignored\n";
     }
     out += "\n";
 }
