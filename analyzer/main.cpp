@@ -13,5 +13,7 @@ int main(int argc, char** argv) {
     add_timeline_command(app);
     add_html_command(app);
     add_export_command(app);
+    add_run_command(app);
+    add_compare_command(app);
     return run_cli(app, argc, argv, std::cout, std::cerr);
 }
