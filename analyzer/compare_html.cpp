@@ -43,10 +43,15 @@ std::string esc(const std::string& s) {
     return out;
 }
 
-std::string num(double v) {
+std::string num(double v, int decimals = 1) {
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f", v);
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
     return buf;
+}
+
+// Enough decimals to tell ticks `step` apart (0.05 -> 2, 0.5 -> 1, 2 -> 0).
+int decimals_for(double step) {
+    return std::max(0, static_cast<int>(std::ceil(-std::log10(step) - 1e-9)));
 }
 
 // Keeps the shape (each bucket's largest values) while bounding the SVG's size.
@@ -103,7 +108,7 @@ std::string chart(const CompareResult& r) {
         s << "<line x1=\"" << num(x(t)) << "\" x2=\"" << num(x(t)) << "\" y1=\"" << kTop
           << "\" y2=\"" << kTop + ph << "\" stroke=\"#eee\"/>";
         s << "<text x=\"" << num(x(t)) << "\" y=\"" << kTop + ph + 16
-          << "\" text-anchor=\"middle\">" << num(t) << "</text>\n";
+          << "\" text-anchor=\"middle\">" << num(t, decimals_for(t_step)) << "</text>\n";
     }
     s << "<text x=\"" << kLeft + pw / 2 << "\" y=\"" << kHeight - 8
       << "\" text-anchor=\"middle\">seconds since start (first run of each allocator)</text>\n";

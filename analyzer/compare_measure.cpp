@@ -83,7 +83,9 @@ BackendSummary summarize_backend(Backend b, const std::vector<const RunRecord*>&
     std::set<std::string> allocators;
     for (const RunRecord* r : runs) {
         wall.push_back(r->wall_s);
-        rss.push_back(r->max_rss_bytes);
+        // The kernel's high-water mark, unless a sample saw more: its per-thread RSS counters
+        // are folded in lazily, so either can lead the other by a few dozen pages.
+        rss.push_back(std::max(r->max_rss_bytes, r->measure.peak_rss_sampled_bytes));
         faults.push_back(r->minor_faults);
         s.exit_codes.push_back(r->exit_code);
         s.output_bytes.push_back(r->output_bytes);
