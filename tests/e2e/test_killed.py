@@ -22,7 +22,8 @@ class KilledProcess(e2e.E2ETest):
         out_dir = tempfile.mkdtemp(prefix="pmt-e2e-")
         self.addCleanup(shutil.rmtree, out_dir, True)
         proc = subprocess.Popen([e2e.SYSTEM_PYTHON, path], env=e2e.preload_env(out_dir),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.addCleanup(proc.stdout.close)
         self.addCleanup(proc.wait)
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
         ready, _, _ = select.select([proc.stdout], [], [], 60)

@@ -9,9 +9,9 @@ import numpy as np
 MIB = 1 << 20
 pid = os.fork()
 if pid == 0:
-    child = np.ones(24 * MIB // 8)  # LINE:child
+    child = np.arange(24 * MIB // 8, dtype=np.float64)  # LINE:child
     print(f"child {os.getpid()} {os.getppid()}", flush=True)
     sys.exit(0)
 os.waitpid(pid, 0)
-parent = np.ones(40 * MIB // 8)  # LINE:parent
+parent = np.arange(40 * MIB // 8, dtype=np.float64)  # LINE:parent
 print(f"parent {os.getpid()}", flush=True)

@@ -11,7 +11,7 @@ all_made = threading.Barrier(len(SIZES_MIB) + 1)
 
 
 def worker(i):
-    kept[i] = np.ones(SIZES_MIB[i] * MIB // 8)  # LINE:worker
+    kept[i] = np.arange(SIZES_MIB[i] * MIB // 8, dtype=np.float64)  # LINE:worker
     all_made.wait()
 
 

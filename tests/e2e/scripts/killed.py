@@ -5,6 +5,6 @@ import time
 import numpy as np
 
 MIB = 1 << 20
-held = np.ones(32 * MIB // 8)  # LINE:held
+held = np.arange(32 * MIB // 8, dtype=np.float64)  # LINE:held
 print("ready", flush=True)
 time.sleep(120)
