@@ -1,0 +1,236 @@
+// AdviceAnalysis: per-stack live bytes with a lazy snapshot at the running peak, then the
+// rules of WINDOWS.md ("Advice") turned into lines of advice with their estimated peaks.
+#include "advice.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include "format_util.hpp"
+
+namespace pmt::analyzer {
+namespace {
+
+constexpr uint64_t kBigBlock = uint64_t{1} << 20;  // a heap block this big is array-like data
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+// pymalloc's arena sizes (CPython >= 3.10: 1 MiB; 3.8-3.9: 256 KiB).
+bool is_arena(const Block& b) { return b.mapping && (b.size == kMiB || b.size == kMiB / 4); }
+constexpr uint64_t kFloatObjectBytes = 24;  // sizeof(PyFloatObject) on 64-bit CPython
+constexpr uint64_t kPointerBytes = 8;
+
+}  // namespace
+
+void AdviceAnalysis::touch(Site& s, uint64_t seq) {
+    if (s.snap_for != peak_seq_ && s.last_change <= peak_seq_) {
+        s.heap_peak = s.heap;
+        s.big_peak = s.big;
+        s.arena_peak = s.arena;
+        s.snap_for = peak_seq_;
+        s.first_free_after_peak_ns = 0;
+    }
+    s.last_change = seq;
+}
+
+void AdviceAnalysis::on_event(const Event& e, const LiveHeap& heap) {
+    const bool release =
+        e.type == EventType::Munmap || (e.type == EventType::Free && e.kind != AllocKind::Realloc &&
+                                        e.kind != AllocKind::ReallocArray);
+    for (const Block& b : dead_) {
+        Site& s = sites_[b.stack_id];
+        touch(s, e.seq);
+        if (is_arena(b))
+            s.arena -= std::min(s.arena, b.size);
+        else if (!b.mapping)
+            s.heap -= std::min(s.heap, b.size);
+        if (!b.mapping && b.size >= kBigBlock) s.big -= std::min(s.big, b.size);
+        if (release && s.first_free_after_peak_ns == 0) s.first_free_after_peak_ns = e.time_ns;
+    }
+    for (const Block& b : live_) {
+        Site& s = sites_[b.stack_id];
+        touch(s, e.seq);
+        if (is_arena(b))
+            s.arena += b.size;
+        else if (!b.mapping)
+            s.heap += b.size;
+        if (!b.mapping && b.size >= kBigBlock) s.big += b.size;
+        s.last_alloc_seq = e.seq;
+        s.peak_after_last_alloc = heap.peak_bytes();
+    }
+    live_.clear();
+    dead_.clear();
+    if (heap.peak_bytes() > peak_seen_) {
+        peak_seen_ = heap.peak_bytes();
+        peak_seq_ = e.seq;
+        peak_stack_ = e.stack_id;
+    }
+}
+
+void AdviceAnalysis::finish(const TraceReader& /*reader*/, const LiveHeap& heap) {
+    // Sites untouched since the peak still hold what they held at it.
+    for (auto& [stack, s] : sites_)
+        if (s.snap_for != peak_seq_) {
+            s.heap_peak = s.heap;
+            s.big_peak = s.big;
+            s.arena_peak = s.arena;
+            s.snap_for = peak_seq_;
+            s.first_free_after_peak_ns = 0;
+        }
+    add_window_advice();
+    add_del_advice(heap);
+    add_population_advice();
+    add_float32_advice();
+    std::stable_sort(advice_.begin(), advice_.end(), [](const Advice& a, const Advice& b) {
+        return a.saving_bytes.value_or(0) > b.saving_bytes.value_or(0);
+    });
+}
+
+void AdviceAnalysis::add_window_advice() {
+    StackFrames& f = windows_.frames();
+    size_t n = 0;
+    for (const Window& w : windows_.windows()) {
+        if (w.cost_bytes == 0 || n++ == 5) break;
+        const FrameKey& st = w.statement.back();
+        const FrameKey old = f.innermost(w.old_stack);
+        Advice a{"window", std::string(f.text(st.file)), st.line, w.cost_bytes, ""};
+        a.text = frame_text(f, st) + " makes new data (" + human_bytes(w.new_bytes) +
+                 ") while the old (" + human_bytes(w.old_bytes) + ", from " + frame_text(f, old) +
+                 ") is still alive; ";
+        a.text += w.remedy == "replace-elements"
+                      ? "replace the elements one by one, or `del` the old list first"
+                      : "update in place (`out=`, `*=`) or `del` the old data first";
+        a.text += ": peak if fixed " + human_bytes(w.peak_if_fixed) + ".";
+        advice_.push_back(std::move(a));
+    }
+}
+
+void AdviceAnalysis::add_del_advice(const LiveHeap& heap) {
+    const uint64_t peak = heap.peak_bytes();
+    StackFrames& f = windows_.frames();
+    const std::vector<FrameKey> at_peak = f.outer_first(peak_stack_);
+    std::vector<std::pair<uint64_t, const Site*>> kept;  // (stack, site)
+    uint64_t kept_bytes = 0, last_seq = 0, peak_then = 0;
+    for (const auto& [stack, s] : sites_) {
+        if (s.heap_peak < std::max(kMiB, peak / 50) || s.last_alloc_seq >= peak_seq_) continue;
+        // Released only at exit: nothing of it freed between the peak and the script's end.
+        if (s.first_free_after_peak_ns != 0 &&
+            s.first_free_after_peak_ns <= windows_.script_end_ns())
+            continue;
+        // Made by another statement than the one running at the peak.
+        const std::vector<FrameKey>& mine = f.outer_first(stack);
+        size_t d = 0;
+        while (d < mine.size() && d < at_peak.size() && mine[d] == at_peak[d]) ++d;
+        if (d == mine.size() || d == at_peak.size()) continue;
+        kept.push_back({stack, &s});
+        kept_bytes += s.heap_peak;
+        if (s.last_alloc_seq > last_seq) {
+            last_seq = s.last_alloc_seq;
+            peak_then = s.peak_after_last_alloc;
+        }
+    }
+    if (kept.empty()) return;
+    std::sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) {
+        return a.second->last_alloc_seq < b.second->last_alloc_seq;
+    });
+    // Counterfactual: the kept blocks released once the last of them was made.
+    const uint64_t later = windows_.history().max_from(last_seq + 1);
+    const uint64_t cf =
+        std::min(peak, std::max(peak_then, later > kept_bytes ? later - kept_bytes : 0));
+    if (cf >= peak) return;
+    std::string lines;
+    for (size_t i = 0; i < kept.size() && i < 4; ++i) {
+        if (i) lines += i + 1 == kept.size() ? " and " : ", ";
+        lines += frame_text(f, f.innermost(kept[i].first));
+    }
+    if (kept.size() > 4) lines += " and " + std::to_string(kept.size() - 4) + " more";
+    const FrameKey first = f.innermost(kept.front().first);
+    Advice a{"del", std::string(f.text(first.file)), first.line, peak - cf, ""};
+    a.text = lines + (kept.size() > 1 ? " keep " : " keeps ") + human_bytes(kept_bytes) +
+             " alive at the peak; " + (kept.size() > 1 ? "they are" : "it is") +
+             " freed only at exit. `del` " + (kept.size() > 1 ? "them" : "it") +
+             " after the last use: peak if freed before " +
+             (at_peak.empty() ? std::string("the peak") : frame_text(f, at_peak.back())) +
+             " runs: " + human_bytes(cf) + ".";
+    advice_.push_back(std::move(a));
+}
+
+void AdviceAnalysis::add_population_advice() {
+    const uint64_t peak = windows_.peak_bytes();
+    StackFrames& f = windows_.frames();
+    struct Line {
+        uint64_t arena = 0, heap = 0;
+        FrameKey where;
+    };
+    std::map<std::tuple<uint32_t, uint32_t>, Line> lines;  // by (file, line)
+    for (const auto& [stack, s] : sites_) {
+        if (s.arena_peak == 0 && s.heap_peak == 0) continue;
+        const FrameKey k = f.innermost(stack);
+        if (k.line == 0) continue;
+        Line& l = lines[{k.file, k.line}];
+        l.arena += s.arena_peak;
+        l.heap += s.heap_peak;
+        l.where = k;
+    }
+    for (const auto& [key, l] : lines) {
+        if (l.arena < std::max(4 * kMiB, peak / 20)) continue;
+        // Estimated: an arena's bytes over the size of a float object; other small objects
+        // (ints, tuples) would give other counts.
+        const uint64_t count = l.arena / kFloatObjectBytes;
+        const uint64_t as_list = l.arena + l.heap;
+        const uint64_t as_array = count * kPointerBytes;
+        if (as_list <= as_array) continue;
+        Advice a{"numpy-array", std::string(f.text(l.where.file)), l.where.line, as_list - as_array,
+                 ""};
+        a.text = frame_text(f, l.where) + " builds a population of small Python objects (" +
+                 human_bytes(as_list) + " at the peak, " + human_bytes(l.arena) +
+                 " of it in pymalloc arenas): about " + human_count(count) +
+                 " objects if they are floats (24 bytes each; an estimate from the arena "
+                 "bytes). A numpy float64 array holds that many in " +
+                 human_bytes(as_array) + ": peak if so about " +
+                 human_bytes(peak - (as_list - as_array)) + ".";
+        advice_.push_back(std::move(a));
+    }
+}
+
+void AdviceAnalysis::add_float32_advice() {
+    const uint64_t peak = windows_.peak_bytes();
+    StackFrames& f = windows_.frames();
+    uint64_t big = 0;
+    std::vector<std::pair<uint64_t, uint64_t>> by_site;  // (bytes, stack)
+    for (const auto& [stack, s] : sites_)
+        if (s.big_peak) {
+            big += s.big_peak;
+            by_site.push_back({s.big_peak, stack});
+        }
+    if (big == 0 || big * 2 < peak) return;
+    std::sort(by_site.rbegin(), by_site.rend());
+    std::string lines;
+    for (size_t i = 0; i < by_site.size() && i < 3; ++i)
+        lines += (i ? ", " : "") + frame_text(f, f.innermost(by_site[i].second));
+    if (by_site.size() > 3) lines += " and others";
+    const FrameKey top = f.innermost(by_site.front().second);
+    Advice a{"float32", std::string(f.text(top.file)), top.line, big / 2, ""};
+    a.text = "Large buffers (numpy-like, >= 1 MiB each) from " + lines + " hold " +
+             human_bytes(big) + " of the " + human_bytes(peak) +
+             " peak. If they are float64 and float32 precision is enough for this job, "
+             "`dtype=np.float32` halves them: peak about " +
+             human_bytes(peak - big / 2) +
+             " (conditional on precision; integer or float32 data gains nothing).";
+    advice_.push_back(std::move(a));
+}
+
+void AdviceAnalysis::add_json(nlohmann::json& report) const {
+    nlohmann::json list = nlohmann::json::array();
+    for (const Advice& a : advice_) {
+        nlohmann::json j = {{"kind", a.kind}, {"file", a.file}, {"line", a.line}, {"text", a.text}};
+        j["saving_bytes"] = a.saving_bytes ? nlohmann::json(*a.saving_bytes) : nlohmann::json();
+        list.push_back(std::move(j));
+    }
+    report["advice"] = std::move(list);
+}
+
+void AdviceAnalysis::add_text(std::string& out) const {
+    if (advice_.empty()) return;
+    out += "Advice:\n";
+    for (const Advice& a : advice_) out += "  - " + a.text + "\n";
+}
+
+}  // namespace pmt::analyzer

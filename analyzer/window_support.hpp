@@ -1,0 +1,69 @@
+// Helpers of the windows and advice analyses (WINDOWS.md): stack frames compared by content
+// (outermost first, for "same statement" tests) and the history of live bytes kept as suffix
+// maxima, which answers "highest live bytes from event s until now" for counterfactual peaks.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "pmt/reader.hpp"
+
+namespace pmt::analyzer {
+
+// One frame, with file and function interned by this cache (ids compare by content, unlike
+// the trace's ids, which two threads may assign differently to the same text).
+struct FrameKey {
+    uint32_t file = 0;
+    uint32_t function = 0;
+    uint32_t line = 0;
+    bool operator==(const FrameKey& o) const {
+        return file == o.file && function == o.function && line == o.line;
+    }
+    bool operator!=(const FrameKey& o) const { return !(*this == o); }
+};
+
+class StackFrames {
+public:
+    void attach(const TraceReader* reader) { reader_ = reader; }
+    // Frames of a stack, outermost first (empty for stack 0). Cached per stack id.
+    const std::vector<FrameKey>& outer_first(uint64_t stack_id);
+    // Whether the stack's outermost frames are exactly `prefix` (outermost first).
+    bool has_prefix(uint64_t stack_id, const std::vector<FrameKey>& prefix);
+    std::string_view text(uint32_t id) const { return id < texts_.size() ? texts_[id] : ""; }
+    // Frames innermost first as JSON-ready records, and the innermost frame alone.
+    std::vector<FrameKey> inner_first(uint64_t stack_id);
+    FrameKey innermost(uint64_t stack_id);
+
+private:
+    uint32_t intern(std::string_view s);
+    const TraceReader* reader_ = nullptr;
+    std::unordered_map<uint64_t, std::vector<FrameKey>> stacks_;
+    std::unordered_map<std::string, uint32_t> ids_;
+    std::deque<std::string> texts_{""};  // id 0 = ""; a deque keeps views stable
+};
+
+// Live bytes after each event, reduced to the events whose value exceeds every later one.
+// max_from(s) is then the first kept entry at or after s. Its size is the number of strictly
+// decreasing steps since the highest point, bounded in practice by the blocks freed; a cap
+// merges old neighbours upward (never under-estimates a maximum) if it is ever reached.
+class LiveHistory {
+public:
+    void push(uint64_t seq, uint64_t live_bytes);
+    // Highest live bytes after any event with seq >= s (0 when no such event was pushed).
+    uint64_t max_from(uint64_t seq) const;
+    size_t size() const { return entries_.size(); }
+
+private:
+    struct Entry {
+        uint64_t seq;
+        uint64_t live;
+    };
+    static constexpr size_t kCap = size_t{1} << 22;
+    void thin();
+    std::vector<Entry> entries_;
+};
+
+}  // namespace pmt::analyzer

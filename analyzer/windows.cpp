@@ -1,0 +1,308 @@
+// WindowAnalysis detection (WINDOWS.md, "The rule"): per thread, releases close together form
+// a burst; the burst is the old generation and the statement running on that thread decides
+// which still-live blocks are the new one. Costs come from LiveHistory in finish().
+#include "windows.hpp"
+
+#include <algorithm>
+
+namespace pmt::analyzer {
+namespace {
+
+constexpr uint64_t kMinBytes = uint64_t{1} << 20;  // smaller generations are noise
+constexpr uint64_t kBurstGapNs = 50'000'000;       // releases further apart are separate
+
+bool is_realloc(AllocKind k) { return k == AllocKind::Realloc || k == AllocKind::ReallocArray; }
+
+}  // namespace
+
+void WindowAnalysis::begin(const TraceReader& reader) { frames_.attach(&reader); }
+
+WindowAnalysis::Rec WindowAnalysis::remove(const Block& b, bool* found, uint64_t* index_seq) {
+    *found = false;
+    *index_seq = 0;
+    uint64_t seq = 0;
+    if (!b.mapping) {
+        auto it = heap_seq_.find(b.addr);
+        if (it == heap_seq_.end()) return {b.addr, b.size, b.stack_id, b.time_ns, 0, 0, false};
+        seq = it->second;
+        heap_seq_.erase(it);
+    } else {
+        // The released part may start inside a mapping (partial munmap).
+        auto it = map_seq_.upper_bound(b.addr);
+        if (it == map_seq_.begin()) return {b.addr, b.size, b.stack_id, b.time_ns, 0, 0, true};
+        --it;
+        seq = it->second;
+        auto rec = by_seq_.find(seq);
+        if (rec == by_seq_.end() || b.addr >= rec->second.addr + rec->second.size)
+            return {b.addr, b.size, b.stack_id, b.time_ns, 0, 0, true};
+        Rec& r = rec->second;
+        if (b.size < r.size) {  // part of it stays live: shrink the record, keep its index
+            Rec part = r;
+            part.addr = b.addr;
+            part.size = b.size;
+            r.size -= b.size;
+            if (b.addr == r.addr) {
+                map_seq_.erase(it);
+                r.addr += b.size;
+                map_seq_[r.addr] = seq;
+            }
+            *found = true;
+            *index_seq = seq;
+            return part;
+        }
+        map_seq_.erase(it);
+    }
+    auto rec = by_seq_.find(seq);
+    if (rec == by_seq_.end()) return {b.addr, b.size, b.stack_id, b.time_ns, 0, 0, b.mapping};
+    Rec r = rec->second;
+    by_seq_.erase(rec);
+    *found = true;
+    *index_seq = seq;
+    return r;
+}
+
+void WindowAnalysis::add(const Block& b, const Rec* carry, uint64_t seq) {
+    Rec r{b.addr,    b.size, b.stack_id,           b.time_ns, seq, running_peak_,
+          b.mapping, since_, detection_max_.size()};
+    if (carry) {  // a block that grew (realloc, mremap) keeps the age of the first one
+        r.origin_ns = carry->origin_ns;
+        r.origin_seq = carry->origin_seq;
+        r.max_before = carry->max_before;
+        r.since = carry->since;
+        r.detections = carry->detections;
+    }
+    // Several blocks of one event (rare) need distinct keys: seq is unique per event only.
+    while (by_seq_.count(seq)) seq += uint64_t{1} << 62;
+    by_seq_[seq] = r;
+    if (b.mapping)
+        map_seq_[b.addr] = seq;
+    else
+        heap_seq_[b.addr] = seq;
+}
+
+void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
+    Thread& th = threads_[e.tid];
+    const bool pending = th.realloc_pending;
+    th.realloc_pending = false;  // a realloc's two halves are adjacent on their thread
+
+    for (auto& [tid, t] : threads_)
+        if (t.burst.active && e.time_ns > t.burst.last_ns + kBurstGapNs) close_burst(t, e.seq);
+
+    switch (e.type) {
+        case EventType::Alloc:
+        case EventType::Mmap:
+        case EventType::Mremap: {
+            if (th.burst.active) close_burst(th, e.seq);  // the thread moved on
+            Rec carried{};
+            bool have = false;
+            if (e.type == EventType::Alloc && is_realloc(e.kind) && pending) {
+                carried = th.realloc_from;
+                have = true;
+            }
+            for (const Block& b : dead_) {  // mremap: the old range moves to the new one
+                bool found = false;
+                uint64_t seq = 0;
+                Rec r = remove(b, &found, &seq);
+                if (found && !have) {
+                    carried = r;
+                    have = true;
+                }
+            }
+            for (const Block& b : live_) add(b, have ? &carried : nullptr, e.seq);
+            if (e.stack_id != 0) {
+                th.last_alloc_stack = e.stack_id;
+                auto [it, fresh] = module_rooted_.emplace(e.stack_id, false);
+                if (fresh) {
+                    const auto& f = frames_.outer_first(e.stack_id);
+                    it->second = !f.empty() && frames_.text(f.front().function) == "<module>";
+                }
+                if (it->second) script_end_ns_ = e.time_ns;
+            }
+            break;
+        }
+        case EventType::Free:
+            if (is_realloc(e.kind)) {
+                for (const Block& b : dead_) {
+                    bool found = false;
+                    uint64_t seq = 0;
+                    const Rec r = remove(b, &found, &seq);
+                    if (!found) continue;
+                    th.realloc_pending = true;
+                    th.realloc_from = r;
+                }
+                break;
+            }
+            release(th, e);
+            break;
+        case EventType::Munmap:
+            release(th, e);
+            break;
+        case EventType::Rss:
+            break;
+    }
+    live_.clear();
+    dead_.clear();
+    if (e.type != EventType::Rss) history_.push(e.seq, heap.live_bytes());
+    running_peak_ = heap.peak_bytes();
+    since_ = std::max(since_, heap.live_bytes());
+}
+
+}  // namespace pmt::analyzer
+
+namespace pmt::analyzer {
+
+void WindowAnalysis::release(Thread& th, const Event& e) {
+    for (const Block& b : dead_) {
+        bool found = false;
+        uint64_t seq = 0;
+        const Rec r = remove(b, &found, &seq);
+        Burst& bu = th.burst;
+        if (!bu.active) {
+            bu.active = true;
+            bu.stmt_stack = th.last_alloc_stack;
+            bu.first_ns = e.time_ns;
+            bu.bytes = 0;
+            bu.dead.clear();
+        }
+        bu.last_ns = e.time_ns;
+        bu.last_seq = e.seq;
+        bu.bytes += b.size;
+        bu.dead.push_back({seq, found ? r.stack : b.stack_id, b.size, b.mapping});
+    }
+}
+
+void WindowAnalysis::close_burst(Thread& th, uint64_t /*seq_now*/) {
+    Burst& bu = th.burst;
+    bu.active = false;
+    if (bu.bytes < kMinBytes || bu.stmt_stack == 0) return;
+    const std::vector<FrameKey> stmt = frames_.outer_first(bu.stmt_stack);
+    if (stmt.empty()) return;
+
+    // The old data's stack: the one that released the most bytes.
+    std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> by_stack;  // bytes, max seq
+    for (const Burst::Dead& d : bu.dead) {
+        auto& [bytes, max_seq] = by_stack[d.stack];
+        bytes += d.size;
+        max_seq = std::max(max_seq, d.seq);
+    }
+    uint64_t old_stack = 0, dom_bytes = 0, old_max_seq = 0;
+    for (const auto& [stack, v] : by_stack)
+        if (v.first > dom_bytes) {
+            old_stack = stack;
+            dom_bytes = v.first;
+            old_max_seq = v.second;
+        }
+
+    // The statement: the first frame, from the outermost, where the running code has left
+    // the code that made the old data (the whole stack when both are the same line: loops).
+    const std::vector<FrameKey>& old = frames_.outer_first(old_stack);
+    size_t depth = 0;
+    while (depth < stmt.size() && depth < old.size() && stmt[depth] == old[depth]) ++depth;
+    if (depth >= stmt.size()) depth = stmt.size() - 1;
+    const std::vector<FrameKey> prefix(stmt.begin(), stmt.begin() + depth + 1);
+
+    // Old generation: every released block except the statement's own temporaries.
+    Window w;
+    for (const Burst::Dead& d : bu.dead) {
+        if (d.seq > old_max_seq && frames_.has_prefix(d.stack, prefix)) continue;
+        w.old_bytes += d.size;
+        ++w.old_blocks;
+        if (d.mapping) ++w.old_mappings;
+    }
+    // New generation: what the statement allocated after the old data and still holds.
+    std::unordered_map<uint64_t, uint64_t> new_by_stack;
+    const Rec* first = nullptr;
+    for (auto it = by_seq_.upper_bound(old_max_seq); it != by_seq_.end(); ++it) {
+        const Rec& r = it->second;
+        if (!frames_.has_prefix(r.stack, prefix)) continue;
+        w.new_bytes += r.size;
+        new_by_stack[r.stack] += r.size;
+        if (!first || r.origin_seq < first->origin_seq) first = &r;
+    }
+    if (w.old_bytes < kMinBytes || !first || w.new_bytes < std::max(kMinBytes, w.old_bytes / 8))
+        return;
+    uint64_t best = 0;
+    for (const auto& [stack, bytes] : new_by_stack)
+        if (bytes > best) {
+            best = bytes;
+            w.new_stack = stack;
+        }
+    w.old_stack = old_stack;
+    w.statement = prefix;
+    w.open_ns = first->origin_ns;
+    w.open_seq = first->origin_seq;
+    w.max_before = first->max_before;
+    w.close_ns = bu.first_ns;
+    w.close_seq = bu.last_seq;
+    w.max_in = history_.max_from(w.open_seq);
+    const uint64_t post_close = history_.max_from(w.close_seq + 1);
+    const Rec opener = *first;
+    keep(std::move(w), opener, post_close);
+    detection_max_.push_back(since_);
+    since_ = 0;
+}
+
+void WindowAnalysis::keep(Window w, const Rec& first, uint64_t post_close) {
+    std::vector<uint32_t> key;
+    for (const FrameKey& f : w.statement) key.insert(key.end(), {f.file, f.function, f.line});
+    for (const FrameKey& f : {frames_.innermost(w.new_stack), frames_.innermost(w.old_stack)})
+        key.insert(key.end(), {f.file, f.function, f.line});
+    const uint64_t inside = w.max_in > w.old_bytes ? w.max_in - w.old_bytes : 0;
+    auto it = found_.find(key);
+    if (it == found_.end()) {
+        Key k;
+        k.first_close_ns = w.close_ns;
+        k.before = w.max_before;
+        k.inside = inside;
+        k.last_close_seq = w.close_seq;
+        k.last_detection = detection_max_.size();
+        k.last_post_close = post_close;
+        k.shown = std::move(w);
+        found_.emplace(std::move(key), std::move(k));
+        return;
+    }
+    Key& k = it->second;
+    // Between the previous repetition's release and this one's first byte: after the
+    // release until its detection, the detections in between, and since the last of them.
+    uint64_t between = std::max(k.last_post_close, first.since);
+    for (uint64_t d = k.last_detection + 1; d < first.detections && d < detection_max_.size(); ++d)
+        between = std::max(between, detection_max_[d]);
+    k.between = std::max(k.between, between);
+    k.inside = std::max(k.inside, inside);
+    k.last_close_seq = w.close_seq;
+    k.last_detection = detection_max_.size();
+    k.last_post_close = post_close;
+    const uint64_t count = k.shown.count + 1;
+    if (w.max_in >= k.shown.max_in) k.shown = std::move(w);
+    k.shown.count = count;
+}
+
+std::string WindowAnalysis::remedy_for(const Window& w) {
+    if (w.old_mappings >= 2 || w.old_blocks >= 16) return "replace-elements";
+    return "in-place";
+}
+
+void WindowAnalysis::finish(const TraceReader& /*reader*/, const LiveHeap& heap) {
+    for (auto& [tid, t] : threads_)
+        if (t.burst.active) close_burst(t, 0);
+    peak_bytes_ = heap.peak_bytes();
+    peak_time_ns_ = heap.peak_time_ns();
+    for (auto& [key, k] : found_) {
+        // Releases after the script's last own allocation are the interpreter's exit.
+        if (k.first_close_ns > script_end_ns_) continue;
+        Window& w = k.shown;
+        const uint64_t after = history_.max_from(k.last_close_seq + 1);
+        const uint64_t cf = std::max({k.before, k.between, k.inside, after});
+        w.peak_if_fixed = std::min(cf, peak_bytes_);
+        w.cost_bytes = peak_bytes_ - w.peak_if_fixed;
+        w.remedy = remedy_for(w);
+        windows_.push_back(w);
+    }
+    std::sort(windows_.begin(), windows_.end(), [](const Window& a, const Window& b) {
+        if (a.cost_bytes != b.cost_bytes) return a.cost_bytes > b.cost_bytes;
+        if (a.old_bytes != b.old_bytes) return a.old_bytes > b.old_bytes;
+        return a.open_seq < b.open_seq;
+    });
+}
+
+}  // namespace pmt::analyzer

@@ -1,0 +1,117 @@
+// Transient double-allocation windows (WINDOWS.md is the rule): an old generation of data and
+// the new one that replaces it alive together until the old is released. Found in the report's
+// single replay; costs are counterfactual peaks computed from the same pass.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "analysis.hpp"
+#include "window_support.hpp"
+
+namespace pmt::analyzer {
+
+struct Window {
+    uint64_t old_bytes = 0;  // old generation alive when the new one was complete
+    uint64_t new_bytes = 0;  // what the statement allocated and kept
+    uint64_t old_blocks = 0, old_mappings = 0;
+    uint64_t open_ns = 0, open_seq = 0;     // first byte of the new generation
+    uint64_t close_ns = 0, close_seq = 0;   // release of the old generation (start / end)
+    uint64_t max_before = 0;                // highest live bytes before the window opened
+    uint64_t max_in = 0;                    // highest live bytes while it was open
+    uint64_t new_stack = 0, old_stack = 0;  // the largest block's stack of each generation
+    std::vector<FrameKey> statement;        // outermost first; back() = the rebinding line
+    uint64_t count = 1;                     // windows with the same lines (loops)
+    // Known after finish():
+    uint64_t cost_bytes = 0;
+    uint64_t peak_if_fixed = 0;
+    std::string remedy;  // "in-place" | "replace-elements" | "other"
+};
+
+class WindowAnalysis : public Analysis {
+public:
+    void begin(const TraceReader& reader) override;
+    void on_live(const Block& b) override { live_.push_back(b); }
+    void on_dead(const Block& b, uint64_t) override { dead_.push_back(b); }
+    void on_event(const Event& e, const LiveHeap& heap) override;
+    void finish(const TraceReader& reader, const LiveHeap& heap) override;
+    void add_json(nlohmann::json& report) const override;
+    void add_text(std::string& out) const override;
+
+    // Ranked by cost, then size; after finish().
+    const std::vector<Window>& windows() const { return windows_; }
+    uint64_t peak_bytes() const { return peak_bytes_; }
+    // Last allocation made under a "<module>" outermost frame: the script's own code ran
+    // until then; releases after it belong to interpreter exit.
+    uint64_t script_end_ns() const { return script_end_ns_; }
+    const LiveHistory& history() const { return history_; }
+    StackFrames& frames() const { return frames_; }
+    nlohmann::json frame_json(const FrameKey& f) const;
+    nlohmann::json stack_json(uint64_t stack_id) const;
+
+private:
+    struct Rec {  // one live block, indexed by the seq of its (latest) allocation
+        uint64_t addr, size, stack, origin_ns, origin_seq, max_before;
+        bool mapping;
+        uint64_t since = 0;       // highest live bytes since the last detection, before it
+        uint64_t detections = 0;  // windows detected before it was allocated
+    };
+    struct Burst {  // releases on one thread with no allocation of that thread between them
+        bool active = false;
+        uint64_t stmt_stack = 0;  // the thread's last allocation before the first release
+        uint64_t first_ns = 0, last_ns = 0, last_seq = 0, bytes = 0;
+        struct Dead {
+            uint64_t seq, stack, size;  // seq: of the block's (latest) allocation; 0 unknown
+            bool mapping;
+        };
+        std::vector<Dead> dead;
+    };
+    struct Thread {
+        uint64_t last_alloc_stack = 0;
+        bool realloc_pending = false;
+        Rec realloc_from{};
+        Burst burst;
+    };
+
+    Rec remove(const Block& b, bool* found, uint64_t* index_seq);
+    void add(const Block& b, const Rec* carry, uint64_t seq);
+    void release(Thread& th, const Event& e);
+    void close_burst(Thread& th, uint64_t seq);
+    // Windows with the same lines (a loop) share one counterfactual: every repetition's old
+    // generation released when that repetition opened (WINDOWS.md, "Cost").
+    struct Key {
+        Window shown;  // the repetition whose open interval reached highest
+        uint64_t first_close_ns = 0;
+        uint64_t before = 0;   // highest live bytes before the first repetition opened
+        uint64_t between = 0;  // highest live bytes between repetitions
+        uint64_t inside = 0;   // highest (live - old generation) inside any repetition
+        uint64_t last_close_seq = 0, last_detection = 0, last_post_close = 0;
+    };
+    void keep(Window w, const Rec& first, uint64_t post_close);
+    static std::string remedy_for(const Window& w);
+
+    mutable StackFrames frames_;
+    std::vector<Block> live_, dead_;  // notifications of the current event
+    std::map<uint64_t, Rec> by_seq_;
+    std::unordered_map<uint64_t, uint64_t> heap_seq_;  // heap block addr -> seq
+    std::map<uint64_t, uint64_t> map_seq_;             // mapping start -> seq
+    std::unordered_map<uint32_t, Thread> threads_;
+    std::unordered_map<uint64_t, bool> module_rooted_;
+    std::map<std::vector<uint32_t>, Key> found_;  // by (statement, new line, old line)
+    // Per detection, the highest live bytes since the previous one: with Rec::since this
+    // gives the highest point between two repetitions of a window.
+    std::vector<uint64_t> detection_max_;
+    uint64_t since_ = 0;
+    LiveHistory history_;
+    uint64_t running_peak_ = 0;
+    uint64_t script_end_ns_ = 0;
+    uint64_t peak_bytes_ = 0, peak_time_ns_ = 0;
+    std::vector<Window> windows_;
+};
+
+// Report rendering helpers shared with advice.cpp.
+std::string frame_text(const StackFrames& f, const FrameKey& k);
+
+}  // namespace pmt::analyzer
