@@ -1,0 +1,142 @@
+# Interposer behaviour on C programs whose allocations are known by construction: every hooked
+# function recorded with its kind and size, errno and exit status untouched, fork while threads
+# allocate, exec (failed and successful, same pid), vfork, short-lived threads, SIGKILL.
+# Traces are read back with pmt_dump (pmt::TraceReader only). Run by ctest (see CMakeLists.txt).
+import glob
+import os
+import re
+import subprocess
+import tempfile
+import unittest
+
+BUILD = os.environ.get("PMT_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
+LIB = os.path.join(BUILD, "lib", "libpymemtrace.so")
+BIN = os.path.join(BUILD, "bin")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def dump(path, events=False):
+    """Parses pmt_dump's output: header fields, per-type counts, end summary, events."""
+    argv = [os.path.join(BIN, "pmt_dump"), path] + (["--events"] if events else [])
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    info = {"events": [], "counts": {}}
+    for line in out.splitlines():
+        if line.startswith("pid "):
+            f = line.split()
+            info["pid"], info["ppid"], info["forked"] = int(f[1]), int(f[3]), int(f[5])
+        elif line.startswith("events "):
+            f = line.split()
+            info["total"], info["ordered"], info["truncated"] = int(f[1]), f[3] == "1", f[5] == "1"
+        elif line.startswith("end: "):
+            info["end"] = True
+        elif re.match(r"^\s+\d+ tid=", line):
+            m = re.match(r"\s+(\d+) tid=(\d+) (\w+)\s+kind=(\w+) addr=(\S+) size=(\d+)", line)
+            info["events"].append({"t": int(m[1]), "tid": int(m[2]), "type": m[3], "kind": m[4],
+                                   "addr": int(m[5], 16), "size": int(m[6])})
+        elif re.match(r"^[a-z]+ \d+$", line):
+            name, n = line.split()
+            info["counts"][name] = int(n)
+    return info
+
+
+class Traced:
+    """Runs argv under the interposer, traces going to a fresh directory."""
+
+    def __init__(self, test, argv, **kw):
+        tmp = tempfile.TemporaryDirectory(prefix="pmt-native-")
+        test.addCleanup(tmp.cleanup)
+        env = dict(os.environ, LD_PRELOAD=LIB, PYMEMTRACE_OUTPUT=tmp.name, PYMEMTRACE_QUIET="1")
+        self.proc = subprocess.run(argv, env=env, capture_output=True, text=True, **kw)
+        self.traces = sorted(glob.glob(os.path.join(tmp.name, "*.pmt")))
+
+
+class NativeTests(unittest.TestCase):
+    def test_every_hooked_function_is_recorded_with_its_kind_and_size(self):
+        prog = os.path.join(BIN, "native_alloc_all")
+        plain = subprocess.run([prog], capture_output=True, text=True)
+        run = Traced(self, [prog])
+        self.assertEqual(run.proc.returncode, 0, run.proc.stdout)  # errno survived the hooks
+        self.assertEqual(run.proc.stdout, plain.stdout)
+        self.assertEqual(run.proc.stderr, "")
+        self.assertEqual(len(run.traces), 1)
+        info = dump(run.traces[0], events=True)
+        self.assertTrue(info.get("end") and not info["truncated"] and info["ordered"])
+        allocs = [(e["kind"], e["size"]) for e in info["events"] if e["type"] == "alloc"]
+        expected = [("malloc", 1000), ("calloc", 1000), ("realloc", 5000),
+                    ("reallocarray", 7000), ("posix_memalign", 11000), ("aligned_alloc", 3328),
+                    ("memalign", 17000), ("valloc", 19000), ("pvalloc", 23000)]
+        for item in expected:
+            self.assertIn(item, allocs)
+        self.assertIn(3000, [e["size"] for e in info["events"] if e["type"] == "alloc"])
+        maps = [e for e in info["events"] if e["type"] in ("mmap", "munmap", "mremap")]
+        self.assertEqual([(e["type"], e["size"]) for e in maps],
+                         [("mmap", 64 * PAGE), ("munmap", 16 * PAGE), ("mremap", 96 * PAGE),
+                          ("munmap", 96 * PAGE)])
+        self.assertEqual(maps[1]["addr"], maps[0]["addr"] + 48 * PAGE)  # the partial unmap
+        # Every block the program made was freed: each allocated address is freed later.
+        freed = {e["addr"] for e in info["events"] if e["type"] == "free"}
+        for e in info["events"]:
+            if e["type"] == "alloc" and e["size"] in dict(expected).values():
+                self.assertIn(e["addr"], freed)
+
+    def test_fork_while_threads_allocate_neither_deadlocks_nor_loses_children(self):
+        run = Traced(self, [os.path.join(BIN, "native_fork_stress")], timeout=300)
+        self.assertEqual((run.proc.returncode, run.proc.stdout), (0, "ok\n"))
+        self.assertEqual(len(run.traces), 41)
+        infos = [dump(t) for t in run.traces]
+        parents = [i for i in infos if not i["forked"]]
+        self.assertEqual(len(parents), 1)
+        for child in (i for i in infos if i["forked"]):
+            self.assertEqual(child["ppid"], parents[0]["pid"])
+            self.assertTrue(child.get("end"), "child ended with exit/_exit: trace complete")
+            self.assertGreaterEqual(child["counts"].get("alloc", 0), 2)  # its own and its thread's
+        self.assertTrue(parents[0].get("end") and parents[0]["ordered"])
+
+    def test_exec_keeps_the_pid_and_a_failed_exec_keeps_tracing(self):
+        run = Traced(self, [os.path.join(BIN, "native_exec_chain"), "2"])
+        self.assertEqual((run.proc.returncode, run.proc.stdout), (0, "done 0\n"))
+        chain = [dump(t, events=True) for t in run.traces]
+        pids = [i["pid"] for i in chain]
+        main_pid = max(set(pids), key=pids.count)
+        same = [i for i in chain if i["pid"] == main_pid]
+        self.assertEqual(len(same), 3, run.traces)  # exec'd twice: .pmt, .1.pmt, .2.pmt
+        for info in same:
+            self.assertTrue(info.get("end") and not info["truncated"])
+        with_777 = [i for i in same if any(e["size"] == 777 for e in i["events"])]
+        self.assertEqual(len(with_777), 2)  # recorded after each failed exec
+        vforked = [i for i in chain if i["pid"] != main_pid]
+        self.assertEqual(len(vforked), 1)  # /bin/true, exec'd from the vfork child
+        self.assertEqual(vforked[0]["ppid"], main_pid)
+
+    def test_short_lived_threads_lose_no_events(self):
+        run = Traced(self, [os.path.join(BIN, "native_thread_exit")])
+        self.assertEqual((run.proc.returncode, run.proc.stdout), (0, "threads 300\n"))
+        info = dump(run.traces[0])
+        # Each thread: 100 malloc/free pairs, one malloc handed on and one free of the last.
+        self.assertGreaterEqual(info["counts"]["alloc"], 300 * 101 + 1)
+        self.assertGreaterEqual(info["counts"]["free"], 300 * 101 + 1)
+        self.assertTrue(info.get("end") and info["ordered"])
+
+    def test_exit_status_and_signals_pass_through(self):
+        self.assertEqual(Traced(self, ["sh", "-c", "exit 42"]).proc.returncode, 42)
+        self.assertEqual(Traced(self, ["sh", "-c", "kill -9 $$"]).proc.returncode, -9)
+        self.assertEqual(Traced(self, ["sh", "-c", "kill -SEGV $$"]).proc.returncode, -11)
+
+    def test_a_killed_process_leaves_a_readable_truncated_trace(self):
+        script = "head -c 50000000 /dev/zero | tr '\\0' a | wc -c; kill -9 $$"
+        run = Traced(self, ["sh", "-c", script])
+        self.assertEqual(run.proc.returncode, -9)
+        killed = [i for i in map(dump, run.traces) if i["truncated"]]
+        self.assertEqual(len(killed), 1)  # the shell; its children ended normally
+
+    def test_an_unwritable_output_runs_the_program_untraced(self):
+        env = dict(os.environ, LD_PRELOAD=LIB, PYMEMTRACE_OUTPUT="/nonexistent/dir/x.pmt")
+        proc = subprocess.run(["sh", "-c", "echo hi; exit 3"], env=env, capture_output=True,
+                              text=True)
+        self.assertEqual((proc.returncode, proc.stdout), (3, "hi\n"))
+        self.assertEqual(len(proc.stderr.splitlines()), 1)
+        self.assertIn("running untraced", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
