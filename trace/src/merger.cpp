@@ -292,26 +292,20 @@ void EventMerger::release_before(uint64_t t, EventVisitor& v) {
         q.head += static_cast<size_t>(cut - b);
     }
 
-    // Few runs (the usual case: a handful of threads): pick the smallest front by a linear
-    // scan, which beats a heap's bookkeeping. Many runs: a binary heap of runs.
+    // Few runs (the usual case: a handful of threads): keep them sorted by their front and
+    // move the one just advanced back into place, which beats a heap's bookkeeping.
     if (runs.size() <= 8) {
+        std::sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.before(b); });
         while (!runs.empty()) {
-            size_t best = 0;
-            for (size_t i = 1; i < runs.size(); ++i)
-                if (runs[i].before(runs[best])) best = i;
-            Run& r = runs[best];
-            Event* stop = r.end;
-            if (runs.size() > 1) {
-                size_t second = best == 0 ? 1 : 0;
-                for (size_t i = 0; i < runs.size(); ++i)
-                    if (i != best && runs[i].before(runs[second])) second = i;
-                stop = run_limit(r, runs[second]);
-            }
+            Run& r = runs[0];
+            Event* stop = runs.size() > 1 ? run_limit(r, runs[1]) : r.end;
             for (; r.p < stop; ++r.p) m.deliver(*r.p, v);
             if (r.p == r.end) {
-                r = runs.back();
-                runs.pop_back();
+                runs.erase(runs.begin());
+                continue;
             }
+            for (size_t i = 0; i + 1 < runs.size() && runs[i + 1].before(runs[i]); ++i)
+                std::swap(runs[i], runs[i + 1]);
         }
     } else {
         auto after = [](const Run& a, const Run& b) { return b.before(a); };
