@@ -4,13 +4,13 @@
 #include "sampler.hpp"
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
 #include <cstdlib>
-#include <ctime>
 
 #include "recorder.hpp"
 #include "writer.hpp"
@@ -21,7 +21,9 @@ namespace {
 
 pthread_t g_thread;
 bool g_running = false;
-std::atomic<bool> g_stop{false};
+// 1 = stop. A futex word, so that stopping wakes the thread at once: every traced process
+// stops the sampler at exit, and a short-lived one must not wait out an interval.
+std::atomic<uint32_t> g_stop{0};
 
 // statm: "size resident shared text lib data dt" in pages.
 bool read_rss_bytes(int fd, uint64_t* out) {
@@ -57,10 +59,12 @@ void* sampler_main(void*) {
         next += interval_ns;
         uint64_t now = mono_ns();
         if (next <= now) next = now + interval_ns;  // fell behind: skip, never burst
-        timespec ts{static_cast<time_t>(next / 1000000000u), static_cast<long>(next % 1000000000u)};
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+        while (!g_stop.load() && (now = mono_ns()) < next) {
+            timespec ts{static_cast<time_t>((next - now) / 1000000000u),
+                        static_cast<long>((next - now) % 1000000000u)};
+            syscall(SYS_futex, &g_stop, FUTEX_WAIT_PRIVATE, 0, &ts, nullptr, 0);
         }
-    } while (!g_stop.load(std::memory_order_relaxed));
+    } while (!g_stop.load());
     close(fd);
     return nullptr;
 }
@@ -69,13 +73,14 @@ void* sampler_main(void*) {
 
 void sampler_start() {
     if (g_settings.rss_interval_ms == 0) return;
-    g_stop.store(false);
+    g_stop.store(0);
     g_running = spawn_internal_thread(sampler_main, &g_thread);
 }
 
 void sampler_stop() {
     if (!g_running) return;
-    g_stop.store(true);
+    g_stop.store(1);
+    syscall(SYS_futex, &g_stop, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
     pthread_join(g_thread, nullptr);
     g_running = false;
 }

@@ -4,7 +4,7 @@
 namespace pmt::preload {
 
 void sampler_start();  // no-op when the interval is 0
-void sampler_stop();   // joins the thread (it notices within one interval)
+void sampler_stop();   // wakes and joins the thread
 void sampler_fork_child();
 
 }  // namespace pmt::preload

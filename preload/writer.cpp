@@ -82,13 +82,14 @@ void run_cycle() {
     uint64_t t = now_ns();
     collect_buffers(w.collected);
     if (w.collected.empty()) return;
-    for (Buffer* b : w.collected) {
+    // Everything reaches the file before the replay runs: a process killed meanwhile loses
+    // nothing that was collected.
+    for (Buffer* b : w.collected)
         write_chunk(ChunkType::ThreadEvents, Codec::Zstd, b->data, b->size);
-        w.replay->merger.add_thread_payload(b->data, b->size);
-    }
-    return_buffers(w.collected);
     std::vector<uint8_t> epoch = epoch_payload(t);
     write_chunk(ChunkType::Epoch, Codec::None, epoch.data(), epoch.size());
+    for (Buffer* b : w.collected) w.replay->merger.add_thread_payload(b->data, b->size);
+    return_buffers(w.collected);
     w.replay->merger.release_before(t, *w.replay);
 }
 
