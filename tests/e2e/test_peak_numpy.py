@@ -48,6 +48,9 @@ class PeakOfThreeArrays(e2e.E2ETest):
                          + e2e.describe_at_peak(report))
 
     def test_an_array_made_inside_numpy_has_the_callers_line_on_its_path(self):
+        # The entry may be keyed by numpy's line (the innermost frame) or by the script's line
+        # (library frames skipped); either way the script's line is on its path and the path
+        # starts with the innermost frame, numpy's ones().
         report = self.traced_report(1)
         path = e2e.script("three_arrays.py")
         line = self.lines["d"]
@@ -59,7 +62,6 @@ class PeakOfThreeArrays(e2e.E2ETest):
                          + e2e.describe_at_peak(report))
         entry = held[0]
         self.assertAlmostEqual(entry["bytes"], ONES, delta=0.01 * ONES)
-        self.assertEqual(entry["function"], "ones")
         self.assertEqual(entry["stack"][0]["function"], "ones", "innermost frame first")
 
     def test_trace_header_describes_the_process(self):
