@@ -7,6 +7,7 @@ class Flame {
   constructor(canvas) {
     this.canvas = canvas;
     this.rowH = 20;
+    this.maxRows = 28;  // deeper frames show when the user zooms into a caller
     this.rects = [];
     canvas.addEventListener("mousemove", (ev) => this.onMove(ev));
     canvas.addEventListener("mouseleave", () => { PMT.tooltip.hide(); this.hot = null; this.draw(); });
@@ -48,7 +49,7 @@ class Flame {
 
   draw() {
     if (!this.root) return;
-    const height = Math.max(60, Math.min(this.depth, 40) * this.rowH + 8);
+    const height = Math.max(60, Math.min(this.depth, this.maxRows) * this.rowH + 8);
     const { ctx, w } = PMT.fitCanvas(this.canvas, height);
     ctx.clearRect(0, 0, w, height);
     ctx.font = "12px system-ui, sans-serif";
@@ -60,7 +61,7 @@ class Flame {
     chain.forEach((n, depth) => this.box(ctx, n, depth, 0, w, true));
     const total = this.focus.v || 1;
     const layout = (n, depth, x, width) => {
-      if (depth >= 40) return;
+      if (depth >= this.maxRows) return;
       let cx = x;
       for (const c of n.c || []) {
         const cw = (c.v / total) * w;

@@ -63,7 +63,11 @@
     procs.forEach((p, k) => $("flame-picker").appendChild(PMT.el("option", null, p.name)).value = String(k));
     $("flame-picker").addEventListener("change", (ev) => flame.show(procs[Number(ev.target.value)].flame));
   }
-  flame.show(procs[0].flame);
+  // Several processes: start with the one that held the most at its own peak.
+  let biggest = 0;
+  procs.forEach((p, k) => { if ((p.report.peak || {}).bytes > ((procs[biggest].report.peak || {}).bytes || 0)) biggest = k; });
+  if (multi) $("flame-picker").value = String(biggest);
+  flame.show(procs[biggest].flame);
 
   // ---- tables ----
   const table = (head, rows, hotRow) => {
@@ -135,7 +139,7 @@
       return [String(i + 1), PMT.fmtBytes(s.bytes), bar, PMT.fmtCount(s.blocks),
         PMT.where(s.file, s.line, s.function), callers];
     });
-    sitesNode.appendChild(table([{ label: "#" }, { label: "bytes", num: true }, { label: "share" },
+    sitesNode.appendChild(table([{ label: "#" }, { label: "bytes", num: true }, { label: "share", num: true },
       { label: "blocks", num: true }, { label: "line", code: true }, { label: "called from", code: true }], rows));
   });
 
@@ -146,7 +150,7 @@
     const rows = D.tree.processes.map((p) => {
       const top = (p.top_lines || [])[0];
       return [String(p.pid), String(p.ppid), (p.argv || []).join(" "), PMT.fmtSec(p.start_offset_s),
-        PMT.fmtBytes(p.peak_bytes), PMT.fmtSec(p.peak_time_s), PMT.fmtBytes(p.bytes_at_total_peak),
+        PMT.fmtBytes(p.peak_bytes), PMT.fmtSec(p.start_offset_s + p.peak_time_s), PMT.fmtBytes(p.bytes_at_total_peak),
         top ? PMT.where(top.file, top.line, top.function) + "  (" + PMT.fmtBytes(top.bytes) + ")" : "–"];
     });
     $("processes").appendChild(PMT.el("p", "hint", "The sum of all processes peaked at " +

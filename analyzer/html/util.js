@@ -18,8 +18,9 @@ PMT.fmtBytes = function (b) {
 PMT.fmtSec = function (s) {
   if (s === null || s === undefined || isNaN(s)) return "–";
   const a = Math.abs(s);
-  if (a !== 0 && a < 1e-3) return (s * 1e6).toFixed(0) + " µs";
-  if (a < 1) return (s * 1e3).toFixed(a < 0.01 ? 2 : 1) + " ms";
+  if (a === 0) return "0 s";
+  if (a < 1e-3) return (s * 1e6).toFixed(0) + " µs";
+  if (a < 1) return (s * 1e3).toFixed(a >= 0.1 ? 0 : a >= 0.01 ? 1 : 2) + " ms";
   if (a < 100) return s.toFixed(2) + " s";
   return s.toFixed(0) + " s";
 };
