@@ -10,6 +10,7 @@ PACKAGES=(
     libjemalloc-dev libmimalloc-dev libbenchmark-dev
     python3-numpy python3-dev
     heaptrack valgrind
+    chromium  # the HTML report's browser test (tests/browser)
 )
 
 missing=()
