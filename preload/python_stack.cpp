@@ -22,7 +22,7 @@ constexpr int kMaxSteps = 4096;
 // How far above the walker's own stack frame the interpreter's C frames may be.
 constexpr uintptr_t kMaxStackSpan = uintptr_t(256) << 20;
 // Stack nodes a thread may intern before its caches start afresh (memory bound).
-constexpr size_t kMaxStackNodes = size_t(4) << 20;
+constexpr size_t kMaxStackNodes = size_t(1) << 20;
 
 // What the walker needs from the interpreter, resolved once by python_init().
 struct Interpreter {

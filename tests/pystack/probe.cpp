@@ -2,6 +2,8 @@
 // takes the calling thread's stack with python_stack_id(), checks the definition contract
 // (every id defined once per process, before its first use, in the using thread) and resolves
 // the id back into "file\tfunction\tline" lines, innermost first.
+#include <x86intrin.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -177,6 +179,32 @@ __attribute__((visibility("default"))) int pmt_probe_spin(int ms) {
         clock_gettime(CLOCK_MONOTONIC, &now);
     } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < ms);
     return with_frames;
+}
+
+// One timed python_stack_id call (TSC cycles summed into the thread's total), for call
+// patterns only Python can make, such as alternating call sites.
+thread_local uint64_t t_timed_cycles = 0, t_timed_calls = 0;
+__attribute__((visibility("default"))) void pmt_probe_timed() {
+    ThreadProbe& p = probe();
+    uint64_t start = __rdtsc();
+    python_stack_id(p.cache, p.sink);
+    t_timed_cycles += __rdtsc() - start;
+    ++t_timed_calls;
+}
+
+// Mean ns per pmt_probe_timed() call since the last result; the TSC is calibrated against
+// CLOCK_MONOTONIC over 20 ms.
+__attribute__((visibility("default"))) double pmt_probe_timed_result() {
+    timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    uint64_t c0 = __rdtsc();
+    do clock_gettime(CLOCK_MONOTONIC, &b);
+    while ((b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec) < 20000000);
+    double ns = double((b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec));
+    double cycles_per_ns = double(__rdtsc() - c0) / ns;
+    double result = t_timed_calls ? double(t_timed_cycles) / cycles_per_ns / t_timed_calls : -1;
+    t_timed_cycles = t_timed_calls = 0;
+    return result;
 }
 
 // What the recorder does in a forked child: drop every cache, then tell the walker.
