@@ -1,5 +1,6 @@
 // PeakAnalysis (peak.hpp): exact peak via our own running total of live bytes, attribution at
-// the peak with per-stack lazy snapshots, grouping by innermost frame, and its report sections.
+// the peak with per-stack lazy snapshots, grouping by attribution line (frames.hpp), and its report
+// sections.
 #include "peak.hpp"
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <tuple>
 
 #include "format_util.hpp"
+#include "frames.hpp"
 
 namespace pmt::analyzer {
 
@@ -90,19 +92,22 @@ void PeakAnalysis::finish(const TraceReader& reader, const LiveHeap& /*heap*/) {
                   return a.bytes != b.bytes ? a.bytes > b.bytes : a.stack_id < b.stack_id;
               });
 
-    // Group by the innermost frame's text (file, line, function): the same line may have been
-    // interned under several location ids. Stacks arrive largest first, so the first stack
-    // seen for a site is its largest contributor.
+    // Group by the attribution frame (frames.hpp: the innermost frame of the program's own
+    // code) as text (file, line, function): one line may have several location ids. Stacks
+    // arrive largest first, so the first stack seen for a site is its largest contributor.
     using Key = std::tuple<std::string_view, uint32_t, std::string_view>;
     std::map<Key, size_t> index;
     sites_.clear();
     for (const StackAtPeak& st : stacks_at_peak_) {
         Key key{std::string_view(), 0, "<native>"};
-        if (const StackNode* node = st.stack_id ? reader.stack(st.stack_id) : nullptr) {
-            if (const Location* loc = reader.location(node->location)) {
-                key = Key{reader.string(loc->file), loc->line, reader.string(loc->function)};
-            } else {
+        size_t frame = 0;
+        if (st.stack_id != 0) {
+            const std::vector<Frame> frames = reader.frames(st.stack_id);
+            if (frames.empty()) {
                 key = Key{std::string_view(), 0, "<unknown>"};
+            } else {
+                frame = attribution_index(frames);
+                key = Key{frames[frame].file, frames[frame].line, frames[frame].function};
             }
         }
         auto [it, fresh] = index.emplace(key, sites_.size());
@@ -112,6 +117,7 @@ void PeakAnalysis::finish(const TraceReader& reader, const LiveHeap& /*heap*/) {
             site.line = std::get<1>(key);
             site.function = std::string(std::get<2>(key));
             site.largest_stack = st.stack_id;
+            site.frame = frame;
             sites_.push_back(std::move(site));
         }
         sites_[it->second].bytes += st.bytes;
@@ -160,15 +166,15 @@ std::string where(const SiteFrame& f) {
 
 bool import_machinery(const SiteFrame& f) { return f.file.rfind("<frozen importlib", 0) == 0; }
 
-// "called from a.py:21 in main, a.py:30 in <module>": the outer frames, at most three shown
-// and one line long; runs of import-system frames read as "(import)".
-std::string call_path(const std::vector<SiteFrame>& stack) {
-    if (stack.size() < 2) return "";
+// "called from a.py:21 in main, a.py:30 in <module>": the frames outside stack[from], at most
+// three shown and one line long; runs of import-system frames read as "(import)".
+std::string call_path(const std::vector<SiteFrame>& stack, size_t from) {
+    if (stack.size() < from + 2) return "";
     constexpr size_t kShown = 3;
     constexpr size_t kMaxChars = 120;
     std::string out = "called from ";
     size_t shown = 0;
-    size_t i = 1;
+    size_t i = from + 1;
     for (; i < stack.size() && shown < kShown; ++i) {
         std::string part;
         if (import_machinery(stack[i])) {
@@ -194,7 +200,7 @@ void PeakAnalysis::add_text(std::string& out) const {
     }
     const size_t n = top_ == 0 ? sites_.size() : std::min(top_, sites_.size());
     out += "At the peak (" + human_bytes(peak_bytes_) + " in " + human_count(peak_blocks_) +
-           " blocks), by innermost Python line:\n";
+           " blocks), by line of the program (library frames skipped):\n";
     char buf[64];
     for (size_t i = 0; i < n; ++i) {
         const PeakSite& s = sites_[i];
@@ -210,7 +216,11 @@ void PeakAnalysis::add_text(std::string& out) const {
         const std::string text = source_line(s.file, s.line);
         if (!text.empty()) out += "   " + text;
         out += "\n";
-        const std::string path = call_path(s.stack);
+        if (s.frame > 0 && s.frame < s.stack.size()) {
+            // The memory was allocated inside a library called from this line: say where.
+            out += std::string(34, ' ') + "via " + where(s.stack[0]) + "\n";
+        }
+        const std::string path = call_path(s.stack, s.frame);
         if (!path.empty()) out += std::string(34, ' ') + path + "\n";
     }
     if (sites_.size() > n) {

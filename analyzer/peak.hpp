@@ -1,5 +1,5 @@
 // PeakAnalysis: the exact peak of live bytes and when it happened, the RSS peak, and what was
-// live at the peak, by call stack and by innermost Python line, all in the single replay pass.
+// live at the peak, by call stack and by source line, all in the single replay pass.
 // Memory is O(number of distinct stacks), never O(events).
 #pragma once
 #include <cstdint>
@@ -19,8 +19,9 @@ struct SiteFrame {
     uint32_t line = 0;
 };
 
-// Bytes live at the peak whose innermost Python frame is one source line. Allocations with
-// no Python frame form one site with function "<native>" and no file (file empty, line 0).
+// Bytes live at the peak attributed to one source line: the innermost frame of the program's
+// own code (frames.hpp), or the innermost frame when the whole stack is library code.
+// Allocations with no Python frame form one site with function "<native>" and no file.
 struct PeakSite {
     std::string file;  // empty: none (<native>)
     uint32_t line = 0;
@@ -29,6 +30,7 @@ struct PeakSite {
     uint64_t blocks = 0;
     uint64_t largest_stack = 0;    // the stack that contributed most bytes to this site
     std::vector<SiteFrame> stack;  // that stack's frames, innermost first (top sites only)
+    size_t frame = 0;              // index in stack of the frame this site is (file, line)
     bool native() const { return file.empty() && stack.empty(); }
 };
 

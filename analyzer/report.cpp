@@ -6,6 +6,7 @@
 
 #include "commands.hpp"
 #include "format_util.hpp"
+#include "advice.hpp"
 #include "peak.hpp"
 #include "summary.hpp"
 
@@ -16,6 +17,8 @@ std::vector<std::unique_ptr<Analysis>> make_report_analyses(const ReportOptions&
     a.push_back(std::make_unique<TraceInfoAnalysis>());
     a.push_back(std::make_unique<PeakAnalysis>(opts.top));
     // Sections that follow "At the peak" (windows, advice, ...) go here, one line each.
+    a.push_back(std::make_unique<WindowAnalysis>());
+    a.push_back(std::make_unique<AdviceAnalysis>(static_cast<const WindowAnalysis&>(*a.back())));
     a.push_back(std::make_unique<TotalsAnalysis>());
     return a;
 }
@@ -68,7 +71,9 @@ void add_report_command(CLI::App& app) {
     CLI::App* cmd = app.add_subcommand(
         "report",
         "Peak live bytes and when, peak RSS, the Python lines holding the most memory at the "
-        "peak (with their call paths), and totals. Sizes are decimal (1 MB = 10^6 bytes).");
+        "peak (with their call paths), and totals. A line is the innermost frame of the "
+        "program's own code: frames in the standard library and installed packages are "
+        "skipped (the JSON stack keeps them). Sizes are decimal (1 MB = 10^6 bytes).");
     cmd->add_option("TRACE", opts->path, "trace file written by libpymemtrace.so (.pmt)")
         ->required();
     cmd->add_flag("--json", opts->json, "print JSON (schema pymemtrace-report/1) instead of text");

@@ -1,0 +1,28 @@
+// Library-frame detection and the attribution frame of a stack (frames.hpp).
+#include "frames.hpp"
+
+namespace pmt::analyzer {
+
+bool is_library_file(std::string_view f) {
+    if (f.rfind("<frozen ", 0) == 0) return true;
+    if (f.find("/site-packages/") != std::string_view::npos) return true;
+    if (f.find("/dist-packages/") != std::string_view::npos) return true;
+    // The standard library: ".../lib/python3.11/x.py" (Debian, pyenv, venv base installs).
+    for (size_t pos = f.find("/lib/python3."); pos != std::string_view::npos;
+         pos = f.find("/lib/python3.", pos + 1)) {
+        size_t i = pos + 13;
+        const size_t digits = i;
+        while (i < f.size() && f[i] >= '0' && f[i] <= '9') ++i;
+        if (i > digits && i < f.size() && f[i] == '/') return true;
+    }
+    return false;
+}
+
+size_t attribution_index(const std::vector<Frame>& frames) {
+    for (size_t i = 0; i < frames.size(); ++i) {
+        if (!is_library_file(frames[i].file)) return i;
+    }
+    return 0;
+}
+
+}  // namespace pmt::analyzer
