@@ -140,9 +140,11 @@ PMT_EXPORT void* realloc(void* old, size_t n) noexcept {
 }
 
 PMT_EXPORT void* reallocarray(void* old, size_t n, size_t m) noexcept {
-    if (passthrough() || in_bootstrap_arena(old)) return real(g_real.reallocarray)(old, n, m);
-    HookGuard g;
     size_t total = 0;
+    if (PMT_UNLIKELY(in_bootstrap_arena(old)))
+        return __builtin_mul_overflow(n, m, &total) ? nullptr : realloc_from_arena(old, total);
+    if (passthrough()) return real(g_real.reallocarray)(old, n, m);
+    HookGuard g;
     if (__builtin_mul_overflow(n, m, &total)) return g_real.reallocarray(old, n, m);  // ENOMEM
     return traced_realloc(AllocKind::ReallocArray, old, total,
                           [&] { return g_real.reallocarray(old, n, m); });
