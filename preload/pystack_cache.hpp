@@ -24,11 +24,11 @@ constexpr size_t kMaxNameChars = 1024;
 // memory of programs that compile code in a loop forever (every new code object is cached).
 constexpr size_t kMaxTextBytes = size_t(32) << 20;
 
-// One frame of a walk: the code object and instruction decide its location.
+// One frame of a walk: the code object and instruction decide its location. Within one
+// code-creation generation (PyStackCache::generation) the pointers identify the code object.
 struct Level {
     const PyCodeObject* code;
     const _Py_CODEUNIT* instr;
-    const PyObject* linetable;
 };
 
 // The previous walk of a thread, outermost frame first, with what it resolved to.

@@ -186,7 +186,7 @@ uint64_t code_serial(PyStackCache* c, const PyCodeObject* code, const PyObject* 
 uint64_t location_id(PyStackCache* c, const Level& l, uint64_t& serial, DefinitionSink& sink) {
     int64_t offset = l.instr - _PyCode_CODE(l.code);
     for (int attempt = 0; attempt < 2; ++attempt) {
-        if (!serial) serial = code_serial(c, l.code, l.linetable, sink);
+        if (!serial) serial = code_serial(c, l.code, l.code->co_linetable, sink);
         if (!serial) return 0;
         CodeOffset key{serial, offset, 0};
         CodeOffset* e = c->offsets.find(key.hash(), [&](const CodeOffset& k) {

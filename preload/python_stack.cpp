@@ -197,7 +197,7 @@ uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
                       instr < _PyCode_CODE(code) + code->_co_firsttraceable)) {
             continue;
         }
-        cur[m++] = Level{code, instr, code->co_linetable};
+        cur[m++] = Level{code, instr};
     }
 
     // Outer frames that did not move since the previous walk keep their stack ids.
@@ -206,7 +206,7 @@ uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
     while (k < m && k < n) {
         const Level& l = cur[m - 1 - k];
         const Level& e = c->memo[k].key;
-        if (l.instr != e.instr || l.code != e.code || l.linetable != e.linetable) break;
+        if (l.instr != e.instr || l.code != e.code) break;
         ++k;
     }
     if (k == m && k == n) return m ? c->memo[m - 1].stack_id : 0;
@@ -222,7 +222,7 @@ uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
         Memo& memo = c->memo[i];
         // The same code object as at this level last time (the frame moved to another
         // instruction, or a caller changed): its serial is known, no need to verify it again.
-        bool same_code = i < n && memo.key.code == l.code && memo.key.linetable == l.linetable;
+        bool same_code = i < n && memo.key.code == l.code;
         uint64_t serial = same_code ? memo.code_serial : 0;
         uint64_t location = same_code && memo.key.instr == l.instr
                                 ? memo.location_id
