@@ -101,6 +101,8 @@ RunRecord run_once(const std::vector<std::string>& command, Backend b, int round
     spec.output = rec.directory + "/";
     spec.quiet = true;  // compare prints its own progress; one exit line per run is noise
     spec.stdout_path = rec.stdout_path;
+    // Every run must see the same input: ours would be consumed by the first one.
+    spec.stdin_path = "/dev/null";
     const LaunchResult r = launch(spec);
     rec.exit_code = r.exit_code;
     rec.wall_s = r.wall_s;

@@ -188,17 +188,36 @@ CompareResult summarize(const std::vector<std::string>& command, int repeat,
         r.backends.push_back(summarize_backend(b, mine, reference));
     }
 
+    // Run-level notes, one line per backend and kind of note, naming the runs it applies to.
+    std::vector<std::pair<std::string, std::vector<int>>> grouped;
+    auto note = [&](const RunRecord& run, const std::string& what) {
+        const std::string key = std::string(backend_name(run.backend)) + ": " + what;
+        for (auto& [text, rounds] : grouped)
+            if (text == key) {
+                rounds.push_back(run.round);
+                return;
+            }
+        grouped.push_back({key, {run.round}});
+    };
     for (const RunRecord& run : r.runs) {
-        const std::string who =
-            std::string(backend_name(run.backend)) + " run " + std::to_string(run.round);
+        if (run.exit_code > 128)
+            note(run, "the command was killed by signal " + std::to_string(run.exit_code - 128));
+        else if (run.exit_code != 0)
+            note(run, "the command exited with " + std::to_string(run.exit_code));
         if (!run.measure.ok)
-            r.notes.push_back(who + ": no usable trace (" + run.measure.error + ")");
+            note(run, "no usable trace (" + run.measure.error + ")");
         else if (run.measure.truncated)
-            r.notes.push_back(who + ": trace truncated (the process did not exit cleanly)");
+            note(run, "trace truncated (the process did not exit cleanly)");
         if (run.traces.size() > 1)
-            r.notes.push_back(who + ": " + std::to_string(run.traces.size()) +
-                              " processes were traced; the figures are those of " + run.trace +
-                              " (largest peak live bytes)");
+            note(run, std::to_string(run.traces.size()) +
+                          " processes were traced; the figures are those of the one with the "
+                          "largest peak live bytes");
+    }
+    for (const auto& [text, rounds] : grouped) {
+        std::string which = rounds.size() == 1 ? " (run " : " (runs ";
+        for (size_t i = 0; i < rounds.size(); ++i)
+            which += (i ? ", " : "") + std::to_string(rounds[i]);
+        r.notes.push_back(text + which + ")");
     }
     uint64_t lo = UINT64_MAX, hi = 0;
     for (const BackendSummary& b : r.backends) {

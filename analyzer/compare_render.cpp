@@ -86,8 +86,9 @@ std::string render_table(const CompareResult& r) {
             out << std::string(total - 2, '-') << "\n";
         }
     }
-    out << "\npeak RSS: the kernel's high-water mark (getrusage); exit RSS: the last sample; "
-           "RSS/live: RSS at the live peak / peak live bytes.\n";
+    out << "\nwall: traced runs (the interposer's overhead is included, alike for all); peak RSS: "
+           "the kernel's high-water mark;\nexit RSS: the last RSS sample; RSS/live: RSS at the "
+           "moment of peak live bytes / peak live bytes.\n";
     for (const std::string& n : r.notes) out << "note: " << n << "\n";
     return out.str();
 }

@@ -225,6 +225,9 @@ LaunchResult launch(const LaunchSpec& spec) {
             throw UsageError("cannot create " + spec.stdout_path + ": " + std::strerror(errno));
         posix_spawn_file_actions_adddup2(&setup.actions, out_fd, STDOUT_FILENO);
     }
+    if (!spec.stdin_path.empty())
+        posix_spawn_file_actions_addopen(&setup.actions, STDIN_FILENO, spec.stdin_path.c_str(),
+                                         O_RDONLY, 0);
 
     // Block the forwarded signals until the child's pid is known, so none is lost or sent to pid
     // 0; the child starts with our original mask and default actions.
