@@ -3,6 +3,7 @@
 # signals sent to it forwarded, the user's LD_PRELOAD kept after ours, the library found in
 # ../lib of both the build tree and an installed-shaped copy, a clear error when it is missing.
 import os
+import pty
 import shutil
 import signal
 import subprocess
@@ -82,6 +83,37 @@ class Run(e2e.E2ETest):
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
         self.assertEqual(proc.returncode, 42, f"the child's handler exit code; stderr {err!r}")
+
+    def test_ctrl_c_on_a_terminal_reaches_the_child_exactly_once(self):
+        # The terminal sends SIGINT to the whole foreground group: run must not send it again,
+        # and must itself survive to pass the child's exit status through.
+        ready = os.path.join(self.dir, "ready")
+        code = (
+            "import signal, sys, time, pathlib\n"
+            "n = [0]\n"
+            "signal.signal(signal.SIGINT, lambda *a: n.__setitem__(0, n[0] + 1))\n"
+            f"pathlib.Path({ready!r}).write_text('1')\n"
+            "t = time.time()\n"
+            "while not n[0] and time.time() - t < 30: time.sleep(0.01)\n"
+            "time.sleep(0.5)\n"
+            "sys.exit(10 + n[0])\n")
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.chdir(self.dir)
+            os.execv(e2e.CLI, [e2e.CLI, "run", "-q", "--", e2e.SYSTEM_PYTHON, "-c", code])
+        deadline = time.monotonic() + 30
+        while not os.path.exists(ready) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.write(fd, b"\x03")  # ^C typed on the terminal
+        while True:
+            try:
+                if not os.read(fd, 1024):
+                    break
+            except OSError:
+                break
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 11, "one SIGINT, exit passed through")
 
     def test_the_users_ld_preload_is_kept_after_ours(self):
         theirs = "/lib/x86_64-linux-gnu/libm.so.6"
