@@ -150,6 +150,12 @@ __attribute__((visibility("default"))) uint64_t pmt_probe_native_thread() {
     return id;
 }
 
+// Runs callback on a thread C created: a ctypes callback, so ctypes gives the thread a Python
+// state (PyGILState_Ensure) for the call and takes it away afterwards.
+__attribute__((visibility("default"))) void pmt_probe_in_native_thread(void (*callback)()) {
+    std::thread(callback).join();
+}
+
 // Mean ns per python_stack_id call at the caller's depth. forget_walk != 0 makes every call
 // resolve each frame through the hash tables instead of reusing the previous walk.
 __attribute__((visibility("default"))) double pmt_probe_bench(int iterations, int forget_walk) {

@@ -191,6 +191,18 @@ class StackWalker(unittest.TestCase):
     def test_threads_created_by_c_code_have_no_stack(self):
         self.assertEqual(RELEASED.pmt_probe_native_thread(), 0)
 
+    def test_c_threads_calling_back_into_python(self):
+        got = []
+
+        @ctypes.CFUNCTYPE(None)
+        def callback():
+            got.append(probe())  # L:callback
+
+        for _ in range(3):  # a new thread state each time
+            RELEASED.pmt_probe_in_native_thread(callback)
+        fn = "StackWalker.test_c_threads_calling_back_into_python.<locals>.callback"
+        self.assertEqual(got, [[here("probe", "probe"), here(fn, "callback")]] * 3)
+
     def test_non_ascii_names_and_files(self):
         self.assertEqual(größe()[1], here("größe", "latin1"))
         self.assertEqual(函数()[1], here("函数", "cjk"))
