@@ -46,7 +46,13 @@ const char* backend_soname(Backend b) {
     return "";
 }
 
-bool readable(const std::string& p) { return !p.empty() && access(p.c_str(), R_OK) == 0; }
+// A library we can hand to ld.so: a readable, non-empty regular file (root passes access()
+// for anything, so the file type is checked too).
+bool readable(const std::string& p) {
+    struct stat st {};
+    return !p.empty() && stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+           access(p.c_str(), R_OK) == 0;
+}
 
 // The child is looked up by pid from a signal handler: a plain sig_atomic-sized global.
 volatile sig_atomic_t g_child_pid = 0;

@@ -138,6 +138,27 @@ class Allocators(e2e.E2ETest):
             self.assertEqual(len(proc.stderr.strip().splitlines()), 1, proc.stderr)
             self.assertIn(bad, proc.stderr)
 
+    def test_a_missing_allocator_library_names_its_debian_package(self):
+        # The library is hidden in a private mount namespace (a device node bound over it), so
+        # the machine's copy is untouched for everyone else.
+        if shutil.which("unshare") is None:
+            self.skipTest("unshare(1) is not available")
+        probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
+        if probe.returncode != 0:
+            self.skipTest(f"no permission for a private mount namespace: {probe.stderr!r}")
+        for backend, soname, package in (("jemalloc", "libjemalloc.so.2", "libjemalloc2"),
+                                         ("mimalloc", "libmimalloc.so.2", "libmimalloc2.0")):
+            lib = f"/usr/lib/x86_64-linux-gnu/{soname}"
+            for sub in (["run", "--allocator", backend], ["compare", "--allocators", backend]):
+                cmd = f"mount --bind /dev/null {lib} && exec {e2e.CLI} {' '.join(sub)} -- true"
+                proc = subprocess.run(["unshare", "-m", "sh", "-c", cmd], capture_output=True,
+                                      text=True, timeout=60, cwd=self.dir)
+                self.assertEqual(proc.returncode, 2, f"{sub}: {proc.stderr}")
+                lines = proc.stderr.strip().splitlines()
+                self.assertEqual(len(lines), 1, proc.stderr)
+                self.assertIn(package, lines[0])
+        self.assertEqual(os.listdir(self.dir), [], "nothing is created when a library is missing")
+
     def test_an_unknown_allocator_is_refused(self):
         proc = subprocess.run([e2e.CLI, "compare", "--allocators", "glibc,tcmalloc", "--", "true"],
                               capture_output=True, text=True, timeout=60, cwd=self.dir)
