@@ -4,9 +4,9 @@
 
 #include <iostream>
 
+#include "advice.hpp"
 #include "commands.hpp"
 #include "format_util.hpp"
-#include "advice.hpp"
 #include "peak.hpp"
 #include "summary.hpp"
 
@@ -32,9 +32,9 @@ AnalyzedTrace analyze_trace(const ReportOptions& opts) {
         if (auto* p = dynamic_cast<const PeakAnalysis*>(a.get())) t.peak = p;
     }
     try {
-        TraceReader reader(opts.path);
+        t.reader = std::make_unique<TraceReader>(opts.path);
         LiveHeap heap;
-        replay(reader, heap, raw);
+        replay(*t.reader, heap, raw);
     } catch (const TraceError& e) {
         throw InputError(opts.path, e.what());
     }

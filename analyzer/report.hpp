@@ -21,8 +21,11 @@ struct ReportOptions {
 // Every section of the report, in the order its text appears. Add a new section here.
 std::vector<std::unique_ptr<Analysis>> make_report_analyses(const ReportOptions& opts);
 
-// The analyses after one replay of the trace.
+// The analyses after one replay of the trace. The reader (its definition tables: strings,
+// locations, stacks) stays open until the analyses are gone, so add_json/add_text may still
+// resolve frames through a reader they kept from begin() or finish().
 struct AnalyzedTrace {
+    std::unique_ptr<TraceReader> reader;
     std::vector<std::unique_ptr<Analysis>> analyses;
     const PeakAnalysis* peak = nullptr;
 };
