@@ -3,6 +3,7 @@
 // Runs on allocating threads only in the cold paths (first event, full buffer).
 #include "recorder.hpp"
 
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -18,6 +19,7 @@
 namespace pmt::preload {
 
 __thread ThreadState* t_state __attribute__((tls_model("initial-exec"))) = nullptr;
+std::atomic<uint32_t> g_throttle{0};
 
 namespace {
 
@@ -28,10 +30,13 @@ Buffer* g_pool = nullptr;
 size_t g_pool_count = 0;
 constexpr size_t kPoolKeep = 64;
 pthread_key_t g_exit_key;
-// Bytes waiting in pending chains; past kWakeBytes the writer is woken early so a thread
-// that allocates very fast does not pile up a whole flush interval of buffers.
+// Bytes waiting in pending chains. Past kWakeBytes the writer is woken early, so a thread
+// that allocates very fast does not pile up a whole flush interval of buffers. Past
+// kThrottleBytes the writer is behind: recording threads wait (throttle_wait) until it has
+// finished its cycle, so memory stays bounded; no event is ever dropped.
 std::atomic<size_t> g_pending_bytes{0};
-constexpr size_t kWakeBytes = 4u << 20;
+constexpr size_t kWakeBytes = 1u << 20;
+constexpr size_t kThrottleBytes = 8u << 20;
 
 // Buffers and states come from the real allocator: never traced, no recursion.
 Buffer* buffer_get() {
@@ -136,9 +141,25 @@ void hand_off_full(ThreadState* s) {
         s->pending_head = full;
     s->pending_tail = full;
     start_buffer(s, fresh);
-    if (g_pending_bytes.fetch_add(full->size, std::memory_order_relaxed) + full->size >= kWakeBytes)
-        writer_wake();
+    size_t pending = g_pending_bytes.fetch_add(full->size, std::memory_order_relaxed) + full->size;
+    if (pending >= kThrottleBytes) g_throttle.store(1, std::memory_order_relaxed);
+    if (pending >= kWakeBytes) writer_wake();
     errno = saved_errno;
+}
+
+void throttle_wait() {
+    int saved_errno = errno;
+    // Bounded waits: tracing may stop (exit, failure) while we sleep, and then nobody wakes us.
+    while (g_throttle.load() && tracing()) {
+        timespec ts{0, 10 * 1000000};
+        syscall(SYS_futex, &g_throttle, FUTEX_WAIT_PRIVATE, 1, &ts, nullptr, 0);
+    }
+    errno = saved_errno;
+}
+
+void throttle_release() {
+    if (g_throttle.exchange(0))
+        syscall(SYS_futex, &g_throttle, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
 }
 
 void ThreadState::define_string(uint64_t id, const char* s, size_t n) {
@@ -212,6 +233,7 @@ void recorder_fork_child() {
     // abandoned, never touched (copy-on-write pages that cost the child nothing).
     g_threads = nullptr;
     g_pending_bytes.store(0);
+    g_throttle.store(0);
     if (!self) return;
     // This thread's records belong to the parent's trace (the parent writes them).
     for (Buffer* b = self->pending_head; b;) {

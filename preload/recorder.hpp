@@ -45,7 +45,14 @@ struct alignas(64) ThreadState final : DefinitionSink {
 extern __thread ThreadState* t_state __attribute__((tls_model("initial-exec")));
 
 ThreadState* create_thread_state();
+// Set while the writer is too far behind; recording threads wait before they record.
+extern std::atomic<uint32_t> g_throttle;
+void throttle_wait();     // cold: sleeps until the writer's cycle is over
+void throttle_release();  // the writer, after each cycle
+// The calling thread's state, made on its first event. Callers hold none of our locks here,
+// which is what makes it the place to wait for a writer that fell behind.
 inline ThreadState* thread_state() {
+    if (PMT_UNLIKELY(g_throttle.load(std::memory_order_relaxed))) throttle_wait();
     ThreadState* s = t_state;
     return PMT_LIKELY(s != nullptr) ? s : create_thread_state();
 }

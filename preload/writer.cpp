@@ -91,6 +91,7 @@ void run_cycle() {
     for (Buffer* b : w.collected) w.replay->merger.add_thread_payload(b->data, b->size);
     return_buffers(w.collected);
     w.replay->merger.release_before(t, *w.replay);
+    throttle_release();
 }
 
 EndSummary write_end() {
