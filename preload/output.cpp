@@ -107,7 +107,26 @@ int open_trace_output(pid_t pid) {
     if (fd < 0)
         say("pymemtrace: cannot create the trace file %s (%s); running untraced", g_path,
             strerror(errno));
+    return fd < 0 ? fd : move_fd_high(fd);
+}
+
+// Programs expect open() to return the lowest free descriptor (a daemon closes 0-2 and opens
+// /dev/null three times): ours live far above, out of the way.
+int move_fd_high(int fd) {
+    for (int floor : {1000, 500, 100}) {
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, floor);
+        if (high >= 0) {
+            close(fd);
+            return high;
+        }
+    }
     return fd;
+}
+
+FileId file_id(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return FileId{};
+    return FileId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
 }
 
 const char* trace_path() { return g_path; }

@@ -94,5 +94,7 @@ inline uint64_t now_ns() {
 void say(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 // Stops tracing after an internal failure: one line on stderr, then hooks only forward.
 void fail_tracing(const char* what);
+// Stops tracing without a word: the program took our trace descriptor away.
+void stop_tracing_silently();
 
 }  // namespace pmt::preload

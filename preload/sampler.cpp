@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdlib>
 
+#include "output.hpp"
 #include "recorder.hpp"
 #include "writer.hpp"
 
@@ -51,10 +52,14 @@ void record_rss(uint64_t rss) {
 void* sampler_main(void*) {
     int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return nullptr;
+    fd = move_fd_high(fd);
+    const FileId statm = file_id(fd);
     uint64_t interval_ns = g_settings.rss_interval_ms * 1000000u;
     uint64_t next = mono_ns();
     do {  // at least one sample, even in a process that exits at once
         uint64_t rss = 0;
+        // The program may close our descriptor and reuse its number: read only our file.
+        if (!(file_id(fd) == statm)) return nullptr;
         if (tracing() && read_rss_bytes(fd, &rss)) record_rss(rss);
         next += interval_ns;
         uint64_t now = mono_ns();
@@ -65,7 +70,7 @@ void* sampler_main(void*) {
             syscall(SYS_futex, &g_stop, FUTEX_WAIT_PRIVATE, 0, &ts, nullptr, 0);
         }
     } while (!g_stop.load());
-    close(fd);
+    if (file_id(fd) == statm) close(fd);
     return nullptr;
 }
 

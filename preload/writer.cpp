@@ -11,11 +11,13 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <new>
 #include <vector>
 
+#include "output.hpp"
 #include "pmt/chunk.hpp"
 #include "pmt/live.hpp"
 #include "pmt/reader.hpp"
@@ -34,6 +36,7 @@ struct HeapReplay final : EventVisitor {
 
 struct WriterState {
     int fd = -1;
+    FileId id;  // what fd referred to when we opened it
     bool io_failed = false;
     off_t end_offset = -1;  // where the End chunk starts (exec may take it back)
     uint64_t file_bytes = 0;
@@ -50,16 +53,30 @@ bool g_thread_running = false;
 std::atomic<bool> g_stop{false};
 std::atomic<uint32_t> g_wake_seq{0};
 
+// The program closed our descriptor (close_fds before exec, a daemon closing everything):
+// stop without a word (its stderr may be captured) and never write to whatever reuses it.
+bool lost_our_fd(WriterState& w) {
+    if (file_id(w.fd) == w.id) return false;
+    w.io_failed = true;
+    stop_tracing_silently();
+    return true;
+}
+
 bool write_all(const uint8_t* p, size_t n) {
     WriterState& w = *g_w;
-    if (w.io_failed) return false;
+    if (w.io_failed || lost_our_fd(w)) return false;
     while (n > 0) {
         ssize_t r = write(w.fd, p, n);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) {
             w.io_failed = true;
-            say("pymemtrace: cannot write the trace (%s); tracing stopped", strerror(errno));
-            g_tracing.store(false);
+            if (errno == EBADF) {
+                stop_tracing_silently();
+                return false;
+            }
+            char what[160];
+            snprintf(what, sizeof(what), "cannot write the trace (%s)", strerror(errno));
+            fail_tracing(what);
             return false;
         }
         p += r;
@@ -162,6 +179,7 @@ bool spawn_internal_thread(void* (*fn)(void*), pthread_t* thread_out) {
 bool writer_start(int fd) {
     if (!g_w) g_w = new WriterState;
     g_w->fd = fd;
+    g_w->id = file_id(fd);
     g_w->io_failed = false;
     g_w->end_offset = -1;
     g_w->file_bytes = static_cast<uint64_t>(lseek(fd, 0, SEEK_CUR));

@@ -129,6 +129,16 @@ class NativeTests(unittest.TestCase):
         killed = [i for i in map(dump, run.traces) if i["truncated"]]
         self.assertEqual(len(killed), 1)  # the shell; its children ended normally
 
+    def test_a_program_closing_our_descriptors_sees_no_message_and_low_fds_stay_free(self):
+        # subprocess with preexec_fn forks (no vfork) and closes every fd > 2 before exec:
+        # the fork child's trace descriptor disappears under it.
+        script = ("import subprocess, os\n"
+                  "r = subprocess.run(['sh', '-c', 'echo err >&2'], capture_output=True,\n"
+                  "                   text=True, preexec_fn=lambda: None)\n"
+                  "print(repr(r.stderr), os.open('/dev/null', os.O_RDONLY))\n")
+        run = Traced(self, ["/usr/bin/python3", "-c", script])
+        self.assertEqual((run.proc.returncode, run.proc.stdout), (0, "'err\\n' 3\n"))
+
     def test_an_unwritable_output_runs_the_program_untraced(self):
         env = dict(os.environ, LD_PRELOAD=LIB, PYMEMTRACE_OUTPUT="/nonexistent/dir/x.pmt")
         proc = subprocess.run(["sh", "-c", "echo hi; exit 3"], env=env, capture_output=True,
