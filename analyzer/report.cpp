@@ -70,10 +70,12 @@ void add_report_command(CLI::App& app) {
     auto opts = std::make_shared<ReportOptions>();
     CLI::App* cmd = app.add_subcommand(
         "report",
-        "Peak live bytes and when, peak RSS, the Python lines holding the most memory at the "
-        "peak (with their call paths), and totals. A line is the innermost frame of the "
-        "program's own code: frames in the standard library and installed packages are "
-        "skipped (the JSON stack keeps them). Sizes are decimal (1 MB = 10^6 bytes).");
+        "Peak live bytes and RSS, the lines holding the most memory at the peak, totals.");
+    cmd->footer(
+        "A line is the innermost frame of the program's own code: frames in the standard\n"
+        "library and installed packages are skipped (the JSON stack keeps every frame).\n"
+        "Sizes are decimal (1 MB = 10^6 bytes); times are seconds since the trace started.\n"
+        "Exit status: 0 done, 2 unreadable or corrupt trace or bad usage, 1 internal error.");
     cmd->add_option("TRACE", opts->path, "trace file written by libpymemtrace.so (.pmt)")
         ->required();
     cmd->add_flag("--json", opts->json, "print JSON (schema pymemtrace-report/1) instead of text");
