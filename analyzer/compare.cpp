@@ -98,8 +98,8 @@ RunRecord run_once(const std::vector<std::string>& command, Backend b, int round
     LaunchSpec spec;
     spec.argv = command;
     spec.backend = b;
-    spec.output = rec.directory + "/";
-    spec.quiet = true;  // compare prints its own progress; one exit line per run is noise
+    spec.output = rec.directory;  // exists, so the interposer names the files inside
+    spec.quiet = true;            // compare prints its own progress; one exit line per run is noise
     spec.stdout_path = rec.stdout_path;
     // Every run must see the same input: ours would be consumed by the first one.
     spec.stdin_path = "/dev/null";
@@ -172,6 +172,7 @@ void add_compare_command(CLI::App& app) {
                 runs.push_back(std::move(rec));
             }
         }
+        std::fprintf(stderr, "pymemtrace compare: reading %zu traces\n", runs.size());
         // Only the first run of each backend draws the HTML timelines.
         for (RunRecord& rec : runs) {
             RunTraces t = measure_run_directory(rec.directory, rec.round == 1);

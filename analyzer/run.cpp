@@ -315,6 +315,16 @@ void add_run_command(CLI::App& app) {
         spec.backend = *parse_backend(opt->allocator);
         spec.output = opt->output;
         spec.quiet = opt->quiet;
+        // "-o traces/" asks for a directory: make it, or the interposer would take the name for
+        // a file it cannot create and run the program untraced.
+        if (!opt->output.empty() && opt->output.back() == '/') {
+            std::error_code ec;
+            fs::create_directories(opt->output, ec);
+            if (ec)
+                throw UsageError("cannot create the directory " + opt->output + ": " +
+                                 ec.message());
+            while (spec.output.size() > 1 && spec.output.back() == '/') spec.output.pop_back();
+        }
         LaunchResult r;
         try {
             r = launch(spec);

@@ -57,6 +57,15 @@ class Run(e2e.E2ETest):
         self.assertEqual(proc.stdout.strip(), "['-o', 'x', '-q']")
         self.assertTrue(os.path.exists(out))
 
+    def test_an_output_ending_in_a_slash_is_a_directory_made_for_the_traces(self):
+        out = os.path.join(self.dir, "traces", "deeper") + "/"
+        proc = self.run_cli("-o", out, "--", "sh", "-c", "true")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        traces = os.listdir(out)
+        self.assertEqual(len(traces), 1, traces)
+        self.assertRegex(traces[0], r"^pymemtrace-\d+\.pmt$")
+        self.assertIn(os.path.join(out, traces[0]), proc.stderr, "the exit line names the trace")
+
     def test_a_killed_child_gives_128_plus_the_signal_and_names_its_trace(self):
         out = os.path.join(self.dir, "killed.pmt")
         code = "import os, signal; x = bytearray(10**6); os.kill(os.getpid(), signal.SIGKILL)"
