@@ -168,7 +168,9 @@ nlohmann::json process_tree_json(const std::vector<ProcessResult>& procs,
     nlohmann::json list = nlohmann::json::array();
     for (size_t k = 0; k < procs.size(); ++k) {
         const ProcessResult& p = procs[k];
-        const nlohmann::json& peak = p.report.value("peak", nlohmann::json::object());
+        const nlohmann::json peak = p.report.is_object() && p.report.contains("peak")
+                                        ? p.report["peak"]
+                                        : nlohmann::json::object();
         list.push_back({{"pid", p.header.pid},
                         {"ppid", p.header.ppid},
                         {"argv", p.header.argv},
