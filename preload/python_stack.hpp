@@ -30,7 +30,10 @@ void pystack_cache_free(PyStackCache* c);
 void pystack_cache_forget_walk(PyStackCache* c);
 
 // Resolves the interpreter's symbols with dlsym(RTLD_DEFAULT); safe and cheap to call again.
-// Returns false when the process has no (supported) Python.
+// Returns false when the process has no (supported) Python: only 3.11.x layouts are known, so
+// other versions get a version string but no stacks. Call it before Py_Initialize (the
+// interposer's constructor) so it can install its code-creation audit hook (see below); it
+// allocates through malloc, so the caller holds its reentrancy guard.
 bool python_init();
 // Whether python_init() could install its audit hook (it can before Py_Initialize, or with the
 // GIL held). The hook tells the walker when new code objects appear; without it every call
@@ -41,7 +44,9 @@ const char* python_version();
 
 // The stack id (FORMAT.md) of the calling thread's Python frames, innermost first; 0 when the
 // thread has no Python frames (no thread state, interpreter not running or finalizing).
-// New strings, locations and stack nodes are reported to sink before the id is returned.
+// Stacks deeper than 128 frames keep their innermost 128. Functions are named by co_qualname.
+// New strings, locations and stack nodes are reported to sink before the id is returned; ids
+// come from process-wide counters, so two threads may give one stack different ids.
 uint64_t python_stack_id(PyStackCache* cache, DefinitionSink& sink);
 
 // Called in a forked child (only the forking thread survives) after the recorder dropped every
