@@ -19,8 +19,21 @@ bool is_library_file(std::string_view f) {
 }
 
 size_t attribution_index(const std::vector<Frame>& frames) {
+    // Code compiled from a string ("<string>", "<stdin>") belongs to whoever ran it: the user
+    // with `python -c`, the library when a library frame is further out (site's .pth lines,
+    // dataclasses' generated methods).
+    size_t outermost_library = frames.size();
+    for (size_t i = frames.size(); i-- > 0;) {
+        if (is_library_file(frames[i].file)) {
+            outermost_library = i;
+            break;
+        }
+    }
     for (size_t i = 0; i < frames.size(); ++i) {
-        if (!is_library_file(frames[i].file)) return i;
+        if (is_library_file(frames[i].file)) continue;
+        const bool pseudo = !frames[i].file.empty() && frames[i].file[0] == '<';
+        if (pseudo && outermost_library != frames.size() && outermost_library > i) continue;
+        return i;
     }
     return 0;
 }

@@ -15,7 +15,8 @@ namespace pmt::analyzer {
 bool is_library_file(std::string_view file);
 
 // Index (innermost first) of the frame to attribute to: the innermost non-library frame, or 0
-// when every frame is library code (or the stack is empty).
+// when every frame is library code (or the stack is empty). A "<string>"-like frame with a
+// library frame further out is the library's.
 size_t attribution_index(const std::vector<Frame>& frames_innermost_first);
 
 }  // namespace pmt::analyzer

@@ -33,6 +33,17 @@ TEST_CASE("the attribution frame is the innermost frame of the program's code",
     CHECK(attribution_index({}) == 0);
 }
 
+TEST_CASE("code run from a string belongs to whoever ran it", "[analyzer][frames]") {
+    // site.py executing a .pth line: library.
+    CHECK(attribution_index({{"<string>", "<module>", 2},
+                             {"<frozen site>", "addpackage", 186},
+                             {"job.py", "<module>", 1}}) == 2);
+    // `python -c "..."`: the user's.
+    CHECK(attribution_index({{"<string>", "<module>", 1}}) == 0);
+    CHECK(attribution_index({{"/usr/lib/python3.11/json/decoder.py", "decode", 3},
+                             {"<string>", "<module>", 1}}) == 1);
+}
+
 TEST_CASE("np.ones on two lines gives two sites, not numpy's line", "[analyzer][frames]") {
     TraceBuilder b;
     const std::string numeric = "/usr/lib/python3/dist-packages/numpy/core/numeric.py";
