@@ -89,7 +89,7 @@ void AdviceAnalysis::add_window_advice() {
     for (const Window& w : windows_.windows()) {
         if (w.cost_bytes == 0 || n++ == 5) break;
         const FrameKey& st = w.statement.back();
-        const FrameKey old = f.innermost(w.old_stack);
+        const FrameKey old = f.attributed(w.old_stack);
         Advice a{"window", std::string(f.text(st.file)), st.line, w.cost_bytes, ""};
         a.text = frame_text(f, st) + " makes new data (" + human_bytes(w.new_bytes) +
                  ") while the old (" + human_bytes(w.old_bytes) + ", from " + frame_text(f, old) +
@@ -106,10 +106,13 @@ void AdviceAnalysis::add_del_advice(const LiveHeap& heap) {
     const uint64_t peak = heap.peak_bytes();
     StackFrames& f = windows_.frames();
     const std::vector<FrameKey> at_peak = f.outer_first(peak_stack_);
+    std::vector<uint64_t> released_by_windows;  // their release is a window's, not exit's
+    for (const Window& w : windows_.windows()) released_by_windows.push_back(w.old_stack);
     std::vector<std::pair<uint64_t, const Site*>> kept;  // (stack, site)
     uint64_t kept_bytes = 0, last_seq = 0, peak_then = 0;
     for (const auto& [stack, s] : sites_) {
         if (s.heap_peak < std::max(kMiB, peak / 50) || s.last_alloc_seq >= peak_seq_) continue;
+        if (std::count(released_by_windows.begin(), released_by_windows.end(), stack)) continue;
         // Released only at exit: nothing of it freed between the peak and the script's end.
         if (s.first_free_after_peak_ns != 0 &&
             s.first_free_after_peak_ns <= windows_.script_end_ns())
@@ -134,14 +137,14 @@ void AdviceAnalysis::add_del_advice(const LiveHeap& heap) {
     const uint64_t later = windows_.history().max_from(last_seq + 1);
     const uint64_t cf =
         std::min(peak, std::max(peak_then, later > kept_bytes ? later - kept_bytes : 0));
-    if (cf >= peak) return;
+    if (cf + std::max(kMiB, peak / 50) > peak) return;  // not worth a line
     std::string lines;
     for (size_t i = 0; i < kept.size() && i < 4; ++i) {
         if (i) lines += i + 1 == kept.size() ? " and " : ", ";
-        lines += frame_text(f, f.innermost(kept[i].first));
+        lines += frame_text(f, f.attributed(kept[i].first));
     }
     if (kept.size() > 4) lines += " and " + std::to_string(kept.size() - 4) + " more";
-    const FrameKey first = f.innermost(kept.front().first);
+    const FrameKey first = f.attributed(kept.front().first);
     Advice a{"del", std::string(f.text(first.file)), first.line, peak - cf, ""};
     a.text = lines + (kept.size() > 1 ? " keep " : " keeps ") + human_bytes(kept_bytes) +
              " alive at the peak; " + (kept.size() > 1 ? "they are" : "it is") +
@@ -162,7 +165,7 @@ void AdviceAnalysis::add_population_advice() {
     std::map<std::tuple<uint32_t, uint32_t>, Line> lines;  // by (file, line)
     for (const auto& [stack, s] : sites_) {
         if (s.arena_peak == 0 && s.heap_peak == 0) continue;
-        const FrameKey k = f.innermost(stack);
+        const FrameKey k = f.attributed(stack);
         if (k.line == 0) continue;
         Line& l = lines[{k.file, k.line}];
         l.arena += s.arena_peak;
@@ -204,9 +207,9 @@ void AdviceAnalysis::add_float32_advice() {
     std::sort(by_site.rbegin(), by_site.rend());
     std::string lines;
     for (size_t i = 0; i < by_site.size() && i < 3; ++i)
-        lines += (i ? ", " : "") + frame_text(f, f.innermost(by_site[i].second));
+        lines += (i ? ", " : "") + frame_text(f, f.attributed(by_site[i].second));
     if (by_site.size() > 3) lines += " and others";
-    const FrameKey top = f.innermost(by_site.front().second);
+    const FrameKey top = f.attributed(by_site.front().second);
     Advice a{"float32", std::string(f.text(top.file)), top.line, big / 2, ""};
     a.text = "Large buffers (numpy-like, >= 1 MiB each) from " + lines + " hold " +
              human_bytes(big) + " of the " + human_bytes(peak) +

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "frames.hpp"
+
 namespace pmt::analyzer {
 
 uint32_t StackFrames::intern(std::string_view s) {
@@ -41,6 +43,13 @@ std::vector<FrameKey> StackFrames::inner_first(uint64_t stack_id) {
 
 FrameKey StackFrames::innermost(uint64_t stack_id) {
     const std::vector<FrameKey>& f = outer_first(stack_id);
+    return f.empty() ? FrameKey{} : f.back();
+}
+
+FrameKey StackFrames::attributed(uint64_t stack_id) {
+    const std::vector<FrameKey>& f = outer_first(stack_id);
+    for (auto it = f.rbegin(); it != f.rend(); ++it)
+        if (!is_library_file(text(it->file))) return *it;
     return f.empty() ? FrameKey{} : f.back();
 }
 

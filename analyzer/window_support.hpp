@@ -32,10 +32,14 @@ public:
     const std::vector<FrameKey>& outer_first(uint64_t stack_id);
     // Whether the stack's outermost frames are exactly `prefix` (outermost first).
     bool has_prefix(uint64_t stack_id, const std::vector<FrameKey>& prefix);
-    std::string_view text(uint32_t id) const { return id < texts_.size() ? texts_[id] : ""; }
+    std::string_view text(uint32_t id) const {
+        return id < texts_.size() ? std::string_view(texts_[id]) : std::string_view();
+    }
     // Frames innermost first as JSON-ready records, and the innermost frame alone.
     std::vector<FrameKey> inner_first(uint64_t stack_id);
     FrameKey innermost(uint64_t stack_id);
+    // The innermost frame of the program's own code (frames.hpp), else the innermost frame.
+    FrameKey attributed(uint64_t stack_id);
 
 private:
     uint32_t intern(std::string_view s);

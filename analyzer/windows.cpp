@@ -245,7 +245,7 @@ void WindowAnalysis::close_burst(Thread& th, uint64_t /*seq_now*/) {
 void WindowAnalysis::keep(Window w, const Rec& first, uint64_t post_close) {
     std::vector<uint32_t> key;
     for (const FrameKey& f : w.statement) key.insert(key.end(), {f.file, f.function, f.line});
-    for (const FrameKey& f : {frames_.innermost(w.new_stack), frames_.innermost(w.old_stack)})
+    for (const FrameKey& f : {frames_.attributed(w.new_stack), frames_.attributed(w.old_stack)})
         key.insert(key.end(), {f.file, f.function, f.line});
     const uint64_t inside = w.max_in > w.old_bytes ? w.max_in - w.old_bytes : 0;
     auto it = found_.find(key);

@@ -36,7 +36,7 @@ nlohmann::json WindowAnalysis::frame_json(const FrameKey& f) const {
 }
 
 nlohmann::json WindowAnalysis::stack_json(uint64_t stack_id) const {
-    nlohmann::json j = frame_json(frames_.innermost(stack_id));
+    nlohmann::json j = frame_json(frames_.attributed(stack_id));
     nlohmann::json stack = nlohmann::json::array();
     for (const FrameKey& f : frames_.inner_first(stack_id)) stack.push_back(frame_json(f));
     j["stack"] = std::move(stack);
@@ -90,7 +90,7 @@ void WindowAnalysis::add_text(std::string& out) const {
         if (w.count > 1) out += "  (" + std::to_string(w.count) + " times, the highest shown)";
         out += "\n";
 
-        const FrameKey nf = frames_.innermost(w.new_stack);
+        const FrameKey nf = frames_.attributed(w.new_stack);
         const FrameKey& st = w.statement.back();
         std::string code = source_line(std::string(frames_.text(st.file)), st.line);
         std::string line =
@@ -100,7 +100,7 @@ void WindowAnalysis::add_text(std::string& out) const {
         if (nf != st) line += "   (called from " + frame_text(frames_, st) + ")";
         out += line + "\n";
 
-        const FrameKey of = frames_.innermost(w.old_stack);
+        const FrameKey of = frames_.attributed(w.old_stack);
         const bool same_file = of.file == st.file;
         out += "     old: " +
                pad(frame_text(frames_, of) + " in " + std::string(frames_.text(of.function)), 28) +
