@@ -1,7 +1,10 @@
 // Unit tests of TraceReader: every record type round-trips through the encoder, each codec and
 // a real file; the header, end summary and definition tables come back; frames resolve.
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <thread>
 
 #include "test_trace_util.hpp"
 
@@ -185,4 +188,20 @@ TEST_CASE("read may be called only once", "[trace]") {
     Collect c;
     r.read(c);
     CHECK_THROWS_AS(r.read(c), TraceError);
+}
+
+TEST_CASE("a trace can be read from a pipe", "[trace]") {
+    TraceBuilder b(Codec::Lz4, sample_header());
+    write_every_record(b);
+    TempFile f;
+    std::remove(f.path.c_str());
+    REQUIRE(mkfifo(f.path.c_str(), 0600) == 0);
+    std::thread writer([&] { f.write(b.bytes); });  // blocks until the reader opens
+    TraceReader r(f.path);
+    Collect c;
+    r.read(c);
+    writer.join();
+    CHECK(c.events.size() == 11);
+    CHECK(r.has_end());
+    CHECK(r.file_bytes() == b.bytes.size());
 }

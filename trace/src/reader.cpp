@@ -32,6 +32,7 @@ struct TraceReader::Impl {
     TraceHeader header;
     EventMerger merger{true};
     uint64_t file_bytes = 0;
+    bool regular = true;  // a pipe has no size to check lengths against (64 MiB cap only)
     std::atomic<uint64_t> offset{0};  // bytes consumed; read by progress displays
     bool read_called = false;
     bool has_end = false;
@@ -65,6 +66,7 @@ void TraceReader::Impl::open() {
     if (fstat(fileno(f), &st) == 0) {
         if (S_ISDIR(st.st_mode)) fail("is a directory, not a trace file");
         file_bytes = static_cast<uint64_t>(st.st_size);
+        regular = S_ISREG(st.st_mode);
     }
     // Large stdio buffer: chunk headers and small chunks are read without a syscall each.
     std::setvbuf(f, nullptr, _IOFBF, 1 << 20);
@@ -131,12 +133,12 @@ void TraceReader::read(EventVisitor& v) {
         // Allocate only what the file can hold: a chunk running past the end is a cut, and
         // a hostile length must not reserve memory the file does not back.
         uint64_t end = at + kChunkHeaderBytes + h.stored_len;
-        if (end > m.file_bytes) {
+        if (m.regular && end > m.file_bytes) {
             struct stat st;  // the file may still be growing (a live process)
             if (fstat(fileno(m.file.get()), &st) == 0)
                 m.file_bytes = static_cast<uint64_t>(st.st_size);
         }
-        if (end > m.file_bytes) {
+        if (m.regular && end > m.file_bytes) {
             cut = true;
             break;
         }
@@ -166,6 +168,7 @@ void TraceReader::read(EventVisitor& v) {
         }
     }
     m.merger.release_before(UINT64_MAX, v);
+    if (!m.regular) m.file_bytes = m.offset;
     if (cut) {
         char msg[160];
         std::snprintf(msg, sizeof msg,
