@@ -1,5 +1,6 @@
 # A fork leaves two traces: the parent's and the child's, whose header names the parent; each
-# holds its own process's allocations at the marked lines.
+# holds its own process's allocations at the marked lines. A program started by exec from a
+# traced shell is traced too (LD_PRELOAD is inherited) and names the shell as its parent.
 import unittest
 
 import pmt_e2e as e2e
@@ -35,6 +36,22 @@ class ForkTraces(e2e.E2ETest):
         self.assertIsNotNone(entry, e2e.describe_at_peak(parent))
         self.assertAlmostEqual(entry["bytes"], 40 * MIB, delta=0.01 * 40 * MIB)
         self.assertIsNone(e2e.at_line(parent, path, lines["child"]))
+
+    def test_an_execd_python_is_traced_and_names_the_shell(self):
+        code = "import os; print('python', os.getpid(), os.getppid())"
+        # The command after the Python keeps sh from exec'ing in place: it forks, then execs.
+        run = e2e.run_traced(self, ["sh", "-c", f'{e2e.SYSTEM_PYTHON} -c "{code}"; echo done'])
+        self.assertEqual(run.returncode, 0, run.stderr)
+        words = run.stdout.split()
+        self.assertEqual(words[0], "python", run.stdout)
+        python_pid, shell_pid = int(words[1]), int(words[2])
+        self.assertEqual(words[3], "done")
+        reports = {r["trace"]["pid"]: r for r in (e2e.report_json(self, t) for t in run.traces)}
+        self.assertIn(python_pid, reports, f"traces: {run.traces}")
+        self.assertIn(shell_pid, reports, f"traces: {run.traces}")
+        self.assertEqual(reports[python_pid]["trace"]["ppid"], shell_pid)
+        self.assertEqual(reports[python_pid]["trace"]["python"], "3.11.2")
+        self.assertIsNone(reports[shell_pid]["trace"]["python"])
 
 
 if __name__ == "__main__":
