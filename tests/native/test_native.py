@@ -139,6 +139,18 @@ class NativeTests(unittest.TestCase):
         run = Traced(self, ["/usr/bin/python3", "-c", script])
         self.assertEqual((run.proc.returncode, run.proc.stdout), (0, "'err\\n' 3\n"))
 
+    def test_an_event_older_than_the_flush_interval_survives_sigkill(self):
+        script = ("import os, signal, time\n"
+                  "b = bytearray(12_345_678)\n"
+                  "time.sleep(0.15)\n"
+                  "os.kill(os.getpid(), signal.SIGKILL)\n")
+        run = Traced(self, ["/usr/bin/python3", "-c", script])
+        self.assertEqual(run.proc.returncode, -9)
+        info = dump(run.traces[0], events=True)
+        self.assertTrue(info["truncated"])
+        sizes = [e["size"] for e in info["events"] if e["type"] == "alloc"]
+        self.assertTrue(any(12_345_678 <= n <= 12_345_678 + 64 for n in sizes))
+
     def test_an_unwritable_output_runs_the_program_untraced(self):
         env = dict(os.environ, LD_PRELOAD=LIB, PYMEMTRACE_OUTPUT="/nonexistent/dir/x.pmt")
         proc = subprocess.run(["sh", "-c", "echo hi; exit 3"], env=env, capture_output=True,
