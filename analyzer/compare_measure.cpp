@@ -239,7 +239,8 @@ CompareResult summarize(const std::vector<std::string>& command, int repeat,
             r.notes.insert(r.notes.begin(),
                            "peak live bytes DIFFER by " + percent(r.live_spread) +
                                " between backends: the program did not allocate the same under "
-                               "each (timing, threads, or allocator-dependent code)");
+                               "each (timing, threads, or address-dependent code: a pymalloc "
+                               "arena holds 63 or 64 pools depending on its alignment)");
         else
             r.notes.insert(r.notes.begin(), "peak live bytes agree across backends (spread " +
                                                 percent(r.live_spread) + ")");
