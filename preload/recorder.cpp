@@ -149,6 +149,9 @@ void hand_off_full(ThreadState* s) {
 
 void throttle_wait() {
     int saved_errno = errno;
+    // A vfork child (or a child of a raw clone(), which runs no atfork handler) shares or
+    // copies our state but has no writer of its own: waiting would hang it.
+    if (getpid() != g_settings.pid) return;
     // Bounded waits: tracing may stop (exit, failure) while we sleep, and then nobody wakes us.
     while (g_throttle.load() && tracing()) {
         timespec ts{0, 10 * 1000000};
