@@ -1,6 +1,7 @@
 // The RSS sampler: a thread of ours that reads /proc/self/statm every rss_interval_ms and
 // records an rss event in its own thread buffer, like any other thread's events.
-// The file is opened by the thread itself, so a forked child's sampler reads the child.
+// The file is opened anew by each process (a descriptor for /proc/self/statm keeps reading
+// the process that opened it), so a forked child's sampler reads the child.
 #include "sampler.hpp"
 
 #include <fcntl.h>
@@ -25,6 +26,14 @@ bool g_running = false;
 // 1 = stop. A futex word, so that stopping wakes the thread at once: every traced process
 // stops the sampler at exit, and a short-lived one must not wait out an interval.
 std::atomic<uint32_t> g_stop{0};
+int g_statm_fd = -1;  // this process's /proc/self/statm
+FileId g_statm_id;
+
+// Closes our descriptor only if it still is ours (the program may have reused the number).
+void close_statm() {
+    if (g_statm_fd >= 0 && file_id(g_statm_fd) == g_statm_id) close(g_statm_fd);
+    g_statm_fd = -1;
+}
 
 // statm: "size resident shared text lib data dt" in pages.
 bool read_rss_bytes(int fd, uint64_t* out) {
@@ -50,10 +59,8 @@ void record_rss(uint64_t rss) {
 }
 
 void* sampler_main(void*) {
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return nullptr;
-    fd = move_fd_high(fd);
-    const FileId statm = file_id(fd);
+    const int fd = g_statm_fd;
+    const FileId statm = g_statm_id;
     uint64_t interval_ns = g_settings.rss_interval_ms * 1000000u;
     uint64_t next = mono_ns();
     do {  // at least one sample, even in a process that exits at once
@@ -70,16 +77,23 @@ void* sampler_main(void*) {
             syscall(SYS_futex, &g_stop, FUTEX_WAIT_PRIVATE, 0, &ts, nullptr, 0);
         }
     } while (!g_stop.load());
-    if (file_id(fd) == statm) close(fd);
     return nullptr;
 }
 
 }  // namespace
 
+// The file is opened here, on the starting thread (constructor or fork child handler),
+// not by the sampler: a thread of ours opening a file while the program runs could take the
+// lowest free descriptor a program is about to rely on (a daemon reopening 0-2).
 void sampler_start() {
     if (g_settings.rss_interval_ms == 0) return;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    g_statm_fd = move_fd_high(fd);
     g_stop.store(0);
+    g_statm_id = file_id(g_statm_fd);
     g_running = spawn_internal_thread(sampler_main, &g_thread);
+    if (!g_running) close_statm();
 }
 
 void sampler_stop() {
@@ -88,8 +102,13 @@ void sampler_stop() {
     syscall(SYS_futex, &g_stop, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
     pthread_join(g_thread, nullptr);
     g_running = false;
+    close_statm();
 }
 
-void sampler_fork_child() { g_running = false; }  // the thread did not survive the fork
+// The thread did not survive the fork; the inherited descriptor reads the parent.
+void sampler_fork_child() {
+    g_running = false;
+    close_statm();
+}
 
 }  // namespace pmt::preload

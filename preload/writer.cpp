@@ -231,7 +231,7 @@ void writer_fork_child() {
     new (&g_cycle_mutex) std::mutex;
     g_thread_running = false;  // the thread did not survive the fork
     if (g_w) {
-        if (g_w->fd >= 0) close(g_w->fd);
+        if (g_w->fd >= 0 && file_id(g_w->fd) == g_w->id) close(g_w->fd);  // if still ours
         g_w = nullptr;  // abandoned, see above; writer_start makes a new one
     }
 }
