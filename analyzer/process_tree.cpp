@@ -215,4 +215,26 @@ std::string process_tree_text(const std::vector<ProcessResult>& procs, const Mer
     return out + "\n";
 }
 
+void print_process_tree_report(const std::vector<std::string>& paths, bool json, size_t top,
+                               std::ostream& out) {
+    ProcessOptions po;
+    po.top = top;
+    std::vector<ProcessResult> procs;
+    for (const std::string& path : paths) procs.push_back(analyze_process(path, po));
+    const MergedTimeline merged = merge_timelines(procs);
+    if (!json) {
+        out << process_tree_text(procs, merged, top == 0 ? 3 : std::min<size_t>(top, 5));
+        return;
+    }
+    nlohmann::json reports = nlohmann::json::array();
+    for (ProcessResult& p : procs) {
+        p.report.erase("timeline");
+        reports.push_back(std::move(p.report));
+    }
+    nlohmann::json doc = {{"schema", "pymemtrace-report/1"},
+                          {"process_tree", process_tree_json(procs, merged)},
+                          {"processes", std::move(reports)}};
+    out << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+}
+
 }  // namespace pmt::analyzer

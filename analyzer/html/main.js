@@ -54,7 +54,7 @@
   }
 
   // ---- timeline ----
-  new PMT.Timeline($("timeline"), T, $("legend"));
+  const timeline = new PMT.Timeline($("timeline"), T, $("legend"));
 
   // ---- flame graph, one per process ----
   const flame = new PMT.Flame($("flame"));
@@ -86,8 +86,7 @@
     return t;
   };
   const empty = (node, text) => node.appendChild(PMT.el("p", "empty", text));
-  const frameText = (v) => (v && typeof v === "object" && !Array.isArray(v) && ("file" in v || "function" in v))
-    ? PMT.where(v.file, v.line, v.function) : null;
+  const frameText = PMT.frameText;
   const cellText = (k, v) => frameText(v) || PMT.fieldText(k, v);
 
   // A list of objects as a table with one column per key (the windows and advice sections
@@ -118,10 +117,48 @@
       g.out.forEach((x, i) => ul.appendChild(PMT.el("li", null, (extra ? g.who[i] + ": " : "") + x)));
     } else genericTable(node, g.out.map((x) => (typeof x === "object" ? x : { text: x })), extra);
   };
-  sectionOf("windows", "windows", "No double-allocation window was found.",
-    "This build of pymemtrace does not look for windows yet.");
-  sectionOf("advice", "advice", "No advice: nothing stood out.",
-    "This build of pymemtrace gives no advice yet.");
+  // Windows with the fields the windows section writes get a table of their own; clicking a
+  // row zooms the timeline to it. Anything else falls back to the generic table.
+  const winKnown = (w) => w && typeof w === "object" && "start_s" in w && "end_s" in w && "cost_bytes" in w;
+  const gw = gather("windows");
+  if (gw.out.length && gw.out.every(winKnown)) {
+    const rows = gw.out.map((w, i) => [String(i + 1) + (multi ? " · " + gw.who[i].split(":")[0] : ""),
+      PMT.fmtSec(w.start_s) + " – " + PMT.fmtSec(w.end_s), PMT.fmtBytes(w.bytes),
+      w.cost_bytes > 0 ? PMT.fmtBytes(w.cost_bytes) : "none (away from the peak)",
+      PMT.frameText(w.statement) || "–", PMT.frameText(w.old) || "–", PMT.frameText(w.new) || "–",
+      w.remedy || "–", w.peak_if_fixed_bytes ? PMT.fmtBytes(w.peak_if_fixed_bytes) : "–",
+      w.count > 1 ? "×" + w.count : ""]);
+    const t = table([{ label: "#" }, { label: "when", num: true }, { label: "old data", num: true },
+      { label: "cost to the peak", num: true }, { label: "statement", code: true },
+      { label: "old data made at", code: true }, { label: "new data made at", code: true },
+      { label: "fix" }, { label: "peak if fixed", num: true }, { label: "" }], rows,
+      gw.out.findIndex((w) => w.cost_bytes > 0) === 0 ? 0 : -1);
+    const offsets = procs.map((p) => p.offset_s || 0);
+    t.querySelectorAll("tbody tr").forEach((tr, i) => {
+      tr.style.cursor = "zoom-in";
+      tr.title = "Show this window on the timeline";
+      tr.addEventListener("click", () => {
+        const off = offsets[procs.findIndex((p) => p.name === gw.who[i])] || 0;
+        const a = gw.out[i].start_s + off, b = gw.out[i].end_s + off, pad = Math.max((b - a) * 0.5, 0.01);
+        timeline.setView(a - pad, b + pad);
+        $("sec-timeline").scrollIntoView({ behavior: "smooth" });
+      });
+    });
+    $("windows").appendChild(t);
+  } else {
+    sectionOf("windows", "windows", "No double-allocation window was found.",
+      "This build of pymemtrace does not look for windows yet.");
+  }
+  const ga = gather("advice");
+  if (ga.out.length && ga.out.every((a) => a && typeof a === "object" && "text" in a)) {
+    const rows = ga.out.map((a, i) => [(multi ? ga.who[i].split(":")[0] + ": " : "") + a.text,
+      a.file ? PMT.where(a.file, a.line) : "–", a.saving_bytes ? PMT.fmtBytes(a.saving_bytes) : "–"]);
+    $("advice").appendChild(table([{ label: "advice" }, { label: "line", code: true },
+      { label: "saves up to", num: true }], rows));
+  } else {
+    sectionOf("advice", "advice", "No advice: nothing stood out.",
+      "This build of pymemtrace gives no advice yet.");
+  }
 
   // Top lines at the peak (per process when several).
   const sitesNode = $("sites");

@@ -109,7 +109,10 @@ class Timeline {
     for (const w of this.windowsAt(this.hover)) {
       rows.push({ label: "— window", value: PMT.fmtSec(w.start_s) + " – " + PMT.fmtSec(w.end_s), color: "rgba(224,123,0,.6)" });
       for (const [k, v] of Object.entries(w.fields)) {
-        if (typeof v !== "object" || v === null) rows.push({ label: "  " + k, value: PMT.fieldText(k, v) });
+        if (/_s$/.test(k)) continue;  // the span is on the row above
+        const frame = PMT.frameText(v);
+        if (frame) rows.push({ label: "  " + k.replace(/_/g, " "), value: frame });
+        else if (typeof v !== "object" || v === null) rows.push({ label: "  " + k.replace(/_/g, " "), value: PMT.fieldText(k, v) });
       }
     }
     PMT.tooltip.show(ev.clientX, ev.clientY, "at " + PMT.fmtSec(this.t[i]), rows);

@@ -37,6 +37,12 @@ PMT.el = function (tag, cls, text) {
   return e;
 };
 
+// A frame-like object ({file, line, function}) as text, or null for anything else.
+PMT.frameText = function (v) {
+  return v && typeof v === "object" && !Array.isArray(v) && ("file" in v || "function" in v)
+    ? PMT.where(v.file, v.line, v.function) : null;
+};
+
 PMT.where = function (file, line, fn) {
   if (!file) return (fn || "<no Python frame>");
   return (fn ? fn + "  " : "") + file + ":" + line;
