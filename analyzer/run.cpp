@@ -83,6 +83,14 @@ public:
             installed_[i] = true;
         }
     }
+    // The signals that now have our handler: the child must start with their default action.
+    sigset_t handled() const {
+        sigset_t set;
+        sigemptyset(&set);
+        for (size_t i = 0; i < std::size(kForwarded); ++i)
+            if (installed_[i]) sigaddset(&set, kForwarded[i]);
+        return set;
+    }
     ~SignalForwarding() {
         g_child_pid = 0;
         for (size_t i = 0; i < std::size(kForwarded); ++i)
@@ -216,8 +224,7 @@ std::string compose_ld_preload(const std::string& ours, const std::string& backe
 
 LaunchResult launch(const LaunchSpec& spec) {
     if (spec.argv.empty()) throw UsageError("no command given");
-    const std::string preload =
-        spec.preload_override.empty() ? preload_library() : spec.preload_override;
+    const std::string preload = preload_library();
     std::vector<std::string> env = child_environment(spec, preload);
     std::vector<std::string> args = spec.argv;
     std::vector<char*> envp = c_strings(env);
@@ -242,8 +249,9 @@ LaunchResult launch(const LaunchSpec& spec) {
     for (int s : kForwarded) sigaddset(&forwarded, s);
     sigprocmask(SIG_BLOCK, &forwarded, &old_mask);
     SignalForwarding forwarding;
+    const sigset_t handled = forwarding.handled();
     posix_spawnattr_setsigmask(&setup.attr, &old_mask);
-    posix_spawnattr_setsigdefault(&setup.attr, &forwarded);
+    posix_spawnattr_setsigdefault(&setup.attr, &handled);
     posix_spawnattr_setflags(&setup.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
     LaunchResult r;
@@ -254,7 +262,10 @@ LaunchResult launch(const LaunchSpec& spec) {
     if (rc != 0) {
         sigprocmask(SIG_SETMASK, &old_mask, nullptr);
         const std::string& cmd = spec.argv[0];
-        if (rc == ENOENT) throw CommandNotRunnable{127, cmd + ": command not found"};
+        if (rc == ENOENT)
+            throw CommandNotRunnable{
+                127, cmd + (cmd.find('/') == std::string::npos ? ": command not found"
+                                                               : ": no such file")};
         throw CommandNotRunnable{126, cmd + ": cannot execute: " + std::strerror(rc)};
     }
     g_child_pid = r.pid;

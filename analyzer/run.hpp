@@ -30,11 +30,10 @@ std::string preload_library();
 struct LaunchSpec {
     std::vector<std::string> argv;  // argv[0] is looked up on PATH like a shell does
     Backend backend = Backend::Glibc;
-    std::string output;            // PYMEMTRACE_OUTPUT; "" keeps the environment's / the default
-    bool quiet = false;            // PYMEMTRACE_QUIET=1: the interposer's exit line is not printed
-    std::string stdout_path;       // the child's stdout goes to this new file; "" inherits ours
-    std::string stdin_path;        // the child's stdin comes from this file; "" inherits ours
-    std::string preload_override;  // "" = preload_library(); tests may point elsewhere
+    std::string output;       // PYMEMTRACE_OUTPUT; "" keeps the environment's / the default
+    bool quiet = false;       // PYMEMTRACE_QUIET=1: the interposer's exit line is not printed
+    std::string stdout_path;  // the child's stdout goes to this new file; "" inherits ours
+    std::string stdin_path;   // the child's stdin comes from this file; "" inherits ours
 };
 
 struct LaunchResult {

@@ -124,6 +124,16 @@ class Run(e2e.E2ETest):
         os.close(fd)
         self.assertEqual(os.waitstatus_to_exitcode(status), 11, "one SIGINT, exit passed through")
 
+    def test_a_signal_ignored_by_runs_parent_stays_ignored_in_the_child(self):
+        # As under nohup: SIGHUP ignored before run starts must be ignored by the command too.
+        child = 'kill -HUP $$; echo survived'
+        proc = subprocess.run(
+            ["sh", "-c", f'trap "" HUP; exec "$0" run -q -- sh -c \'{child}\'', e2e.CLI],
+            capture_output=True, text=True, timeout=60, cwd=self.dir)
+        self.assertEqual((proc.returncode, proc.stdout), (0, "survived\n"), proc.stderr)
+        proc = self.run_cli("-q", "--", "sh", "-c", child)
+        self.assertEqual(proc.returncode, 128 + signal.SIGHUP, "not ignored: the child dies")
+
     def test_the_users_ld_preload_is_kept_after_ours(self):
         theirs = "/lib/x86_64-linux-gnu/libm.so.6"
         env = dict(os.environ, LD_PRELOAD=theirs)
