@@ -5,6 +5,7 @@
 
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -35,8 +36,8 @@ pthread_key_t g_exit_key;
 // kThrottleBytes the writer is behind: recording threads wait (throttle_wait) until it has
 // finished its cycle, so memory stays bounded; no event is ever dropped.
 std::atomic<size_t> g_pending_bytes{0};
-constexpr size_t kWakeBytes = 1u << 20;
-constexpr size_t kThrottleBytes = 8u << 20;
+constexpr size_t kWakeBytes = 256u << 10;
+constexpr size_t kThrottleBytes = 2u << 20;
 
 // Buffers and states come from the real allocator: never traced, no recursion.
 Buffer* buffer_get() {
@@ -145,6 +146,19 @@ void hand_off_full(ThreadState* s) {
     if (pending >= kThrottleBytes) g_throttle.store(1, std::memory_order_relaxed);
     if (pending >= kWakeBytes) writer_wake();
     errno = saved_errno;
+}
+
+void acquire_slow(ThreadState* s) {
+    for (unsigned spins = 0;; ++spins) {
+        // Test-and-test-and-set: spin on a shared read, not on the exchange.
+        while (s->owned.load(std::memory_order_relaxed)) {
+            if (++spins < 200)
+                __builtin_ia32_pause();
+            else
+                sched_yield();
+        }
+        if (!s->owned.exchange(1, std::memory_order_acquire)) return;
+    }
 }
 
 void throttle_wait() {

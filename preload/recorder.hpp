@@ -57,8 +57,12 @@ inline ThreadState* thread_state() {
     return PMT_LIKELY(s != nullptr) ? s : create_thread_state();
 }
 
+// Contended only while the writer copies this thread's buffer, or the writer waits for a
+// record to finish. Either side may be preempted while holding the flag (few cores, many
+// threads): after a short spin the waiter yields its time slice instead of burning it.
+void acquire_slow(ThreadState* s);
 inline void acquire(ThreadState* s) {
-    while (PMT_UNLIKELY(s->owned.exchange(1, std::memory_order_acquire))) __builtin_ia32_pause();
+    if (PMT_UNLIKELY(s->owned.exchange(1, std::memory_order_acquire))) acquire_slow(s);
 }
 inline void release(ThreadState* s) { s->owned.store(0, std::memory_order_release); }
 
