@@ -59,10 +59,23 @@ std::string peak_headline(const PeakAnalysis& peak) {
     return line;
 }
 
+static bool ends_with_blank_line(const std::string& s) {
+    return s.size() >= 2 && s.compare(s.size() - 2, 2, "\n\n") == 0;
+}
+
 std::string render_text(const AnalyzedTrace& t) {
     std::string out;
     if (t.peak) out += peak_headline(*t.peak) + "\n";
-    for (const auto& a : t.analyses) a->add_text(out);
+    for (const auto& a : t.analyses) {
+        const size_t before = out.size();
+        a->add_text(out);
+        // Sections are separated by one blank line, whatever each one ends with.
+        if (out.size() != before && !ends_with_blank_line(out)) {
+            if (out.back() != '\n') out += '\n';
+            out += '\n';
+        }
+    }
+    while (ends_with_blank_line(out)) out.pop_back();
     return out;
 }
 

@@ -245,3 +245,44 @@ TEST_CASE("report --json on the command line prints the schema", "[analyzer][cli
     CHECK(j["schema"] == "pymemtrace-report/1");
     CHECK(j["peak"]["bytes"] == MB(300) + 4096);
 }
+
+TEST_CASE("any flipped byte gives a report or a one-line input error, never a crash",
+          "[analyzer][report]") {
+    const std::vector<uint8_t> good = sample_trace().bytes();
+    size_t reports = 0, errors = 0;
+    for (size_t i = 0; i < good.size(); ++i) {
+        std::vector<uint8_t> bad = good;
+        bad[i] ^= 0x5a;
+        TempTrace f(bad);
+        try {
+            const AnalyzedTrace t = analyze(f.path());
+            render_text(t);
+            render_json(t).dump(-1, ' ', false, json::error_handler_t::replace);
+            ++reports;
+        } catch (...) {
+            const ErrorReport r = describe_error(std::current_exception());
+            INFO("byte " << i << ": " << r.message);
+            CHECK(r.exit_code == 2);
+            ++errors;
+        }
+    }
+    CHECK(errors > 0);
+    CHECK(reports + errors == good.size());
+}
+
+TEST_CASE("absurd stack ids cost no memory and read as <unknown>", "[analyzer][peak]") {
+    TraceBuilder b;
+    b.thread(1).alloc(ms(1), 0x1000, 10, 0);
+    TempTrace f(b.bytes());
+    TraceReader reader(f.path());
+    LiveHeap heap;
+    PeakAnalysis peak(0);
+    replay(reader, heap, {&peak});
+    Block huge{0x2000, 1000, uint64_t{1} << 40, ms(2), false};
+    peak.on_live(huge);
+    peak.finish(reader, heap);
+    CHECK(peak.peak_bytes() == 1010);
+    REQUIRE(peak.sites().size() == 2);
+    CHECK(peak.sites()[0].function == "<unknown>");
+    CHECK(peak.sites()[0].bytes == 1000);
+}
