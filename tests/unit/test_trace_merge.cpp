@@ -138,3 +138,29 @@ TEST_CASE("huge ids and lengths in a payload do not cause huge allocations", "[t
     CHECK(m.location(1ull << 50)->line == 3);
     CHECK(m.string(12345).empty());
 }
+
+TEST_CASE("many short-lived threads are merged and a returning tid keeps its order", "[trace]") {
+    EventMerger m;
+    Collect c;
+    uint64_t t = 0;
+    // 2000 threads, each with one payload and then silent: their queues are retired.
+    for (uint64_t tid = 1; tid <= 2000; ++tid) {
+        auto p = payload(tid, t, {{t + 1, 0x1000 + tid}});
+        m.add_thread_payload(p.data(), p.size());
+        t += 10;
+        m.release_before(t, c);
+    }
+    REQUIRE(c.events.size() == 2000);
+    for (size_t i = 0; i < c.events.size(); ++i) {
+        CHECK(c.events[i].tid == i + 1);
+        CHECK(c.events[i].seq == i);
+    }
+    // tid 5 comes back (its queue long retired) with a payload claiming an earlier base time:
+    // its times still do not go below where the thread was.
+    auto p = payload(5, 0, {{0, 0x5555}});
+    m.add_thread_payload(p.data(), p.size());
+    m.release_before(UINT64_MAX, c);
+    REQUIRE(c.events.size() == 2001);
+    CHECK(c.events.back().addr == 0x5555);
+    CHECK(c.events.back().time_ns >= c.events[1999].time_ns);
+}

@@ -22,10 +22,21 @@ namespace {
 // Per-thread queue of decoded events in record order; [head, size) not yet delivered.
 struct ThreadQueue {
     uint32_t tid = 0;
-    uint64_t last_time = 0;  // keeps a thread's times non-decreasing across its chunks
+    uint32_t idle = 0;  // releases since this thread last had a payload
     std::vector<Event> events;
     size_t head = 0;
 };
+
+// Every thread ever seen: its queue while it is active, and where its time stands.
+struct ThreadSlot {
+    static constexpr size_t kNoQueue = SIZE_MAX;
+    size_t queue = kNoQueue;  // index into Impl::threads
+    uint64_t last_time = 0;   // keeps a thread's times non-decreasing across its payloads
+};
+
+// An exited thread's empty queue is dropped after this many releases, so a release costs
+// O(active threads), not O(threads ever seen) (programs that start a thread per task).
+constexpr uint32_t kIdleReleases = 16;
 
 // Strings live in fixed blocks so the string_views handed out stay valid as tables grow.
 class StringArena {
@@ -68,7 +79,7 @@ AllocKind alloc_kind(uint8_t k) {
 struct EventMerger::Impl {
     bool keep_definitions;
     std::vector<ThreadQueue> threads;
-    std::unordered_map<uint32_t, size_t> thread_index;
+    std::unordered_map<uint32_t, ThreadSlot> thread_slots;
     size_t queued = 0;
     uint64_t delivered = 0;
     uint64_t last_time = 0;  // time of the last event delivered
@@ -78,14 +89,18 @@ struct EventMerger::Impl {
     IdTable<StackNode> stacks;
     std::unordered_map<uint32_t, uint64_t> thread_names;  // tid -> string id
 
-    ThreadQueue& queue_for(uint32_t tid) {
-        auto [it, added] = thread_index.try_emplace(tid, threads.size());
-        if (added) {
+    ThreadQueue& queue_for(uint32_t tid, ThreadSlot& slot) {
+        if (slot.queue == ThreadSlot::kNoQueue) {
+            slot.queue = threads.size();
             threads.emplace_back();
             threads.back().tid = tid;
         }
-        return threads[it->second];
+        ThreadQueue& q = threads[slot.queue];
+        q.idle = 0;
+        return q;
     }
+
+    void compact();
 
     void decode(const uint8_t* raw, size_t n);
 
@@ -103,8 +118,9 @@ void EventMerger::Impl::decode(const uint8_t* raw, size_t n) {
     ByteCursor c{raw, raw + n};
     uint32_t tid = narrow32(c.varint(), "thread id out of range");
     uint64_t t = c.varint();
-    ThreadQueue& q = queue_for(tid);
-    t = std::max(t, q.last_time);
+    ThreadSlot& slot = thread_slots[tid];  // node-based map: the reference stays valid
+    ThreadQueue& q = queue_for(tid, slot);
+    t = std::max(t, slot.last_time);
     uint64_t a = 0;
     std::vector<Event>& out = q.events;
     size_t before = out.size();
@@ -240,7 +256,7 @@ void EventMerger::Impl::decode(const uint8_t* raw, size_t n) {
             }
         }
     }
-    q.last_time = t;
+    slot.last_time = t;
     queued += out.size() - before;
 }
 
@@ -322,10 +338,23 @@ void EventMerger::release_before(uint64_t t, EventVisitor& v) {
         }
     }
 
-    for (ThreadQueue& q : threads) {
+    m.compact();
+}
+
+void EventMerger::Impl::compact() {
+    for (size_t i = threads.size(); i-- > 0;) {
+        ThreadQueue& q = threads[i];
         if (q.head == q.events.size()) {
             q.events.clear();
             q.head = 0;
+            if (++q.idle > kIdleReleases) {
+                thread_slots[q.tid].queue = ThreadSlot::kNoQueue;
+                if (i + 1 != threads.size()) {
+                    q = std::move(threads.back());
+                    thread_slots[q.tid].queue = i;
+                }
+                threads.pop_back();
+            }
         } else if (q.head >= 4096 && q.head * 2 >= q.events.size()) {
             q.events.erase(q.events.begin(), q.events.begin() + static_cast<ptrdiff_t>(q.head));
             q.head = 0;
