@@ -57,17 +57,25 @@ struct ByteCursor {
             if (b > 1) throw_format("overlong varint");
             return v | static_cast<uint64_t>(b) << 63;
         }
-        return varint_slow();
+        Varint r = varint_checked(p, end);
+        p = r.p;
+        return r.value;
     }
 
-    [[gnu::noinline]] uint64_t varint_slow() {
+    // Near the end of the payload: bound-checked byte by byte. Takes and returns the
+    // position by value so the cursor never escapes and stays in registers in the callers.
+    struct Varint {
+        uint64_t value;
+        const uint8_t* p;
+    };
+    [[gnu::noinline]] static Varint varint_checked(const uint8_t* p, const uint8_t* end) {
         uint64_t v = 0;
         for (unsigned shift = 0; shift < 70; shift += 7) {
             if (p >= end) throw_format("record runs past the end of its payload");
             uint8_t b = *p++;
             if (shift == 63 && b > 1) throw_format("overlong varint");
             v |= static_cast<uint64_t>(b & 0x7f) << shift;
-            if (b < 0x80) return v;
+            if (b < 0x80) return {v, p};
         }
         throw_format("overlong varint");
     }
