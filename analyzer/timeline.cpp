@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "frames.hpp"
 
 namespace pmt::analyzer {
 
@@ -42,9 +43,15 @@ void TimelineAnalysis::begin(const TraceReader& reader) { reader_ = &reader; }
 uint32_t TimelineAnalysis::site_of(uint64_t stack_id) {
     if (stack_id < stack_site_.size() && stack_site_[stack_id] != 0)
         return stack_site_[stack_id] - 1;
+    // The site is the frame the report attributes memory to (frames.hpp: the innermost frame
+    // of the program's own code), so the timeline's series carry the report's line names.
     uint64_t location = 0;
     if (stack_id != 0 && reader_ != nullptr) {
-        if (const StackNode* node = reader_->stack(stack_id)) location = node->location;
+        size_t skip = attribution_index(reader_->frames(stack_id));
+        const StackNode* node = reader_->stack(stack_id);
+        for (; node != nullptr && skip > 0; --skip)
+            node = node->parent ? reader_->stack(node->parent) : nullptr;
+        if (node != nullptr) location = node->location;
     }
     // Sites are few (source lines); a linear search happens once per new stack id only.
     auto it = std::find(site_location_.begin(), site_location_.end(), location);

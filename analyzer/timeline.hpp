@@ -20,8 +20,8 @@ struct TimelineOptions {
     size_t top_sites = 8;  // sites given their own series, ranked by their largest bytes
 };
 
-// An allocation site: the innermost Python frame of the allocating stack (location 0 = an
-// allocation made with no Python frame on the thread).
+// An allocation site: the frame of the allocating stack that the report attributes memory to
+// (frames.hpp: the innermost frame of the program's own code; location 0 = no Python frame).
 struct TimelineSite {
     uint64_t location = 0;
     std::string file;

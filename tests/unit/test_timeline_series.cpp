@@ -185,3 +185,18 @@ TEST_CASE("durations parse with units and bad ones are refused", "[timeline]") {
     CHECK_THROWS(parse_duration_ns("10 parsecs"));
     CHECK_THROWS(parse_duration_ns("-1s"));
 }
+
+TEST_CASE("a site is the program's own line, not the library frame under it", "[timeline]") {
+    TraceBuilder b;
+    const auto s = b.stack({{"/usr/lib/python3/dist-packages/numpy/core/numeric.py", "ones", 205},
+                            {"/home/u/job.py", "load", 12},
+                            {"/home/u/job.py", "<module>", 30}});
+    b.thread(1).alloc(ms(1), 0x1000, MB(80), s);
+    TimelineAnalysis tl;
+    LiveHeap heap;
+    run(b.bytes(), tl, heap);
+    REQUIRE(tl.sites().size() == 1);
+    CHECK(tl.sites()[0].function == "load");
+    CHECK(tl.sites()[0].line == 12);
+    CHECK(tl.sites()[0].max_bytes == MB(80));
+}
