@@ -24,6 +24,7 @@ PeakAnalysis::StackState& PeakAnalysis::state_slow(uint64_t stack_id) {
 }
 
 void PeakAnalysis::on_live(const Block& b) {
+    if (b.mapping) mappings_[b.addr] = b.addr + b.size;
     StackState& s = state(b.stack_id);
     touch(s);
     s.live_bytes += b.size;
@@ -40,15 +41,45 @@ void PeakAnalysis::on_live(const Block& b) {
     }
 }
 
+namespace {
+
+void add_clamped(uint64_t& n, int64_t delta) {
+    if (delta < 0 && n < static_cast<uint64_t>(-delta)) {
+        n = 0;
+    } else {
+        n += static_cast<uint64_t>(delta);
+    }
+}
+
+}  // namespace
+
+int64_t PeakAnalysis::mapping_blocks_delta(const Block& dead) {
+    auto it = mappings_.upper_bound(dead.addr);
+    if (it == mappings_.begin()) return -1;
+    --it;
+    const uint64_t start = it->first, end = it->second;
+    if (end <= dead.addr) return -1;
+    mappings_.erase(it);
+    int64_t delta = -1;
+    if (start < dead.addr) {
+        mappings_[start] = dead.addr;
+        ++delta;
+    }
+    if (dead.addr + dead.size < end) {
+        mappings_[dead.addr + dead.size] = end;
+        ++delta;
+    }
+    return delta;
+}
+
 void PeakAnalysis::on_dead(const Block& b, uint64_t /*time_ns*/) {
     StackState& s = state(b.stack_id);
     touch(s);
-    // A partial munmap releases bytes but the mapping's remainder still counts as a block;
-    // LiveHeap reports it as a dead piece, so clamp rather than let counts wrap.
+    const int64_t blocks = b.mapping ? mapping_blocks_delta(b) : -1;
     s.live_bytes -= std::min(s.live_bytes, b.size);
     live_bytes_ -= std::min(live_bytes_, b.size);
-    if (s.live_blocks) s.live_blocks -= 1;
-    if (live_blocks_) live_blocks_ -= 1;
+    add_clamped(s.live_blocks, blocks);
+    add_clamped(live_blocks_, blocks);
 }
 
 void PeakAnalysis::on_event(const Event& e, const LiveHeap& /*heap*/) {

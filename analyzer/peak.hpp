@@ -3,6 +3,7 @@
 // Memory is O(number of distinct stacks), never O(events).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -95,7 +96,12 @@ private:
     template <class F>
     void for_each_state(F&& f) const;
 
+    // How many blocks a dead piece of a mapping takes away: -1, plus one for each part of the
+    // mapping left on either side of it (a hole in the middle makes two blocks of one).
+    int64_t mapping_blocks_delta(const Block& dead);
+
     size_t top_;
+    std::map<uint64_t, uint64_t> mappings_;  // start -> end of each live mapping (they are few)
     std::vector<StackState> dense_;
     std::unordered_map<uint64_t, StackState> sparse_;
     uint64_t epoch_ = 0;

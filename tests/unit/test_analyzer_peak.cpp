@@ -200,3 +200,27 @@ TEST_CASE("many stacks: sites add up to the peak", "[analyzer][peak]") {
     CHECK(sum_sites(r.peak) == expect);
     CHECK(r.peak.sites()[0].line == 300);
 }
+
+TEST_CASE("a partial munmap after the peak leaves the mapping's share at the peak intact",
+          "[analyzer][peak]") {
+    TraceBuilder b;
+    const auto arena = b.stack({{"job.py", "objs", 8}});
+    const auto later = b.stack({{"job.py", "more", 9}});
+    b.thread(1)
+        .mmap(ms(1), 0x7f0000000000, 4 << 20, arena)
+        .munmap(ms(2), 0x7f0000100000, 1 << 20)  // a hole in the middle: 3 MiB left
+        .alloc(ms(3), 0x1000, 2 << 20, later)    // 5 MiB: the peak
+        .munmap(ms(4), 0x7f0000000000, 1 << 20);
+    Replayed r;
+    run(b.bytes(), r);
+    CHECK(r.peak.peak_bytes() == (5u << 20));
+    CHECK(r.peak.peak_time_ns() == ms(3));
+    CHECK(r.peak.peak_bytes() == r.heap.peak_bytes());
+    const PeakSite* a = find_site(r.peak, "objs", 8);
+    REQUIRE(a);
+    CHECK(a->bytes == (3u << 20));
+    CHECK(a->blocks == 2);  // the hole split the mapping in two
+    CHECK(r.peak.peak_blocks() == 3);
+    CHECK(r.peak.final_live_bytes() == (4u << 20));
+    CHECK(sum_sites(r.peak) == r.peak.peak_bytes());
+}
