@@ -1,5 +1,6 @@
 # The bundled example says in its header what pymemtrace finds; this keeps that promise true:
-# at the peak, step()'s line holds two generations of `data` and load()'s line the kept `raw`.
+# at the peak, step()'s line holds two generations of `data` and load()'s line the kept `raw`;
+# the report names the `data = step(data)` window and advises `del raw`.
 import os
 import unittest
 
@@ -31,6 +32,17 @@ class DemoFinding(e2e.E2ETest):
         self.assertAlmostEqual(load["bytes"], ARRAY, delta=0.01 * ARRAY)
         self.assertEqual(report["at_peak"][0]["line"], step["line"])
         self.assertGreaterEqual(report["peak"]["bytes"], 3 * ARRAY)
+
+        rebind = line_of(demo, "data = step(data)")
+        windows = [w for w in report.get("windows", [])
+                   if w.get("statement", {}).get("line") == rebind
+                   or w["new"].get("line") == step["line"]]
+        self.assertEqual(len(windows), 1, f"windows: {report.get('windows')}")
+        self.assertAlmostEqual(windows[0]["bytes"], ARRAY, delta=0.05 * ARRAY)
+        self.assertEqual(windows[0]["old"]["line"], step["line"])
+        self.assertEqual(windows[0]["remedy"], "in-place")
+        dels = [a for a in report.get("advice", []) if a["kind"] == "del"]
+        self.assertIn(load["line"], [a["line"] for a in dels], f"advice: {report.get('advice')}")
 
 
 if __name__ == "__main__":
