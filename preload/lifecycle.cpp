@@ -78,6 +78,10 @@ void finish_trace() {
     g_tracing.store(false);
     EndSummary s = writer_finish(!g_failed.load());
     if (g_failed.load() || g_settings.quiet) return;
+    if (writer_replay_failed()) {
+        say("pymemtrace: trace %s (peak unknown here: run pymemtrace report)", trace_path());
+        return;
+    }
     say("pymemtrace: peak %.1f MB at %.2f s; trace %s",
         static_cast<double>(s.peak_live_bytes) / 1e6, static_cast<double>(s.peak_time_ns) / 1e9,
         trace_path());

@@ -31,8 +31,22 @@ namespace {
 struct HeapReplay final : EventVisitor {
     EventMerger merger{false};
     LiveHeap heap;
+    bool failed = false;  // the exit line then says the peak is unknown; the trace is intact
     void on_event(const Event& e) override { heap.apply(e); }
 };
+
+// The replay only feeds the exit line. The trace library reports a malformed payload or a
+// failed allocation by throwing; that must never reach the traced program, so a throw ends
+// the replay and nothing else (the chunks were already written).
+template <class F>
+void replay_step(HeapReplay& r, F&& step) {
+    if (r.failed) return;
+    try {
+        step();
+    } catch (...) {
+        r.failed = true;
+    }
+}
 
 struct WriterState {
     int fd = -1;
@@ -105,9 +119,12 @@ void run_cycle() {
         write_chunk(ChunkType::ThreadEvents, Codec::Zstd, b->data, b->size);
     std::vector<uint8_t> epoch = epoch_payload(t);
     write_chunk(ChunkType::Epoch, Codec::None, epoch.data(), epoch.size());
-    for (Buffer* b : w.collected) w.replay->merger.add_thread_payload(b->data, b->size);
+    HeapReplay& r = *w.replay;
+    replay_step(r, [&] {
+        for (Buffer* b : w.collected) r.merger.add_thread_payload(b->data, b->size);
+    });
     return_buffers(w.collected);
-    w.replay->merger.release_before(t, *w.replay);
+    replay_step(r, [&] { r.merger.release_before(t, r); });
     throttle_release();
 }
 
@@ -118,7 +135,8 @@ EndSummary write_end() {
     s.end_time_ns = now_ns();
     std::vector<uint8_t> epoch = epoch_payload(s.end_time_ns);
     write_chunk(ChunkType::Epoch, Codec::None, epoch.data(), epoch.size());
-    w.replay->merger.release_before(UINT64_MAX, *w.replay);
+    HeapReplay& r = *w.replay;
+    replay_step(r, [&] { r.merger.release_before(UINT64_MAX, r); });
     s.events = w.replay->merger.delivered();
     s.peak_live_bytes = w.replay->heap.peak_bytes();
     s.peak_time_ns = w.replay->heap.peak_time_ns();
@@ -197,6 +215,8 @@ void writer_wake() {
     g_wake_seq.fetch_add(1);
     syscall(SYS_futex, &g_wake_seq, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
+
+bool writer_replay_failed() { return g_w && g_w->replay && g_w->replay->failed; }
 
 EndSummary writer_finish(bool write_end_chunk) {
     stop_thread();

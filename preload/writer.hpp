@@ -20,6 +20,8 @@ void writer_wake();
 // chunk. Tracing must already be off. Returns the summary written in the End chunk. After a
 // failure (events were lost) it only stops the thread: the trace must read as truncated.
 EndSummary writer_finish(bool write_end_chunk);
+// Whether the writer's own replay (the exit line's peak) gave up; the trace is unaffected.
+bool writer_replay_failed();
 
 // exec: flushes everything and writes the End chunk, keeping the writer paused; if exec
 // fails, writer_resume_after_exec() removes the End chunk again and lets the writer go on.
