@@ -28,7 +28,7 @@ struct TraceMeasure {
     uint64_t peak_live_bytes = 0;
     double peak_live_time_s = 0;
     uint64_t peak_rss_sampled_bytes = 0;  // largest RSS sample
-    uint64_t rss_at_peak_bytes = 0;       // first RSS sample at or after the live peak
+    uint64_t rss_at_peak_bytes = 0;       // largest sample while live stays within 1% of peak
     uint64_t exit_rss_bytes = 0;          // last RSS sample
     uint64_t alloc_calls = 0;             // heap allocations (malloc, calloc, realloc, ...)
     uint64_t mmap_calls = 0;              // mappings made by the program

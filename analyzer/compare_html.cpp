@@ -173,8 +173,9 @@ std::string render_html(const CompareResult& r) {
       << " run(s) per allocator, interleaved. Traces and outputs: <code>" << esc(r.directory)
       << "</code></p>\n"
       << table(r)
-      << "<p>Peak RSS is the kernel's high-water mark; RSS/live is the RSS at the moment of "
-         "peak live bytes divided by peak live bytes (allocator overhead and fragmentation).</p>\n";
+      << "<p>Peak RSS is the kernel's high-water mark; RSS/live is the largest RSS sample while "
+         "live bytes stay within 1% of their peak, divided by peak live bytes (allocator "
+         "overhead and fragmentation).</p>\n";
     if (!r.notes.empty()) {
         s << "<ul>\n";
         for (const std::string& n : r.notes) s << "<li>" << esc(n) << "</li>\n";

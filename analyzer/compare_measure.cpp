@@ -29,8 +29,14 @@ public:
         if (e.type == EventType::Alloc) ++m_.alloc_calls;
         if (e.type == EventType::Mmap) ++m_.mmap_calls;
         live_since_sample_ = std::max(live_since_sample_, heap_.live_bytes());
-        // A new peak: the RSS that goes with it is the next sample's.
-        if (heap_.peak_bytes() > before) rss_pending_ = true;
+        if (heap_.peak_bytes() > before) {
+            // A new peak starts a new plateau; what the previous one saw no longer counts.
+            m_.rss_at_peak_bytes = 0;
+            rss_pending_ = true;
+            on_plateau_ = true;
+        } else if (on_plateau_ && heap_.live_bytes() * 100 < heap_.peak_bytes() * 99) {
+            on_plateau_ = false;
+        }
     }
 
     void finish() {
@@ -41,13 +47,16 @@ public:
     }
 
 private:
+    // The RSS that goes with the live peak: the largest sample while live bytes stay within 1%
+    // of the peak (fresh pages become resident only as the program writes them, so the first
+    // sample after a large allocation can be far below what the data costs), else the first
+    // sample after the plateau when it was too short to be sampled.
     void on_rss(const Event& e) {
         m_.peak_rss_sampled_bytes = std::max(m_.peak_rss_sampled_bytes, e.size);
         m_.exit_rss_bytes = e.size;
-        if (rss_pending_) {
-            m_.rss_at_peak_bytes = e.size;
-            rss_pending_ = false;
-        }
+        if (on_plateau_ || rss_pending_)
+            m_.rss_at_peak_bytes = std::max(m_.rss_at_peak_bytes, e.size);
+        rss_pending_ = false;
         if (keep_timeline_) m_.timeline.push_back({seconds(e.time_ns), e.size, live_since_sample_});
         live_since_sample_ = heap_.live_bytes();
     }
@@ -56,7 +65,8 @@ private:
     bool keep_timeline_;
     LiveHeap heap_;
     uint64_t live_since_sample_ = 0;
-    bool rss_pending_ = false;
+    bool rss_pending_ = false;  // a peak not yet followed by any sample
+    bool on_plateau_ = false;   // live bytes have stayed within 1% of the peak since it
 };
 
 template <class T>

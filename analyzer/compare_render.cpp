@@ -87,8 +87,9 @@ std::string render_table(const CompareResult& r) {
         }
     }
     out << "\nwall: traced runs (the interposer's overhead is included, alike for all); peak RSS: "
-           "the kernel's high-water mark;\nexit RSS: the last RSS sample; RSS/live: RSS at the "
-           "moment of peak live bytes / peak live bytes.\n";
+           "the kernel's high-water mark;\nexit RSS: the last RSS sample; RSS/live: the largest "
+           "RSS "
+           "sample while live bytes stay within 1% of their peak / peak live bytes.\n";
     for (const std::string& n : r.notes) out << "note: " << n << "\n";
     return out.str();
 }

@@ -63,6 +63,26 @@ TEST_CASE("a trace's measure takes the RSS sample that follows the live peak") {
     CHECK(m.timeline[2].live_bytes == MB(60));  // the peak shows although freed before the next
 }
 
+TEST_CASE("RSS at the peak is the largest sample while the peak holds, as pages get written") {
+    TraceBuilder b;
+    b.thread(1)
+        .alloc(ms(1), 0x1000, MB(100))  // the peak; its pages become resident as they are written
+        .rss(ms(2), MB(10))
+        .alloc(ms(5), 0x2000, 100)  // a new (tiny) peak: the plateau goes on
+        .free(ms(6), 0x2000)        // still within 1% of the peak
+        .rss(ms(12), MB(60))
+        .rss(ms(22), MB(105))
+        .free(ms(23), 0x1000)  // the plateau ends
+        .rss(ms(32), MB(120))  // after it: not the peak's RSS
+        .rss(ms(42), MB(20));
+    TempTrace f(b.bytes());
+    const TraceMeasure m = measure_trace(f.path(), false);
+    REQUIRE(m.ok);
+    CHECK(m.peak_live_bytes == MB(100) + 100);
+    CHECK(m.rss_at_peak_bytes == MB(105));
+    CHECK(m.peak_rss_sampled_bytes == MB(120));
+}
+
 TEST_CASE("a file that is not a trace gives a measure with an error, not an exception") {
     const TraceMeasure m = measure_trace("/etc/passwd", false);
     CHECK_FALSE(m.ok);
