@@ -14,7 +14,8 @@ constexpr uint64_t kBigBlock = uint64_t{1} << 20;  // a heap block this big is a
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 // pymalloc's arena sizes (CPython >= 3.10: 1 MiB; 3.8-3.9: 256 KiB).
 bool is_arena(const Block& b) { return b.mapping && (b.size == kMiB || b.size == kMiB / 4); }
-constexpr uint64_t kFloatObjectBytes = 24;  // sizeof(PyFloatObject) on 64-bit CPython
+// A float object is 24 bytes; pymalloc rounds blocks to 16 bytes (CPython >= 3.8, 64-bit).
+constexpr uint64_t kFloatBlockBytes = 32;
 constexpr uint64_t kPointerBytes = 8;
 
 }  // namespace
@@ -109,7 +110,6 @@ void AdviceAnalysis::add_del_advice(const LiveHeap& heap) {
     std::vector<uint64_t> released_by_windows;  // their release is a window's, not exit's
     for (const Window& w : windows_.windows()) released_by_windows.push_back(w.old_stack);
     std::vector<std::pair<uint64_t, const Site*>> kept;  // (stack, site)
-    uint64_t kept_bytes = 0, last_seq = 0, peak_then = 0;
     for (const auto& [stack, s] : sites_) {
         if (s.heap_peak < std::max(kMiB, peak / 50) || s.last_alloc_seq >= peak_seq_) continue;
         if (std::count(released_by_windows.begin(), released_by_windows.end(), stack)) continue;
@@ -123,16 +123,21 @@ void AdviceAnalysis::add_del_advice(const LiveHeap& heap) {
         while (d < mine.size() && d < at_peak.size() && mine[d] == at_peak[d]) ++d;
         if (d == mine.size() || d == at_peak.size()) continue;
         kept.push_back({stack, &s});
-        kept_bytes += s.heap_peak;
-        if (s.last_alloc_seq > last_seq) {
-            last_seq = s.last_alloc_seq;
-            peak_then = s.peak_after_last_alloc;
-        }
     }
-    if (kept.empty()) return;
+    // The most recent of them is most likely what the code at the peak works on: keep it.
     std::sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) {
         return a.second->last_alloc_seq < b.second->last_alloc_seq;
     });
+    if (!kept.empty()) kept.pop_back();
+    if (kept.empty()) return;
+    uint64_t kept_bytes = 0, last_seq = 0, peak_then = 0;
+    for (const auto& [stack, s] : kept) {
+        kept_bytes += s->heap_peak;
+        if (s->last_alloc_seq > last_seq) {
+            last_seq = s->last_alloc_seq;
+            peak_then = s->peak_after_last_alloc;
+        }
+    }
     // Counterfactual: the kept blocks released once the last of them was made.
     const uint64_t later = windows_.history().max_from(last_seq + 1);
     const uint64_t cf =
@@ -149,9 +154,9 @@ void AdviceAnalysis::add_del_advice(const LiveHeap& heap) {
     a.text = lines + (kept.size() > 1 ? " keep " : " keeps ") + human_bytes(kept_bytes) +
              " alive at the peak; " + (kept.size() > 1 ? "they are" : "it is") +
              " freed only at exit. `del` " + (kept.size() > 1 ? "them" : "it") +
-             " after the last use: peak if freed before " +
-             (at_peak.empty() ? std::string("the peak") : frame_text(f, at_peak.back())) +
-             " runs: " + human_bytes(cf) + ".";
+             " after the last use. If " + (kept.size() > 1 ? "they are" : "it is") +
+             " not needed once " + frame_text(f, f.attributed(kept.back().first)) +
+             " has run, peak if freed there: " + human_bytes(cf) + ".";
     advice_.push_back(std::move(a));
 }
 
@@ -174,9 +179,9 @@ void AdviceAnalysis::add_population_advice() {
     }
     for (const auto& [key, l] : lines) {
         if (l.arena < std::max(4 * kMiB, peak / 20)) continue;
-        // Estimated: an arena's bytes over the size of a float object; other small objects
-        // (ints, tuples) would give other counts.
-        const uint64_t count = l.arena / kFloatObjectBytes;
+        // Estimated: arena bytes over a float's pymalloc block; other small objects (ints,
+        // tuples, strings) would give other counts.
+        const uint64_t count = l.arena / kFloatBlockBytes;
         const uint64_t as_list = l.arena + l.heap;
         const uint64_t as_array = count * kPointerBytes;
         if (as_list <= as_array) continue;
@@ -185,8 +190,8 @@ void AdviceAnalysis::add_population_advice() {
         a.text = frame_text(f, l.where) + " builds a population of small Python objects (" +
                  human_bytes(as_list) + " at the peak, " + human_bytes(l.arena) +
                  " of it in pymalloc arenas): about " + human_count(count) +
-                 " objects if they are floats (24 bytes each; an estimate from the arena "
-                 "bytes). A numpy float64 array holds that many in " +
+                 " objects if they are floats (32-byte pymalloc blocks; an estimate from the "
+                 "arena bytes). A numpy float64 array holds that many in " +
                  human_bytes(as_array) + ": peak if so about " +
                  human_bytes(peak - (as_list - as_array)) + ".";
         advice_.push_back(std::move(a));

@@ -10,10 +10,21 @@ namespace {
 
 constexpr uint64_t kMinBytes = uint64_t{1} << 20;  // smaller generations are noise
 constexpr uint64_t kBurstGapNs = 50'000'000;       // releases further apart are separate
+constexpr uint64_t kSizeableBytes = 64 << 10;      // blocks that can open a window
 
 bool is_realloc(AllocKind k) { return k == AllocKind::Realloc || k == AllocKind::ReallocArray; }
 
 }  // namespace
+
+// A released block this analysis never saw allocated (made before tracing started).
+WindowAnalysis::Rec WindowAnalysis::unknown(const Block& b) {
+    WindowAnalysis::Rec r;
+    r.addr = b.addr;
+    r.size = b.size;
+    r.stack = b.stack_id;
+    r.mapping = b.mapping;
+    return r;
+}
 
 void WindowAnalysis::begin(const TraceReader& reader) { frames_.attach(&reader); }
 
@@ -23,18 +34,18 @@ WindowAnalysis::Rec WindowAnalysis::remove(const Block& b, bool* found, uint64_t
     uint64_t seq = 0;
     if (!b.mapping) {
         auto it = heap_seq_.find(b.addr);
-        if (it == heap_seq_.end()) return {b.addr, b.size, b.stack_id, b.time_ns, 0, 0, false};
+        if (it == heap_seq_.end()) return unknown(b);
         seq = it->second;
         heap_seq_.erase(it);
     } else {
         // The released part may start inside a mapping (partial munmap).
         auto it = map_seq_.upper_bound(b.addr);
-        if (it == map_seq_.begin()) return {b.addr, b.size, b.stack_id, b.time_ns, 0, 0, true};
+        if (it == map_seq_.begin()) return unknown(b);
         --it;
         seq = it->second;
         auto rec = by_seq_.find(seq);
         if (rec == by_seq_.end() || b.addr >= rec->second.addr + rec->second.size)
-            return {b.addr, b.size, b.stack_id, b.time_ns, 0, 0, true};
+            return unknown(b);
         Rec& r = rec->second;
         if (b.size < r.size) {  // part of it stays live: shrink the record, keep its index
             Rec part = r;
@@ -53,7 +64,7 @@ WindowAnalysis::Rec WindowAnalysis::remove(const Block& b, bool* found, uint64_t
         map_seq_.erase(it);
     }
     auto rec = by_seq_.find(seq);
-    if (rec == by_seq_.end()) return {b.addr, b.size, b.stack_id, b.time_ns, 0, 0, b.mapping};
+    if (rec == by_seq_.end()) return unknown(b);
     Rec r = rec->second;
     by_seq_.erase(rec);
     *found = true;
@@ -62,15 +73,14 @@ WindowAnalysis::Rec WindowAnalysis::remove(const Block& b, bool* found, uint64_t
 }
 
 void WindowAnalysis::add(const Block& b, const Rec* carry, uint64_t seq) {
-    Rec r{b.addr,    b.size, b.stack_id,           b.time_ns, seq, running_peak_,
-          b.mapping, since_, detection_max_.size()};
-    if (carry) {  // a block that grew (realloc, mremap) keeps the age of the first one
-        r.origin_ns = carry->origin_ns;
-        r.origin_seq = carry->origin_seq;
-        r.max_before = carry->max_before;
-        r.since = carry->since;
-        r.detections = carry->detections;
-    }
+    Rec r;
+    r.addr = b.addr;
+    r.size = b.size;
+    r.stack = b.stack_id;
+    r.mapping = b.mapping;
+    r.latest = {b.time_ns, seq, running_peak_, since_, detection_max_.size()};
+    // A block that grew (realloc, mremap) keeps the age of the first one.
+    r.origin = carry ? carry->origin : r.latest;
     // Several blocks of one event (rare) need distinct keys: seq is unique per event only.
     while (by_seq_.count(seq)) seq += uint64_t{1} << 62;
     by_seq_[seq] = r;
@@ -211,14 +221,22 @@ void WindowAnalysis::close_burst(Thread& th, uint64_t /*seq_now*/) {
     }
     // New generation: what the statement allocated after the old data and still holds.
     std::unordered_map<uint64_t, uint64_t> new_by_stack;
-    const Rec* first = nullptr;
+    // The window opens with the new generation's first sizeable block: small blocks left
+    // alive by an earlier run of the same statement (caches) must not open it early.
+    const Stamp* first = nullptr;
+    const Stamp* first_small = nullptr;
     for (auto it = by_seq_.upper_bound(old_max_seq); it != by_seq_.end(); ++it) {
         const Rec& r = it->second;
         if (!frames_.has_prefix(r.stack, prefix)) continue;
         w.new_bytes += r.size;
         new_by_stack[r.stack] += r.size;
-        if (!first || r.origin_seq < first->origin_seq) first = &r;
+        // A buffer older than the old data that this statement merely grew (an interpreter
+        // buffer) opened nothing: its own reallocation is its first byte here.
+        const Stamp& st = r.origin.seq > old_max_seq ? r.origin : r.latest;
+        const Stamp*& slot = r.size >= kSizeableBytes || r.mapping ? first : first_small;
+        if (!slot || st.seq < slot->seq) slot = &st;
     }
+    if (!first) first = first_small;
     if (w.old_bytes < kMinBytes || !first || w.new_bytes < std::max(kMinBytes, w.old_bytes / 8))
         return;
     uint64_t best = 0;
@@ -229,24 +247,26 @@ void WindowAnalysis::close_burst(Thread& th, uint64_t /*seq_now*/) {
         }
     w.old_stack = old_stack;
     w.statement = prefix;
-    w.open_ns = first->origin_ns;
-    w.open_seq = first->origin_seq;
+    w.open_ns = first->ns;
+    w.open_seq = first->seq;
     w.max_before = first->max_before;
     w.close_ns = bu.first_ns;
     w.close_seq = bu.last_seq;
     w.max_in = history_.max_from(w.open_seq);
     const uint64_t post_close = history_.max_from(w.close_seq + 1);
-    const Rec opener = *first;
+    const Stamp opener = *first;
     keep(std::move(w), opener, post_close);
     detection_max_.push_back(since_);
     since_ = 0;
 }
 
-void WindowAnalysis::keep(Window w, const Rec& first, uint64_t post_close) {
+void WindowAnalysis::keep(Window w, const Stamp& first, uint64_t post_close) {
     std::vector<uint32_t> key;
     for (const FrameKey& f : w.statement) key.insert(key.end(), {f.file, f.function, f.line});
-    for (const FrameKey& f : {frames_.attributed(w.new_stack), frames_.attributed(w.old_stack)})
-        key.insert(key.end(), {f.file, f.function, f.line});
+    // The old line stays out of the key: a loop's first repetition replaces data made before
+    // the loop, and fixing the statement fixes every repetition.
+    const FrameKey nf = frames_.attributed(w.new_stack);
+    key.insert(key.end(), {nf.file, nf.function, nf.line});
     const uint64_t inside = w.max_in > w.old_bytes ? w.max_in - w.old_bytes : 0;
     auto it = found_.find(key);
     if (it == found_.end()) {

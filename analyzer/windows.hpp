@@ -52,11 +52,18 @@ public:
     nlohmann::json stack_json(uint64_t stack_id) const;
 
 private:
-    struct Rec {  // one live block, indexed by the seq of its (latest) allocation
-        uint64_t addr, size, stack, origin_ns, origin_seq, max_before;
-        bool mapping;
+    // When and in what state of the heap a block was allocated.
+    struct Stamp {
+        uint64_t ns = 0, seq = 0;
+        uint64_t max_before = 0;  // highest live bytes before it
         uint64_t since = 0;       // highest live bytes since the last detection, before it
-        uint64_t detections = 0;  // windows detected before it was allocated
+        uint64_t detections = 0;  // windows detected before it
+    };
+    struct Rec {  // one live block, indexed by the seq of its latest allocation
+        uint64_t addr = 0, size = 0, stack = 0;
+        bool mapping = false;
+        Stamp origin;  // the first block of a realloc/mremap chain
+        Stamp latest;  // this block itself
     };
     struct Burst {  // releases on one thread with no allocation of that thread between them
         bool active = false;
@@ -75,6 +82,7 @@ private:
         Burst burst;
     };
 
+    static Rec unknown(const Block& b);
     Rec remove(const Block& b, bool* found, uint64_t* index_seq);
     void add(const Block& b, const Rec* carry, uint64_t seq);
     void release(Thread& th, const Event& e);
@@ -89,7 +97,7 @@ private:
         uint64_t inside = 0;   // highest (live - old generation) inside any repetition
         uint64_t last_close_seq = 0, last_detection = 0, last_post_close = 0;
     };
-    void keep(Window w, const Rec& first, uint64_t post_close);
+    void keep(Window w, const Stamp& opener, uint64_t post_close);
     static std::string remedy_for(const Window& w);
 
     mutable StackFrames frames_;
