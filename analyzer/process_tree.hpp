@@ -68,4 +68,10 @@ nlohmann::json process_tree_json(const std::vector<ProcessResult>& procs,
 std::string process_tree_text(const std::vector<ProcessResult>& procs, const MergedTimeline& merged,
                               size_t top_lines = 3);
 
+// `report` on several traces (or a directory): the process-tree section and each process's
+// report, as text or as one JSON document (schema pymemtrace-report/1). Throws like
+// analyze_process.
+void print_process_tree_report(const std::vector<std::string>& paths, bool json, size_t top,
+                               std::ostream& out);
+
 }  // namespace pmt::analyzer

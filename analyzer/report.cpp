@@ -8,6 +8,7 @@
 #include "commands.hpp"
 #include "format_util.hpp"
 #include "peak.hpp"
+#include "process_tree.hpp"
 #include "summary.hpp"
 
 namespace pmt::analyzer {
@@ -89,12 +90,23 @@ void add_report_command(CLI::App& app) {
         "library and installed packages are skipped (the JSON stack keeps every frame).\n"
         "Sizes are decimal (1 MB = 10^6 bytes); times are seconds since the trace started.\n"
         "Exit status: 0 done, 2 unreadable or corrupt trace or bad usage, 1 internal error.");
-    cmd->add_option("TRACE", opts->path, "trace file written by libpymemtrace.so (.pmt)")
-        ->required();
+    auto paths = std::make_shared<std::vector<std::string>>();
+    cmd->add_option("TRACE", *paths,
+                    "trace file written by libpymemtrace.so (.pmt); several, or a directory, "
+                    "give the merged process tree")
+        ->required()
+        ->expected(1, -1);
     cmd->add_flag("--json", opts->json, "print JSON (schema pymemtrace-report/1) instead of text");
     cmd->add_option("--top", opts->top, "how many lines to show at the peak (0: all)")
         ->capture_default_str();
-    cmd->callback([opts] {
+    cmd->callback([opts, paths] {
+        const std::vector<std::string> traces = expand_trace_paths(*paths);
+        if (traces.size() > 1) {
+            print_process_tree_report(traces, opts->json, opts->top, std::cout);
+            std::cout.flush();
+            return;
+        }
+        opts->path = traces.at(0);
         const AnalyzedTrace t = analyze_trace(*opts);
         if (opts->json) {
             std::cout << render_json(t).dump(2, ' ', false,

@@ -286,3 +286,24 @@ TEST_CASE("absurd stack ids cost no memory and read as <unknown>", "[analyzer][p
     CHECK(peak.sites()[0].function == "<unknown>");
     CHECK(peak.sites()[0].bytes == 1000);
 }
+
+TEST_CASE("report on several traces gives the process tree", "[analyzer][cli]") {
+    TraceBuilder parent = sample_trace();
+    TraceBuilder child;
+    child.header().pid = 4243;
+    child.header().ppid = 4242;
+    child.header().forked = true;
+    const auto w = child.stack({{"job.py", "worker", 40}});
+    child.thread(1).alloc(ms(1), 0x1000, MB(50), w).free(ms(9), 0x1000);
+    TempTrace a(parent.bytes()), b(child.bytes());
+    const Cli text = run_command({"report", a.path(), b.path()});
+    CHECK(text.code == 0);
+    CHECK(text.out.find("Process tree: 2 processes") != std::string::npos);
+    CHECK(text.out.find("job.py:40") != std::string::npos);
+    const Cli js = run_command({"report", "--json", a.path(), b.path()});
+    REQUIRE(js.code == 0);
+    const json j = json::parse(js.out);
+    CHECK(j["schema"] == "pymemtrace-report/1");
+    CHECK(j["process_tree"]["processes"].size() == 2);
+    CHECK(j["processes"][1]["at_peak"][0]["line"] == 40);
+}
