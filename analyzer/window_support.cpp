@@ -46,10 +46,16 @@ FrameKey StackFrames::innermost(uint64_t stack_id) {
     return f.empty() ? FrameKey{} : f.back();
 }
 
+// Code objects made by libraries at run time ("<__array_function__ internals>" in numpy) are
+// library code too; "<string>" and "<stdin>" are the user's.
+static bool is_generated(std::string_view file) {
+    return !file.empty() && file.front() == '<' && file != "<string>" && file != "<stdin>";
+}
+
 FrameKey StackFrames::attributed(uint64_t stack_id) {
     const std::vector<FrameKey>& f = outer_first(stack_id);
     for (auto it = f.rbegin(); it != f.rend(); ++it)
-        if (!is_library_file(text(it->file))) return *it;
+        if (!is_library_file(text(it->file)) && !is_generated(text(it->file))) return *it;
     return f.empty() ? FrameKey{} : f.back();
 }
 

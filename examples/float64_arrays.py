@@ -6,8 +6,8 @@ import numpy as np
 
 N = 25_000_000
 
-a = np.linspace(0.0, 1.0, N)  # LINE:a
-b = np.linspace(1.0, 2.0, N)  # LINE:b
+a = np.full(N, 0.25)  # LINE:a
+b = np.full(N, 1.5)  # LINE:b
 a += b
 head = a[:10_000].copy()
 print(float(head[0]), float(b[1]))
