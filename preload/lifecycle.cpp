@@ -3,6 +3,7 @@
 // synchronous flush before exec. Also the settings, say() and fail_tracing().
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,9 @@ bool g_started = false;
 std::atomic<bool> g_finished{false};
 std::atomic<bool> g_failed{false};
 bool g_fork_locked = false;  // the prepare handler took our locks (parent and child see it)
+// The forking thread's signal mask while it holds our locks across fork(): all signals are
+// blocked, because a handler that allocates would wait for the writer, which waits for them.
+sigset_t g_fork_saved_mask;
 
 uint64_t env_ms(const char* name, uint64_t fallback) {
     const char* v = secure_getenv(name);
@@ -90,12 +94,17 @@ void finish_trace() {
 void fork_prepare() {
     g_fork_locked = g_started && !g_finished.load();
     if (!g_fork_locked) return;
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
     recorder_fork_prepare();
+    g_fork_saved_mask = saved;  // only once our locks are ours: another fork may be waiting
 }
 
 void fork_parent() {
     if (!g_fork_locked) return;
     recorder_fork_parent();
+    pthread_sigmask(SIG_SETMASK, &g_fork_saved_mask, nullptr);
 }
 
 // The child starts its own trace naming the parent; nothing of the parent's buffers is kept.
@@ -111,6 +120,7 @@ void fork_child() {
     sampler_fork_child();
     start_trace(parent, true);
     t_in_hook = saved;
+    pthread_sigmask(SIG_SETMASK, &g_fork_saved_mask, nullptr);
 }
 
 // Which thread paused the writer for exec (only that one resumes it if exec fails).

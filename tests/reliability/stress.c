@@ -1,0 +1,127 @@
+/* stress N FORKS: 8 threads each malloc and free N blocks (sizes 3001..3999, odd, a range no
+   libc-internal allocation uses) keeping a ring of 64 live ones, while the main thread forks
+   FORKS times; each child allocates 1000 such blocks, frees 900 and exits. A signal handler
+   (SIGALRM every ms) maps and unmaps a page, interrupting the recording path. Every thread
+   finally leaves 5 blocks live. Prints its own exact counts for the test to compare with the
+   traces: "parent allocs A frees F live L maps M" and "child allocs 1000 frees 900 live L". */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define THREADS 8
+#define RING 64
+
+static long per_thread;
+static volatile sig_atomic_t maps;
+static volatile int sink;
+
+struct counts {
+    unsigned seed;
+    long allocs, frees, live;
+};
+
+static size_t pick(unsigned* seed) { return 3001 + 2 * (size_t)(rand_r(seed) % 499); }
+
+static void on_alarm(int sig) {
+    (void)sig;
+    void* p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) {
+        munmap(p, 4096);
+        maps = maps + 1;
+    }
+}
+
+static void* worker(void* arg) {
+    struct counts* c = arg;
+    char* ring[RING] = {0};
+    size_t sizes[RING] = {0};
+    for (long i = 0; i < per_thread; ++i) {
+        int k = (int)(i % RING);
+        if (ring[k]) {
+            free(ring[k]);
+            c->frees++;
+            c->live -= (long)sizes[k];
+        }
+        sizes[k] = pick(&c->seed);
+        ring[k] = malloc(sizes[k]);
+        ring[k][0] = (char)i;
+        sink += ring[k][0];
+        c->allocs++;
+        c->live += (long)sizes[k];
+    }
+    for (int k = 5; k < RING; ++k) /* 5 blocks stay live */
+        if (ring[k]) {
+            free(ring[k]);
+            c->frees++;
+            c->live -= (long)sizes[k];
+        }
+    return NULL;
+}
+
+static void child(unsigned seed) {
+    char* keep[1000];
+    long live = 0;
+    size_t sz[1000];
+    for (int i = 0; i < 1000; ++i) {
+        sz[i] = pick(&seed);
+        keep[i] = malloc(sz[i]);
+        keep[i][0] = 1;
+        live += (long)sz[i];
+    }
+    for (int i = 0; i < 900; ++i) {
+        free(keep[i]);
+        live -= (long)sz[i];
+    }
+    printf("child allocs 1000 frees 900 live %ld\n", live);
+    fflush(stdout);
+    if (seed & 1) exit(0);
+    _exit(0);
+}
+
+int main(int argc, char** argv) {
+    per_thread = argc > 1 ? atol(argv[1]) : 1000000;
+    int forks = argc > 2 ? atoi(argv[2]) : 50;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 1000}, {0, 1000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+
+    pthread_t t[THREADS];
+    struct counts c[THREADS] = {{0}};
+    for (int i = 0; i < THREADS; ++i) {
+        c[i].seed = (unsigned)i + 1;
+        pthread_create(&t[i], NULL, worker, &c[i]);
+    }
+    int children = 0;
+    for (int i = 0; i < forks; ++i) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            struct itimerval off = {{0, 0}, {0, 0}};
+            setitimer(ITIMER_REAL, &off, NULL);
+            child(100u + (unsigned)i);
+        }
+        if (pid > 0) {
+            int st;
+            while (waitpid(pid, &st, 0) < 0) {
+            }
+            children += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        }
+    }
+    for (int i = 0; i < THREADS; ++i) pthread_join(t[i], NULL);
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    long a = 0, f = 0, l = 0;
+    for (int i = 0; i < THREADS; ++i) a += c[i].allocs, f += c[i].frees, l += c[i].live;
+    printf("parent allocs %ld frees %ld live %ld maps %ld children %d\n", a, f, l, (long)maps,
+           children);
+    return 0;
+}
