@@ -119,8 +119,9 @@ void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
                 }
             }
             for (const Block& b : live_) add(b, have ? &carried : nullptr, e.seq);
+            // Stack 0 (no Python frame: start-up, teardown) leaves no statement to blame.
+            th.last_alloc_stack = e.stack_id;
             if (e.stack_id != 0) {
-                th.last_alloc_stack = e.stack_id;
                 auto [it, fresh] = module_rooted_.emplace(e.stack_id, false);
                 if (fresh) {
                     const auto& f = frames_.outer_first(e.stack_id);
