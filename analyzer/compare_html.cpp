@@ -167,7 +167,8 @@ std::string render_html(const CompareResult& r) {
       << "<title>pymemtrace compare: " << esc(command_text(r.command)) << "</title>\n"
       << "<style>body{font-family:sans-serif;margin:2em;color:#222}"
          "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
-         "td{text-align:right;white-space:nowrap}td:first-child{text-align:left}code{background:#f4f4f4}</style>\n"
+         "td{text-align:right;white-space:nowrap}td:first-child{text-align:left}code{background:#"
+         "f4f4f4}</style>\n"
       << "</head><body>\n<h1>Allocator comparison</h1>\n"
       << "<p>Command: <code>" << esc(command_text(r.command)) << "</code>, " << r.repeat
       << " run(s) per allocator, interleaved. Traces and outputs: <code>" << esc(r.directory)
