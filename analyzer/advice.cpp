@@ -121,7 +121,7 @@ void AdviceAnalysis::add_del_advice(const LiveHeap& heap) {
         const std::vector<FrameKey>& mine = f.outer_first(stack);
         size_t d = 0;
         while (d < mine.size() && d < at_peak.size() && mine[d] == at_peak[d]) ++d;
-        if (d == mine.size() || d == at_peak.size()) continue;
+        if (!at_peak.empty() && (d == mine.size() || d == at_peak.size())) continue;
         kept.push_back({stack, &s});
     }
     // The most recent of them is most likely what the code at the peak works on: keep it.
