@@ -25,6 +25,7 @@ class Timeline {
     this.hover = null;
     this.drag = null;
     this.pad = { l: 74, r: 18, t: 16, b: 34 };
+    this.hasRss = data.rss_bytes.some((v) => v > 0);  // no samples: no line at zero
     this.renderLegend(legend);
     this.bind();
     this.draw();
@@ -40,7 +41,7 @@ class Timeline {
       node.appendChild(item);
     };
     add("line", "#1d2330", "live heap" + (this.d.stack_kind === "process" ? " (all processes)" : ""));
-    add("dash", null, "RSS" + (this.d.stack_kind === "process" ? " (sum)" : ""));
+    if (this.hasRss) add("dash", null, "RSS" + (this.d.stack_kind === "process" ? " (sum: pages shared after fork count once per process)" : ""));
     this.d.stacks.forEach((s, k) => add("", PMT.palette[k % PMT.palette.length], s.label));
     if (this.d.windows.length) add("", "rgba(224,123,0,.35)", "double-allocation window");
     add("line", "#c62828", "peak " + PMT.fmtBytes(this.d.peak.bytes) + " at " + PMT.fmtSec(this.d.peak.time_s));
@@ -101,8 +102,8 @@ class Timeline {
   showTip(ev) {
     if (this.hover === null || !this.t.length) { PMT.tooltip.hide(); return; }
     const i = this.nearest(this.hover);
-    const rows = [{ label: "live heap", value: PMT.fmtBytes(this.d.live_bytes[i]), color: "#1d2330" },
-      { label: "RSS", value: PMT.fmtBytes(this.d.rss_bytes[i]), color: "#e07b00" }];
+    const rows = [{ label: "live heap", value: PMT.fmtBytes(this.d.live_bytes[i]), color: "#1d2330" }];
+    if (this.hasRss) rows.push({ label: "RSS", value: PMT.fmtBytes(this.d.rss_bytes[i]), color: "#e07b00" });
     this.d.stacks.forEach((s, k) => {
       if (s.values[i] > 0) rows.push({ label: s.label, value: PMT.fmtBytes(s.values[i]), color: PMT.palette[k % PMT.palette.length] });
     });
@@ -186,7 +187,7 @@ class Timeline {
       ctx.setLineDash([]);
     };
     if (n) {
-      line(this.d.rss_bytes, "#e07b00", [5, 4], 1.6);
+      if (this.hasRss) line(this.d.rss_bytes, "#e07b00", [5, 4], 1.6);
       line(this.d.live_bytes, "#1d2330", [], 1.8);
     }
     // The exact peak.
