@@ -79,7 +79,10 @@ void AdviceAnalysis::finish(const TraceReader& /*reader*/, const LiveHeap& heap)
     add_del_advice(heap);
     add_population_advice();
     add_float32_advice();
+    // Remedies that surely apply come first, by saving; float32 depends on precision.
     std::stable_sort(advice_.begin(), advice_.end(), [](const Advice& a, const Advice& b) {
+        const bool ca = a.kind == "float32", cb = b.kind == "float32";
+        if (ca != cb) return cb;
         return a.saving_bytes.value_or(0) > b.saving_bytes.value_or(0);
     });
 }
