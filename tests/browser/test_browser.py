@@ -61,7 +61,7 @@ class BrowserTest(e2e.E2ETest):
         with open(demo, encoding="utf-8") as f:
             source = f.read().splitlines()
         for text in ("return x * 1.5", "return np.arange("):
-            line = next(i for i, l in enumerate(source, 1) if text in l)
+            line = next(i for i, l in enumerate(source, 1) if l.strip().startswith(text))
             self.assertIn(f"demo.py:{line}", p["text"])
 
     def test_process_tree_page_renders_cleanly(self):
