@@ -9,7 +9,6 @@ namespace pmt::analyzer {
 namespace {
 
 constexpr uint64_t kMinBytes = uint64_t{1} << 20;  // smaller generations are noise
-constexpr uint64_t kBurstGapNs = 50'000'000;       // releases further apart are separate
 constexpr uint64_t kSizeableBytes = 64 << 10;      // blocks that can open a window
 
 bool is_realloc(AllocKind k) { return k == AllocKind::Realloc || k == AllocKind::ReallocArray; }
@@ -94,9 +93,6 @@ void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
     Thread& th = threads_[e.tid];
     const bool pending = th.realloc_pending;
     th.realloc_pending = false;  // a realloc's two halves are adjacent on their thread
-
-    for (auto& [tid, t] : threads_)
-        if (t.burst.active && e.time_ns > t.burst.last_ns + kBurstGapNs) close_burst(t, e.seq);
 
     switch (e.type) {
         case EventType::Alloc:
