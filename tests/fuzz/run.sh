@@ -44,8 +44,8 @@ os.kill(os.getpid(), signal.SIGKILL)" >/dev/null 2>&1 || true
 for f in "$T"/*.pmt; do
   [ -f "$f" ] || continue
   b=$(basename "$f" .pmt)
-  "$BUILD/bin/fuzz_seed" "$f" "$SEEDS/$b-small" 4096 || true
-  "$BUILD/bin/fuzz_seed" "$f" "$SEEDS/$b" 16384 || true
+  "$BUILD/bin/fuzz_seed" "$f" "$SEEDS/$b-small" 1024 || true
+  "$BUILD/bin/fuzz_seed" "$f" "$SEEDS/$b" 4096 || true
 done
 cp "$HERE"/seeds/* "$SEEDS/" 2>/dev/null || true
 
@@ -56,5 +56,5 @@ if ls "$HERE"/regress/* >/dev/null 2>&1; then
   echo "regression inputs: $(ls "$HERE"/regress | wc -l) ok"
 fi
 
-"$FUZZ" "$CORPUS" "$SEEDS" -max_len=16384 -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
+"$FUZZ" "$CORPUS" "$SEEDS" -max_len=4096 -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
   -artifact_prefix="$BUILD/fuzz-artifacts/" "$@"
