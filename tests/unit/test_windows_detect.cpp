@@ -202,3 +202,25 @@ TEST_CASE("a window far from the peak costs nothing and ranks after one at the p
     CHECK(r.w.windows()[1].old_bytes == MB(10));
     CHECK(r.w.windows()[1].cost_bytes == 0);
 }
+
+TEST_CASE("a deallocation paused for longer than any gap is still one old generation",
+          "[windows]") {
+    TraceBuilder b;
+    const auto old_lc = b.stack({{"job.py", "<listcomp>", 4}, {"job.py", "<module>", 4}});
+    const auto new_lc = b.stack({{"job.py", "<listcomp>", 5}, {"job.py", "<module>", 5}});
+    const auto tail = b.stack({{"job.py", "<module>", 6}});
+    auto& t = b.thread(1);
+    uint64_t now = ms(1);
+    for (int i = 0; i < 8; ++i) t.mmap(now += ms(1), 0x10000000 + i * kArena, kArena, old_lc);
+    for (int i = 0; i < 8; ++i) t.mmap(now += ms(1), 0x20000000 + i * kArena, kArena, new_lc);
+    for (int i = 0; i < 8; ++i) {
+        // The process stalls for 600 ms halfway through (a loaded machine, a slow disk).
+        now += i == 4 ? ms(600) : ms(1);
+        t.munmap(now, 0x10000000 + i * kArena, kArena);
+    }
+    t.alloc(now + ms(1), 0x500, 100, tail);
+    Run r(b);
+    REQUIRE(r.w.windows().size() == 1);
+    CHECK(r.w.windows()[0].old_bytes == 8 * kArena);
+    CHECK(r.w.windows()[0].count == 1);
+}
