@@ -127,11 +127,21 @@ void AdviceAnalysis::add_del_advice(const LiveHeap& heap) {
         if (!at_peak.empty() && (d == mine.size() || d == at_peak.size())) continue;
         kept.push_back({stack, &s});
     }
-    // The most recent of them is most likely what the code at the peak works on: keep it.
+    // The most recent of them is most likely what the code at the peak works on: leave it
+    // out...
     std::sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) {
         return a.second->last_alloc_seq < b.second->last_alloc_seq;
     });
-    if (!kept.empty()) kept.pop_back();
+    // ... unless other big data was made between it and the peak: then it is not the input
+    // of the statement at the peak.
+    if (!kept.empty()) {
+        const uint64_t newest = kept.back().second->last_alloc_seq;
+        bool made_since = false;
+        for (const auto& [stack, s] : sites_)
+            made_since |= s.heap_peak >= std::max(kMiB, peak / 50) && s.last_alloc_seq > newest &&
+                          s.last_alloc_seq < peak_seq_;
+        if (!made_since) kept.pop_back();
+    }
     if (kept.empty()) return;
     uint64_t kept_bytes = 0, last_seq = 0, peak_then = 0;
     for (const auto& [stack, s] : kept) {
