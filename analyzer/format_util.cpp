@@ -2,6 +2,8 @@
 // Sizes are decimal (kB/MB/GB = 10^3/10^6/10^9 bytes), as --help says.
 #include "format_util.hpp"
 
+#include <sys/stat.h>
+
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
@@ -58,6 +60,10 @@ std::string human_count(uint64_t n) {
 
 std::string source_line(const std::string& file, uint32_t line, size_t max_chars) {
     if (line == 0 || file.empty() || file[0] == '<') return "";  // "<string>", "<frozen ...>"
+    // The name comes from the trace: only a regular file is read (a FIFO would block, a
+    // device such as /dev/zero would never end a line).
+    struct stat st;
+    if (stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return "";
     std::ifstream in(file);
     if (!in) return "";
     std::string text;
