@@ -1,6 +1,7 @@
 /* stress N FORKS: 8 threads each malloc and free N blocks (sizes 3001..3999, odd, a range no
    libc-internal allocation uses) keeping a ring of 64 live ones, while the main thread forks
-   FORKS times; each child allocates 1000 such blocks, frees 900 and exits. A signal handler
+   FORKS times, starting a short-lived thread (100 blocks allocated and freed) before each
+   fork; each child allocates 1000 such blocks, frees 900 and exits. A signal handler
    (SIGALRM every ms) maps and unmaps a page, interrupting the recording path. Every thread
    finally leaves 5 blocks live. Prints its own exact counts for the test to compare with the
    traces: "parent allocs A frees F live L maps M" and "child allocs 1000 frees 900 live L". */
@@ -64,6 +65,15 @@ static void* worker(void* arg) {
     return NULL;
 }
 
+/* A short-lived thread: allocates 100 blocks, frees them, exits while the workers run. */
+static void* brief(void* arg) {
+    unsigned seed = (unsigned)(size_t)arg;
+    void* p[100];
+    for (int i = 0; i < 100; ++i) p[i] = malloc(pick(&seed));
+    for (int i = 0; i < 100; ++i) free(p[i]);
+    return NULL;
+}
+
 static void child(unsigned seed) {
     char* keep[1000];
     long live = 0;
@@ -103,6 +113,8 @@ int main(int argc, char** argv) {
     }
     int children = 0;
     for (int i = 0; i < forks; ++i) {
+        pthread_t b;
+        pthread_create(&b, NULL, brief, (void*)(size_t)(1000 + i));
         pid_t pid = fork();
         if (pid == 0) {
             struct itimerval off = {{0, 0}, {0, 0}};
@@ -115,12 +127,14 @@ int main(int argc, char** argv) {
             }
             children += WIFEXITED(st) && WEXITSTATUS(st) == 0;
         }
+        pthread_join(b, NULL);
     }
     for (int i = 0; i < THREADS; ++i) pthread_join(t[i], NULL);
     struct itimerval off = {{0, 0}, {0, 0}};
     setitimer(ITIMER_REAL, &off, NULL);
     long a = 0, f = 0, l = 0;
     for (int i = 0; i < THREADS; ++i) a += c[i].allocs, f += c[i].frees, l += c[i].live;
+    a += 100L * forks, f += 100L * forks; /* the short-lived threads' blocks */
     printf("parent allocs %ld frees %ld live %ld maps %ld children %d\n", a, f, l, (long)maps,
            children);
     return 0;

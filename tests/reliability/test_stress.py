@@ -33,7 +33,7 @@ class StressTest(unittest.TestCase):
             self.assertEqual(p.returncode, 0, p.stderr)
             lines = p.stdout.splitlines()
             parent = {k: int(v) for k, v in re.findall(r"(\w+) (\d+)", lines[-1])}
-            self.assertEqual(parent["allocs"], 8 * blocks)
+            self.assertEqual(parent["allocs"], 8 * blocks + 100 * forks)
             self.assertEqual(parent["children"], forks)
             child_lines = [l for l in lines if l.startswith("child")]
             self.assertEqual(len(child_lines), forks)
