@@ -113,7 +113,8 @@ RunRecord run_once(const std::vector<std::string>& command, Backend b, int round
 }
 
 std::string render(const CompareResult& r, const std::string& format) {
-    if (format == "json") return render_json(r).dump(2) + "\n";
+    if (format == "json")
+        return render_json(r).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     if (format == "markdown") return render_markdown(r);
     if (format == "html") return render_html(r);
     return render_table(r);
@@ -184,7 +185,9 @@ void add_compare_command(CLI::App& app) {
         const CompareResult result =
             summarize(opt->command, opt->repeat, dir.string(), backends, std::move(runs));
         // A record next to the traces, whatever format was asked for on stdout.
-        std::ofstream((dir / "compare.json").string()) << render_json(result).dump(2) << "\n";
+        std::ofstream((dir / "compare.json").string())
+            << render_json(result).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+            << "\n";
         std::cout << render(result, opt->format) << std::flush;
     });
 }

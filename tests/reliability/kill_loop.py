@@ -2,7 +2,9 @@
 # checks the report of every trace against the workload's own exact counters (its side file):
 #  - the report exits 0 and says the trace is truncated;
 #  - bytes live at the peak from the workload's allocating line never exceed the most its own
-#    blocks ever held (the peak is never above the truth);
+#    blocks ever held by a whole block (> 4 KiB each): the peak never holds a block the program
+#    had not allocated yet. (The interpreter keeps a few hundred bytes of its own on that line,
+#    e.g. 768 bytes with 3.11.2, which the workload cannot count.)
 #  - no allocation made more than the flush interval (plus a scheduling allowance) before the
 #    kill is missing: an allocation whose running total exceeds the report's peak was not in
 #    the trace, and its age at the kill is the lag, which must stay within the allowance.
@@ -82,7 +84,7 @@ def main():
     ap.add_argument("--seed", type=int, default=int(time.time()))
     a = ap.parse_args()
     rng = random.Random(a.seed)
-    bad, readable, lags = [], 0, []
+    bad, readable, lags, extra = [], 0, [], []
     with tempfile.TemporaryDirectory() as d:
         for i in range(a.runs):
             r = one_run(d, i, rng, a.flush_ms)
@@ -97,7 +99,8 @@ def main():
                 lags.append(r["lag_ms"])
                 if not r["truncated"]:
                     problems.append("not marked truncated")
-                if r["line_bytes"] > r["true_max"]:
+                extra.append(r["line_bytes"] - r["true_max"])
+                if r["line_bytes"] > r["true_max"] + 4096:
                     problems.append("peak above the truth")
                 if r["lag_ms"] > a.flush_ms + a.slack_ms:
                     problems.append("lags by %.1f ms" % r["lag_ms"])
@@ -106,9 +109,10 @@ def main():
                 print("run %d: %s %s" % (i, "; ".join(problems), json.dumps(r)), flush=True)
     lags.sort()
     print("kill loop (seed %d): %d runs, %d readable, %d bad; flush %d ms; lag ms max %.1f "
-          "median %.1f; runs with a lag > 0: %d" %
+          "median %.1f; runs with a lag > 0: %d; line bytes over the count: max %d" %
           (a.seed, a.runs, readable, len(bad), a.flush_ms, lags[-1] if lags else 0,
-           lags[len(lags) // 2] if lags else 0, sum(1 for x in lags if x > 0)))
+           lags[len(lags) // 2] if lags else 0, sum(1 for x in lags if x > 0),
+           max(extra, default=0)))
     return 1 if bad else 0
 
 

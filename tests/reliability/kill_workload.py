@@ -19,7 +19,7 @@ while True:
         live -= len(b) + 1
         del b
         continue
-    n = rng.randrange(64, 4 << 20)
+    n = rng.randrange(4096, 4 << 20)  # every block > 4 KiB (see kill_loop.py)
     os.write(side, b"%d %d\n" % (time.monotonic_ns(), live + n + 1))
     b = bytearray(n)  # ALLOCATING LINE (alone: list.append's own growth is on the next)
     blocks.append(b)

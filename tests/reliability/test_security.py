@@ -17,7 +17,7 @@ PMT = os.path.join(BUILD, "bin", "pymemtrace")
 
 def traced(argv, out, **kw):
     env = dict(os.environ, LD_PRELOAD=LIB, PYMEMTRACE_OUTPUT=out, PYMEMTRACE_QUIET="1")
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, **kw)
+    return subprocess.run(argv, env=env, capture_output=True, timeout=120, **kw)
 
 
 class TraceFileTest(unittest.TestCase):
@@ -114,6 +114,18 @@ class AnalyzerInputTest(unittest.TestCase):
                 self.assertEqual(p.returncode, 0, p.stderr)
             p = subprocess.run([PMT, "report", trace], capture_output=True, text=True, timeout=60)
             self.assertIn("/dev/zero", p.stdout)
+
+    def test_bytes_that_are_not_utf8_never_break_json(self):
+        # argv is bytes, not text: a file name in Latin-1 reaches every JSON output.
+        with tempfile.TemporaryDirectory() as d:
+            trace = os.path.join(d, "t.pmt")
+            self.assertEqual(traced([b"/bin/true", b"caf\xe9"], trace).returncode, 0)
+            p = subprocess.run([PMT, "report", "--json", trace], capture_output=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            p = subprocess.run([PMT, "compare", "--allocators", "glibc", "--format", "json",
+                                "--", "/bin/true", b"caf\xe9"], capture_output=True, cwd=d,
+                               timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr)
 
 
 if __name__ == "__main__":
