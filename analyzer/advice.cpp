@@ -223,10 +223,22 @@ void AdviceAnalysis::add_float32_advice() {
         }
     if (big == 0 || big * 2 < peak) return;
     std::sort(by_site.rbegin(), by_site.rend());
+    // Several stacks can share one program line (the same line called from two places):
+    // name each line once.
+    std::vector<std::string> named;
+    bool more = false;
+    for (const auto& site : by_site) {
+        std::string text = frame_text(f, f.attributed(site.second));
+        if (std::find(named.begin(), named.end(), text) != named.end()) continue;
+        if (named.size() == 3) {
+            more = true;
+            break;
+        }
+        named.push_back(std::move(text));
+    }
     std::string lines;
-    for (size_t i = 0; i < by_site.size() && i < 3; ++i)
-        lines += (i ? ", " : "") + frame_text(f, f.attributed(by_site[i].second));
-    if (by_site.size() > 3) lines += " and others";
+    for (size_t i = 0; i < named.size(); ++i) lines += (i ? ", " : "") + named[i];
+    if (more) lines += " and others";
     const FrameKey top = f.attributed(by_site.front().second);
     Advice a{"float32", std::string(f.text(top.file)), top.line, big / 2, ""};
     a.text = "Large buffers (numpy-like, >= 1 MiB each) from " + lines + " hold " +
