@@ -75,8 +75,12 @@ void init_python() {
 
 }  // namespace
 
-BENCHMARK(BM_MallocFree)->Arg(64)->Arg(1024);
-BENCHMARK(BM_MallocFreePython)->Args({64, 5})->Args({64, 20})->Args({64, 50});
+BENCHMARK(BM_MallocFree)->Arg(64)->Arg(1024)->MeasureProcessCPUTime();
+BENCHMARK(BM_MallocFreePython)
+    ->Args({64, 5})
+    ->Args({64, 20})
+    ->Args({64, 50})
+    ->MeasureProcessCPUTime();
 
 int main(int argc, char** argv) {
     init_python();

@@ -3,7 +3,7 @@
 import random
 import sys
 
-rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 4
+rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 rng = random.Random(0)
 n = 200_000
 cols = {

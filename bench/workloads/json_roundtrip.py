@@ -3,7 +3,7 @@
 import json
 import sys
 
-rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 500
 doc = {
     "users": [{"id": i, "name": f"user{i}", "email": f"u{i}@example.org", "score": i * 0.5,
                "tags": ["a", "b", str(i)], "active": i % 3 == 0} for i in range(200)],

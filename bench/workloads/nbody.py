@@ -50,6 +50,6 @@ def energy():
     return e
 
 
-steps = int(sys.argv[1]) if len(sys.argv) > 1 else 150_000
+steps = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
 advance(0.01, steps)
 print(f"{energy():.9f}")

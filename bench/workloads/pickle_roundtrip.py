@@ -9,7 +9,7 @@ class Point:
         self.x, self.y, self.label = x, y, label
 
 
-rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 data = [{"p": Point(i, i * 1.5, f"pt{i}"), "t": (i, str(i), i / 3.0), "l": list(range(i % 20))}
         for i in range(3000)]
 total = 0

@@ -3,7 +3,7 @@
 import re
 import sys
 
-rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 80
+rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 40
 lines = [f"2026-11-25 12:{i % 60:02d}:{i % 59:02d} host{i % 7}.example.org GET /api/v1/items/{i} "
          f"status={200 + i % 5} bytes={i * 37 % 9999} ua=\"client/{i % 13}\"" for i in range(4000)]
 text = "\n".join(lines)

@@ -76,5 +76,5 @@ class Scheduler:
         return self.held
 
 
-budget = int(sys.argv[1]) if len(sys.argv) > 1 else 600_000
+budget = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
 print(Scheduler(budget).schedule())
