@@ -1,0 +1,22 @@
+/* main() ends with pthread_exit while a worker still runs; when the worker returns, the
+   process has no thread of the program left and must exit with status 0 (glibc calls exit(0)
+   from the last thread). Under the interposer its writer and sampler threads still count as
+   threads, so the process stays a zombie leader with two live threads (issue 7 finding). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static void* worker(void* a) {
+    (void)a;
+    usleep(50000);
+    free(malloc(1000));
+    puts("worker done");
+    return NULL;
+}
+
+int main(void) {
+    pthread_t t;
+    pthread_create(&t, NULL, worker, NULL);
+    pthread_exit(NULL);
+}
