@@ -61,8 +61,9 @@ uint32_t TimelineAnalysis::site_of(uint64_t stack_id) {
         site_bytes_.push_back(0);
         is_dirty_.push_back(0);
     }
-    // Stack ids are dense counters from 1 (FORMAT.md); the cache is a plain vector.
-    if (stack_id < (uint64_t{1} << 28)) {
+    // Stack ids are dense counters from 1 (FORMAT.md); the cache is a plain vector. It grows
+    // only by ids near those seen: a damaged trace's huge id must not allocate gigabytes.
+    if (stack_id < (uint64_t{1} << 28) && stack_id <= 2 * stack_site_.size() + 65536) {
         if (stack_id >= stack_site_.size()) stack_site_.resize(stack_id + 1 + stack_id / 2, 0);
         stack_site_[stack_id] = site + 1;
     }
