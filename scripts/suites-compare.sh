@@ -81,7 +81,7 @@ PYEOF
 SUITES=""
 if [ "$NUMPY" = 1 ]; then
   for mode in plain traced; do
-    run numpy $mode "$PY" -c "import sys, numpy; sys.exit(0 if numpy.test(extra_argv=['-q', '-p', 'no:cacheprovider', '--continue-on-collection-errors']) else 1)"
+    run numpy $mode "$PY" -c "import sys, numpy; sys.exit(0 if numpy.test(extra_argv=['-p', 'no:cacheprovider', '--continue-on-collection-errors']) else 1)"
   done
   SUITES="numpy"
 fi
