@@ -36,8 +36,8 @@ pthread_key_t g_exit_key;
 // kThrottleBytes the writer is behind: recording threads wait (throttle_wait) until it has
 // finished its cycle, so memory stays bounded; no event is ever dropped.
 std::atomic<size_t> g_pending_bytes{0};
-constexpr size_t kWakeBytes = 256u << 10;
-constexpr size_t kThrottleBytes = 2u << 20;
+constexpr size_t kWakeBytes = 128u << 10;
+constexpr size_t kThrottleBytes = 512u << 10;
 
 // Buffers and states come from the real allocator: never traced, no recursion.
 Buffer* buffer_get() {
