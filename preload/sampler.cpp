@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 
 #include "output.hpp"
 #include "recorder.hpp"
@@ -28,11 +29,39 @@ bool g_running = false;
 std::atomic<uint32_t> g_stop{0};
 int g_statm_fd = -1;  // this process's /proc/self/statm
 FileId g_statm_id;
+int g_stat_fd = -1;  // this process's /proc/self/stat (leader state, thread count)
+FileId g_stat_id;
 
-// Closes our descriptor only if it still is ours (the program may have reused the number).
+// Closes our descriptors only if they still are ours (the program may have reused a number).
 void close_statm() {
     if (g_statm_fd >= 0 && file_id(g_statm_fd) == g_statm_id) close(g_statm_fd);
     g_statm_fd = -1;
+    if (g_stat_fd >= 0 && file_id(g_stat_fd) == g_stat_id) close(g_stat_fd);
+    g_stat_fd = -1;
+}
+
+// Whether every thread of the program has gone and only ours keep the process alive: the main
+// thread called pthread_exit (the leader is a zombie, state Z) and the thread count is the
+// leader plus our threads. glibc calls exit(0) when the last thread of a process ends; our
+// threads would stop that from happening, so the sampler must do it (CPython's test_threading
+// hangs otherwise).
+bool program_threads_gone(int fd) {
+    if (fd < 0 || !(file_id(fd) == g_stat_id)) return false;
+    char buf[512];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0) return false;
+    buf[n] = '\0';
+    char* p = strrchr(buf, ')');  // the command name may hold spaces and parentheses
+    if (!p || p[1] != ' ' || p[2] != 'Z') return false;
+    p += 2;
+    // After ")": state is field 3, num_threads field 20.
+    for (int field = 3; field < 20; ++field) {
+        p = strchr(p, ' ');
+        if (!p) return false;
+        ++p;
+    }
+    long threads = strtol(p, nullptr, 10);
+    return threads == 1 + internal_threads_alive();
 }
 
 // statm: "size resident shared text lib data dt" in pages.
@@ -68,6 +97,12 @@ void* sampler_main(void*) {
         // The program may close our descriptor and reuse its number: read only our file.
         if (!(file_id(fd) == statm)) return nullptr;
         if (tracing() && read_rss_bytes(fd, &rss)) record_rss(rss);
+        if (program_threads_gone(g_stat_fd)) {
+            // exit() runs the program's atexit handlers and our destructor, which finishes the
+            // trace (sampler_stop knows not to join this thread).
+            t_in_hook = false;
+            exit(0);
+        }
         next += interval_ns;
         uint64_t now = mono_ns();
         if (next <= now) next = now + interval_ns;  // fell behind: skip, never burst
@@ -92,6 +127,11 @@ void sampler_start() {
     g_statm_fd = move_fd_high(fd);
     g_stop.store(0);
     g_statm_id = file_id(g_statm_fd);
+    int stat_fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (stat_fd >= 0) {
+        g_stat_fd = move_fd_high(stat_fd);
+        g_stat_id = file_id(g_stat_fd);
+    }
     g_running = spawn_internal_thread(sampler_main, &g_thread);
     if (!g_running) close_statm();
 }
@@ -100,7 +140,8 @@ void sampler_stop() {
     if (!g_running) return;
     g_stop.store(1);
     syscall(SYS_futex, &g_stop, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
-    pthread_join(g_thread, nullptr);
+    // From the sampler itself only when it ends the process (program_threads_gone).
+    if (!pthread_equal(g_thread, pthread_self())) pthread_join(g_thread, nullptr);
     g_running = false;
     close_statm();
 }

@@ -178,13 +178,22 @@ void stop_thread() {
 
 }  // namespace
 
+namespace {
+std::atomic<int> g_internal_alive{0};
+}
+
+int internal_threads_alive() { return g_internal_alive.load(); }
+
 bool spawn_internal_thread(void* (*fn)(void*), pthread_t* thread_out) {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     auto trampoline = [](void* arg) -> void* {
         t_in_hook = true;  // our threads are never traced
-        return reinterpret_cast<void* (*)(void*)>(arg)(nullptr);
+        g_internal_alive.fetch_add(1);
+        void* r = reinterpret_cast<void* (*)(void*)>(arg)(nullptr);
+        g_internal_alive.fetch_sub(1);
+        return r;
     };
     pthread_t th;
     int rc = pthread_create(&th, nullptr, trampoline, reinterpret_cast<void*>(fn));

@@ -34,5 +34,7 @@ void writer_fork_child();
 // Spawns one of our threads with every signal blocked (signals stay with the program's own
 // threads) and the reentrancy guard set for its whole life.
 bool spawn_internal_thread(void* (*fn)(void*), pthread_t* thread_out);
+// How many of those threads are running now (the sampler's last-thread check needs it).
+int internal_threads_alive();
 
 }  // namespace pmt::preload

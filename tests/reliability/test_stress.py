@@ -4,6 +4,7 @@
 # are exactly what the program counted itself (stress_check reads the traces).
 # PMT_STRESS_BLOCKS: blocks per thread (default 1000000); PMT_STRESS_FORKS (default 50).
 import glob
+import json
 import os
 import re
 import subprocess
@@ -64,10 +65,8 @@ class StressTest(unittest.TestCase):
 
 
 class LastThreadTest(unittest.TestCase):
-    # Known bug, not fixed yet (see last_thread_exit.c): the interposer's own threads keep a
-    # process alive after the program's last thread exits. CPython's test_threading hits it
-    # (ThreadJoinOnShutdown.test_3_join_in_forked_from_thread hangs under the preload).
-    @unittest.expectedFailure
+    # The interposer's own threads must not keep a process alive after the program's last
+    # thread exits (CPython's test_threading, ThreadJoinOnShutdown.test_3, hung on this).
     def test_process_ends_when_its_last_thread_exits(self):
         env = dict(os.environ, LD_PRELOAD=LIB, PYMEMTRACE_QUIET="1")
         with tempfile.TemporaryDirectory() as d:
@@ -81,6 +80,12 @@ class LastThreadTest(unittest.TestCase):
                 p.communicate()
                 self.fail("the process did not end after its last thread exited")
             self.assertEqual((p.returncode, out), (0, b"worker done\n"))
+            traces = os.listdir(d)
+            self.assertEqual(len(traces), 1, traces)
+            rep = subprocess.run([os.path.join(BIN, "pymemtrace"), "report", "--json",
+                                  os.path.join(d, traces[0])], capture_output=True, text=True)
+            self.assertEqual(rep.returncode, 0, rep.stderr)
+            self.assertFalse(json.loads(rep.stdout)["trace"]["truncated"], "exit(0) ends it")
 
 
 if __name__ == "__main__":
