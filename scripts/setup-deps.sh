@@ -11,6 +11,8 @@ PACKAGES=(
     python3-numpy python3-dev
     heaptrack valgrind
     chromium  # the HTML report's browser test (tests/browser)
+    clang libclang-rt-14-dev  # the libFuzzer target (tests/fuzz)
+    libpython3.11-testsuite python3-pytest python3-hypothesis  # real suites under the preload
 )
 
 missing=()
