@@ -56,8 +56,7 @@ void AdviceAnalysis::on_event(const Event& e, const LiveHeap& heap) {
         s.last_alloc_seq = e.seq;
         s.peak_after_last_alloc = heap.peak_bytes();
     }
-    live_.clear();
-    dead_.clear();
+    clear_deltas();
     if (heap.peak_bytes() > peak_seen_) {
         peak_seen_ = heap.peak_bytes();
         peak_seq_ = e.seq;

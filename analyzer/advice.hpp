@@ -20,12 +20,10 @@ struct Advice {
     std::string text;
 };
 
-class AdviceAnalysis : public Analysis {
+class AdviceAnalysis : public BlockDeltaAnalysis {
 public:
     // `windows` must come before this analysis in the replay's list (its finish() runs first).
     explicit AdviceAnalysis(const WindowAnalysis& windows) : windows_(windows) {}
-    void on_live(const Block& b) override { live_.push_back(b); }
-    void on_dead(const Block& b, uint64_t) override { dead_.push_back(b); }
     void on_event(const Event& e, const LiveHeap& heap) override;
     void finish(const TraceReader& reader, const LiveHeap& heap) override;
     void add_json(nlohmann::json& report) const override;
@@ -51,7 +49,6 @@ private:
     void add_float32_advice();
 
     const WindowAnalysis& windows_;
-    std::vector<Block> live_, dead_;
     std::unordered_map<uint64_t, Site> sites_;
     uint64_t peak_seq_ = 0, peak_seen_ = 0, peak_stack_ = 0;
     std::vector<Advice> advice_;

@@ -24,6 +24,22 @@ public:
     virtual void add_text(std::string& /*out*/) const {}
 };
 
+// An analysis that handles the blocks one event made live or dead together, in on_event
+// (an mremap or a realloc changes several at once): on_live/on_dead only collect them.
+class BlockDeltaAnalysis : public Analysis {
+public:
+    void on_live(const Block& b) override { live_.push_back(b); }
+    void on_dead(const Block& b, uint64_t /*time_ns*/) override { dead_.push_back(b); }
+
+protected:
+    // Call at the end of on_event.
+    void clear_deltas() {
+        live_.clear();
+        dead_.clear();
+    }
+    std::vector<Block> live_, dead_;  // what the current event changed
+};
+
 // Reads the whole trace once, in time order, driving heap and analyses. Shows progress on
 // stderr when it is a terminal and the pass takes more than a second.
 void replay(TraceReader& reader, LiveHeap& heap, const std::vector<Analysis*>& analyses);

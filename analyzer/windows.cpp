@@ -147,8 +147,7 @@ void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
         case EventType::Rss:
             break;
     }
-    live_.clear();
-    dead_.clear();
+    clear_deltas();
     if (e.type != EventType::Rss) history_.push(e.seq, heap.live_bytes());
     running_peak_ = heap.peak_bytes();
     since_ = std::max(since_, heap.live_bytes());

@@ -30,11 +30,9 @@ struct Window {
     std::string remedy;  // "in-place" | "replace-elements" | "other"
 };
 
-class WindowAnalysis : public Analysis {
+class WindowAnalysis : public BlockDeltaAnalysis {
 public:
     void begin(const TraceReader& reader) override;
-    void on_live(const Block& b) override { live_.push_back(b); }
-    void on_dead(const Block& b, uint64_t) override { dead_.push_back(b); }
     void on_event(const Event& e, const LiveHeap& heap) override;
     void finish(const TraceReader& reader, const LiveHeap& heap) override;
     void add_json(nlohmann::json& report) const override;
@@ -101,7 +99,6 @@ private:
     static std::string remedy_for(const Window& w);
 
     mutable StackFrames frames_;
-    std::vector<Block> live_, dead_;  // notifications of the current event
     std::map<uint64_t, Rec> by_seq_;
     std::unordered_map<uint64_t, uint64_t> heap_seq_;  // heap block addr -> seq
     std::map<uint64_t, uint64_t> map_seq_;             // mapping start -> seq
