@@ -19,8 +19,10 @@
 #define RING 64
 
 static long per_thread;
-static volatile sig_atomic_t maps;
-static volatile int sink;
+/* Atomic: SIGALRM runs the handler on any thread, several at once (a plain increment lost
+   counts, and TSan reported both as races). Lock-free atomics are async-signal-safe. */
+static long maps;
+static int sink;
 
 struct counts {
     unsigned seed;
@@ -34,7 +36,7 @@ static void on_alarm(int sig) {
     void* p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p != MAP_FAILED) {
         munmap(p, 4096);
-        maps = maps + 1;
+        __atomic_fetch_add(&maps, 1, __ATOMIC_RELAXED);
     }
 }
 
@@ -52,7 +54,7 @@ static void* worker(void* arg) {
         sizes[k] = pick(&c->seed);
         ring[k] = malloc(sizes[k]);
         ring[k][0] = (char)i;
-        sink += ring[k][0];
+        __atomic_fetch_add(&sink, ring[k][0], __ATOMIC_RELAXED);
         c->allocs++;
         c->live += (long)sizes[k];
     }
@@ -135,7 +137,7 @@ int main(int argc, char** argv) {
     long a = 0, f = 0, l = 0;
     for (int i = 0; i < THREADS; ++i) a += c[i].allocs, f += c[i].frees, l += c[i].live;
     a += 100L * forks, f += 100L * forks; /* the short-lived threads' blocks */
-    printf("parent allocs %ld frees %ld live %ld maps %ld children %d\n", a, f, l, (long)maps,
-           children);
+    printf("parent allocs %ld frees %ld live %ld maps %ld children %d\n", a, f, l,
+           __atomic_load_n(&maps, __ATOMIC_RELAXED), children);
     return 0;
 }
