@@ -10,7 +10,7 @@ DEMO_TRACE ?= $(BUILD_DIR)/demo.pmt
 DEMO_HTML ?= $(BUILD_DIR)/demo.html
 PMT := $(BUILD_DIR)/bin/pymemtrace
 
-.PHONY: all deps configure build test demo bench clean
+.PHONY: all deps configure build test demo bench sanitize clean
 
 all: build
 
@@ -38,6 +38,11 @@ demo: build
 
 bench: build
 	bench/run
+
+# The whole suite under ASan+UBSan (build-asan/) and the interposer's concurrency under TSan
+# (build-tsan/); not part of `make test`: see scripts/sanitize.sh.
+sanitize: deps
+	JOBS=$(JOBS) bash scripts/sanitize.sh
 
 clean:
 	rm -rf $(BUILD_DIR)
