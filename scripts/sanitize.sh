@@ -12,6 +12,9 @@
 # tsan: the interposer's concurrency (per-thread buffers and their ownership flag, the writer's
 #   collection, the throttle, fork handlers, the sampler) in build-tsan/: the same program built
 #   with -fsanitize=thread; 8 threads record while the writer collects and the main thread forks.
+#   Built with clang 16 (installed with apt-get when missing): our fork child starts its writer
+#   thread, which gcc 12's and clang 14's TSan runtimes abort ("dup thread with used id": they
+#   keep the parent's dead threads registered); clang 16's forgets them at fork.
 #
 # Every sanitized process writes its reports to $OUT/<tool>.<pid> (log_path), so a report from
 # a process whose exit status or stderr a test does not look at still fails the run.
@@ -41,13 +44,18 @@ check_logs() {
     return 1
 }
 
-# run_suite NAME BUILD_DIR CMAKE_SANITIZE TARGETS CTEST_SELECTION
+# Reports name source lines only with a symbolizer; the sanitizers reject a relative symlink.
+SYMBOLIZER=$(readlink -f "$(command -v llvm-symbolizer || true)" || true)
+sym_opt() { [ -n "$SYMBOLIZER" ] && echo ":external_symbolizer_path=$SYMBOLIZER" || true; }
+
+# run_suite NAME BUILD_DIR CMAKE_SANITIZE TARGETS CTEST_SELECTION [CMAKE_ARGS...]
 run_suite() {
     local name=$1 dir=$2 kind=$3 targets=$4 select=$5 start=$SECONDS
+    shift 5
     local logs=$dir/sanitizer-logs
     echo "== $name: configure and build in $dir"
     cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPMT_SANITIZE="$kind" \
-        -DPMT_BUILD_BENCH=OFF >/dev/null
+        -DPMT_BUILD_BENCH=OFF "$@" >/dev/null
     # shellcheck disable=SC2086
     cmake --build "$dir" -j"$JOBS" $targets
     rm -rf "$logs" && mkdir -p "$logs"
@@ -64,15 +72,21 @@ run_suite() {
 
 if [ "$WHAT" != tsan ]; then
     logs=$ASAN_DIR/sanitizer-logs
-    export ASAN_OPTIONS="detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:log_path=$logs/asan"
-    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan"
+    export ASAN_OPTIONS="detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:log_path=$logs/asan$(sym_opt)"
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan$(sym_opt)"
     export LSAN_OPTIONS="log_path=$logs/lsan"
     run_suite asan "$ASAN_DIR" address,undefined "" ""
     unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 fi
 if [ "$WHAT" != asan ]; then
-    export TSAN_OPTIONS="log_path=$TSAN_DIR/sanitizer-logs/tsan"
-    run_suite tsan "$TSAN_DIR" thread "--target pmt_san_stress pmt_stress_check" "-L thread"
+    if ! command -v clang++-16 >/dev/null; then
+        echo "== tsan: installing clang-16 (its TSan runtime supports threads started after fork)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang-16 \
+            libclang-rt-16-dev >/dev/null
+    fi
+    export TSAN_OPTIONS="log_path=$TSAN_DIR/sanitizer-logs/tsan$(sym_opt)"
+    run_suite tsan "$TSAN_DIR" thread "--target pmt_san_stress pmt_stress_check" "-L thread" \
+        -DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16
     unset TSAN_OPTIONS
 fi
 
