@@ -17,6 +17,7 @@
 #include <new>
 #include <vector>
 
+#include "exit_replay.hpp"
 #include "output.hpp"
 #include "pmt/chunk.hpp"
 #include "pmt/live.hpp"
@@ -28,26 +29,6 @@ namespace pmt::preload {
 
 namespace {
 
-struct HeapReplay final : EventVisitor {
-    EventMerger merger{false};
-    LiveHeap heap;
-    bool failed = false;  // the exit line then says the peak is unknown; the trace is intact
-    void on_event(const Event& e) override { heap.apply(e); }
-};
-
-// The replay only feeds the exit line. The trace library reports a malformed payload or a
-// failed allocation by throwing; that must never reach the traced program, so a throw ends
-// the replay and nothing else (the chunks were already written).
-template <class F>
-void replay_step(HeapReplay& r, F&& step) {
-    if (r.failed) return;
-    try {
-        step();
-    } catch (...) {
-        r.failed = true;
-    }
-}
-
 struct WriterState {
     int fd = -1;
     FileId id;  // what fd referred to when we opened it
@@ -56,7 +37,8 @@ struct WriterState {
     uint64_t file_bytes = 0;
     std::vector<uint8_t> out;
     std::vector<Buffer*> collected;
-    HeapReplay* replay = nullptr;
+    ExitReplay* replay = nullptr;  // the exit line's peak; gives up (failed) rather than throw
+    std::vector<PayloadRef> payloads;
 };
 
 WriterState* g_w = nullptr;
@@ -119,12 +101,10 @@ void run_cycle() {
         write_chunk(ChunkType::ThreadEvents, Codec::Zstd, b->data, b->size);
     std::vector<uint8_t> epoch = epoch_payload(t);
     write_chunk(ChunkType::Epoch, Codec::None, epoch.data(), epoch.size());
-    HeapReplay& r = *w.replay;
-    replay_step(r, [&] {
-        for (Buffer* b : w.collected) r.merger.add_thread_payload(b->data, b->size);
-    });
+    w.payloads.clear();
+    for (Buffer* b : w.collected) w.payloads.push_back(PayloadRef{b->data, b->size});
+    w.replay->cycle(w.payloads.data(), w.payloads.size(), t);
     return_buffers(w.collected);
-    replay_step(r, [&] { r.merger.release_before(t, r); });
     throttle_release();
 }
 
@@ -135,11 +115,11 @@ EndSummary write_end() {
     s.end_time_ns = now_ns();
     std::vector<uint8_t> epoch = epoch_payload(s.end_time_ns);
     write_chunk(ChunkType::Epoch, Codec::None, epoch.data(), epoch.size());
-    HeapReplay& r = *w.replay;
-    replay_step(r, [&] { r.merger.release_before(UINT64_MAX, r); });
-    s.events = w.replay->merger.delivered();
-    s.peak_live_bytes = w.replay->heap.peak_bytes();
-    s.peak_time_ns = w.replay->heap.peak_time_ns();
+    ExitReplay& r = *w.replay;
+    r.cycle(nullptr, 0, UINT64_MAX);
+    s.events = r.events();
+    s.peak_live_bytes = r.peak_bytes();
+    s.peak_time_ns = r.peak_time_ns();
     w.end_offset = static_cast<off_t>(w.file_bytes);
     std::vector<uint8_t> end = end_payload(s);
     write_chunk(ChunkType::End, Codec::None, end.data(), end.size());
@@ -210,7 +190,7 @@ bool writer_start(int fd) {
     g_w->io_failed = false;
     g_w->end_offset = -1;
     g_w->file_bytes = static_cast<uint64_t>(lseek(fd, 0, SEEK_CUR));
-    g_w->replay = new HeapReplay;
+    g_w->replay = new ExitReplay;
     g_stop.store(false);
     if (!spawn_internal_thread(writer_main, &g_thread)) {
         say("pymemtrace: cannot start the writer thread; tracing stopped");
@@ -225,7 +205,7 @@ void writer_wake() {
     syscall(SYS_futex, &g_wake_seq, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
-bool writer_replay_failed() { return g_w && g_w->replay && g_w->replay->failed; }
+bool writer_replay_failed() { return g_w && g_w->replay && g_w->replay->failed(); }
 
 EndSummary writer_finish(bool write_end_chunk) {
     stop_thread();

@@ -1,0 +1,227 @@
+// Checks the writer's exit-line replay (preload/exit_replay.cpp) against the trace library's
+// EventMerger + LiveHeap, the analyzer's own accounting: random multi-thread event streams
+// cut into writer cycles the way the writer cuts them, same events, live bytes and peak.
+// Usage: native_exit_replay_check [scenarios]; prints one line, exits 1 on the first mismatch.
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "exit_replay.hpp"
+#include "pmt/encoder.hpp"
+#include "pmt/live.hpp"
+#include "pmt/reader.hpp"
+
+using namespace pmt;
+
+namespace {
+
+struct Reference final : EventVisitor {
+    EventMerger merger{false};
+    LiveHeap heap;
+    void on_event(const Event& e) override { heap.apply(e); }
+};
+
+// One simulated thread: its encoder over the buffer it fills, and its full buffers.
+struct SimThread {
+    uint32_t tid;
+    bool rss_only;
+    std::vector<uint8_t> buf;
+    RecordEncoder enc;
+    std::vector<std::vector<uint8_t>> full;
+    uint64_t last_t = 0;
+};
+
+struct Scenario {
+    std::mt19937_64 rng;
+    std::vector<SimThread> threads;
+    std::vector<uint64_t> live;  // addresses we believe live (frees mostly pick these)
+    uint64_t clock = 0;
+    size_t capacity;
+
+    explicit Scenario(uint64_t seed) : rng(seed) {
+        size_t n = 1 + rng() % 4;
+        capacity = 128 + rng() % 4096;
+        threads.resize(n + 1);
+        for (size_t i = 0; i <= n; ++i) {
+            SimThread& t = threads[i];
+            t.tid = static_cast<uint32_t>(100 + rng() % 50 * 3 + i);  // ties broken by tid
+            t.rss_only = i == n;
+            t.buf.resize(capacity);
+            t.enc.reset(t.buf.data(), capacity, t.tid, 0);
+        }
+    }
+    uint64_t pick(uint64_t n) { return rng() % n; }
+
+    template <class F>
+    void emit(SimThread& t, F&& f) {
+        if (f(t.enc)) return;
+        t.full.emplace_back(t.enc.data(), t.enc.data() + t.enc.size());
+        t.enc.reset(t.buf.data(), capacity, t.tid, t.last_t);
+        if (!f(t.enc)) std::abort();
+    }
+
+    void step() {
+        clock += pick(3) * 4096 + pick(2) * 100;  // many equal (quantized) times
+        SimThread& t = threads[pick(threads.size())];
+        uint64_t now = clock;
+        t.last_t = now;
+        if (t.rss_only) {
+            emit(t, [&](RecordEncoder& e) { return e.rss(now, pick(1 << 20)); });
+            return;
+        }
+        uint64_t a = 0x10000 + pick(64) * 16;  // small address pool: reuse, replaced blocks
+        uint64_t m = 0x7f0000000000 + pick(16) * 4096;
+        switch (pick(12)) {
+            case 0:
+            case 1:
+            case 2:
+            case 3:
+                emit(t, [&](RecordEncoder& e) {
+                    return e.alloc(AllocKind::Malloc, now, a, 1 + pick(5000), pick(9));
+                });
+                live.push_back(a);
+                break;
+            case 4:
+            case 5:
+            case 6: {
+                uint64_t f = live.empty() || pick(8) == 0 ? a : live[pick(live.size())];
+                emit(t, [&](RecordEncoder& e) { return e.free(now, f); });
+                break;
+            }
+            case 7: {
+                uint64_t old = live.empty() || pick(4) == 0 ? 0 : live[pick(live.size())];
+                uint64_t n = pick(5) == 0 ? 0 : 1 + pick(9000);
+                emit(t, [&](RecordEncoder& e) {
+                    return e.realloc(AllocKind::Realloc, now, now + pick(2) * 4096, old, n ? a : 0,
+                                     n, 1);
+                });
+                if (n) live.push_back(a);
+                break;
+            }
+            case 8:
+                emit(t, [&](RecordEncoder& e) {
+                    return e.mmap(now, m, 4096 * (1 + pick(8)), 3, pick(3) ? 0x22 : 0x2, -1, 2);
+                });
+                break;
+            case 9:
+                emit(t, [&](RecordEncoder& e) {
+                    return e.munmap(now, m + pick(4) * 4096, 4096 * (1 + pick(4)));
+                });
+                break;
+            case 10:
+                emit(t, [&](RecordEncoder& e) {
+                    return e.mremap(now, now, m, 4096 * (1 + pick(4)), m + pick(8) * 4096,
+                                    4096 * (1 + pick(8)), pick(2));
+                });
+                break;
+            default:
+                emit(t, [&](RecordEncoder& e) {
+                    return e.stack(1 + pick(100), pick(100), 1 + pick(100));
+                });
+        }
+    }
+
+    // The writer's cycle: take every thread's full buffers and its current one.
+    std::vector<std::vector<uint8_t>> collect() {
+        std::vector<std::vector<uint8_t>> out;
+        for (SimThread& t : threads) {
+            for (auto& b : t.full) out.push_back(std::move(b));
+            t.full.clear();
+            if (!t.enc.empty()) {
+                out.emplace_back(t.enc.data(), t.enc.data() + t.enc.size());
+                t.enc.reset(t.buf.data(), capacity, t.tid, t.last_t);
+            }
+        }
+        return out;
+    }
+};
+
+bool run(uint64_t seed) {
+    Scenario s(seed);
+    Reference ref;
+    preload::ExitReplay fast;
+    int cycles = 1 + static_cast<int>(s.pick(12));
+    for (int c = 0; c < cycles; ++c) {
+        int steps = static_cast<int>(s.pick(400));
+        for (int i = 0; i < steps; ++i) s.step();
+        uint64_t t = s.clock + s.pick(2) * 4096;  // the epoch, then late records before collection
+        int late = static_cast<int>(s.pick(6));
+        for (int i = 0; i < late; ++i) s.step();
+        auto bufs = s.collect();
+        std::vector<preload::PayloadRef> refs;
+        for (auto& b : bufs) {
+            ref.merger.add_thread_payload(b.data(), b.size());
+            refs.push_back({b.data(), b.size()});
+        }
+        ref.merger.release_before(t, ref);
+        fast.cycle(refs.data(), refs.size(), t);
+        if (fast.failed() || fast.live_bytes() != ref.heap.live_bytes()) {
+            std::printf("seed %llu cycle %d: live %llu, reference %llu%s\n",
+                        (unsigned long long)seed, c, (unsigned long long)fast.live_bytes(),
+                        (unsigned long long)ref.heap.live_bytes(),
+                        fast.failed() ? " (failed)" : "");
+            return false;
+        }
+    }
+    ref.merger.release_before(UINT64_MAX, ref);
+    fast.cycle(nullptr, 0, UINT64_MAX);
+    if (fast.events() != ref.merger.delivered() || fast.peak_bytes() != ref.heap.peak_bytes() ||
+        fast.peak_time_ns() != ref.heap.peak_time_ns() ||
+        fast.live_bytes() != ref.heap.live_bytes()) {
+        std::printf(
+            "seed %llu: events %llu/%llu peak %llu/%llu at %llu/%llu\n", (unsigned long long)seed,
+            (unsigned long long)fast.events(), (unsigned long long)ref.merger.delivered(),
+            (unsigned long long)fast.peak_bytes(), (unsigned long long)ref.heap.peak_bytes(),
+            (unsigned long long)fast.peak_time_ns(), (unsigned long long)ref.heap.peak_time_ns());
+        return false;
+    }
+    return true;
+}
+
+// Many live blocks: the table grows and deletes across probe runs.
+bool run_many_blocks() {
+    std::vector<uint8_t> buf(1 << 20);
+    RecordEncoder enc;
+    enc.reset(buf.data(), buf.size(), 7, 0);
+    std::mt19937_64 rng(42);
+    std::vector<uint64_t> live;
+    uint64_t t = 0;
+    for (int i = 0; i < 60000; ++i) {
+        t += 4096;
+        if (live.empty() || rng() % 3) {
+            uint64_t a = 0x100000 + (rng() % 200000) * 16;
+            enc.alloc(AllocKind::Malloc, t, a, 1 + rng() % 100, 0);
+            live.push_back(a);
+        } else {
+            size_t k = rng() % live.size();
+            enc.free(t, live[k]);
+            live[k] = live.back();
+            live.pop_back();
+        }
+    }
+    Reference ref;
+    preload::ExitReplay fast;
+    ref.merger.add_thread_payload(enc.data(), enc.size());
+    ref.merger.release_before(UINT64_MAX, ref);
+    preload::PayloadRef r{enc.data(), enc.size()};
+    fast.cycle(&r, 1, UINT64_MAX);
+    bool ok =
+        fast.live_bytes() == ref.heap.live_bytes() && fast.peak_bytes() == ref.heap.peak_bytes() &&
+        fast.peak_time_ns() == ref.heap.peak_time_ns() && fast.events() == ref.merger.delivered();
+    if (!ok)
+        std::printf("many blocks: live %llu/%llu\n", (unsigned long long)fast.live_bytes(),
+                    (unsigned long long)ref.heap.live_bytes());
+    return ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int n = argc > 1 ? std::atoi(argv[1]) : 3000;
+    if (!run_many_blocks()) return 1;
+    for (int i = 0; i < n; ++i)
+        if (!run(static_cast<uint64_t>(i) * 7919 + 1)) return 1;
+    std::printf("exit replay matches EventMerger+LiveHeap on %d scenarios\n", n);
+    return 0;
+}
