@@ -36,6 +36,7 @@ struct WriterState {
     off_t end_offset = -1;  // where the End chunk starts (exec may take it back)
     uint64_t file_bytes = 0;
     std::vector<uint8_t> out;
+    ChunkStream* stream = nullptr;  // the file's zstd stream; made by the first write_chunk
     std::vector<Buffer*> collected;
     ExitReplay* replay = nullptr;  // the exit line's peak; gives up (failed) rather than throw
     std::vector<PayloadRef> payloads;
@@ -85,14 +86,21 @@ bool write_all(const uint8_t* p, size_t n) {
 void write_chunk(ChunkType type, Codec codec, const uint8_t* raw, size_t n) {
     WriterState& w = *g_w;
     w.out.clear();
-    append_chunk(w.out, type, codec, raw, n, 1);
+    if (type == ChunkType::ThreadEvents) {
+        // Column form in the file's zstd stream (FORMAT.md, codecs 3 and 4).
+        if (!w.stream) w.stream = new ChunkStream;
+        w.stream->append_thread_chunk(w.out, raw, n);
+    } else {
+        append_chunk(w.out, type, codec, raw, n, 1);
+    }
     write_all(w.out.data(), w.out.size());
 }
 
-// T is taken before any buffer is collected (FORMAT.md, "Epoch chunk").
+// T is taken before any buffer is collected, and rounded down to the trace's time
+// resolution as the epoch chunk stores it (FORMAT.md, "Epoch chunk").
 void run_cycle() {
     WriterState& w = *g_w;
-    uint64_t t = now_ns();
+    uint64_t t = quantize_time(now_ns());
     collect_buffers(w.collected);
     if (w.collected.empty()) return;
     // Everything reaches the file before the replay runs: a process killed meanwhile loses

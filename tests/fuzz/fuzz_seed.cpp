@@ -2,7 +2,8 @@
 // header and chunks with every payload stored uncompressed (codec 0), so that mutations change
 // records rather than zstd bytes, prefixed by the harness's mode byte (0 = repair checksums).
 // Stops before the first chunk that would pass MAX_BYTES (default 8192); the seed is then a
-// truncated trace, which is itself a case the reader must handle.
+// truncated trace, which is itself a case the reader must handle. With a fourth argument
+// "keep" the chunks are copied as stored (the zstd stream of codecs 3 and 4 gets fuzzed too).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     const size_t max_bytes = argc > 3 ? std::strtoul(argv[3], nullptr, 10) : 8192;
+    const bool keep = argc > 4 && std::strcmp(argv[4], "keep") == 0;
     std::ifstream in(argv[1], std::ios::binary);
     std::vector<uint8_t> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     try {
@@ -29,12 +31,17 @@ int main(int argc, char** argv) {
         std::vector<uint8_t> out(1, 0);
         out.insert(out.end(), b.begin(), b.begin() + pos);
         std::vector<uint8_t> raw;
+        pmt::ChunkDecoder decoder;  // codecs 3 and 4 need the chunks before them
         while (pos + pmt::kChunkHeaderBytes <= b.size()) {
             pmt::ChunkHeader h = pmt::parse_chunk_header(b.data() + pos);
             if (h.stored_len > b.size() - pos - pmt::kChunkHeaderBytes) break;
-            pmt::decode_chunk_payload(h, b.data() + pos + pmt::kChunkHeaderBytes, raw);
+            decoder.decode(h, b.data() + pos + pmt::kChunkHeaderBytes, raw);
             std::vector<uint8_t> chunk;
-            pmt::append_chunk(chunk, h.type, pmt::Codec::None, raw.data(), raw.size());
+            if (keep)
+                chunk.assign(b.begin() + pos,
+                             b.begin() + pos + pmt::kChunkHeaderBytes + h.stored_len);
+            else
+                pmt::append_chunk(chunk, h.type, pmt::Codec::None, raw.data(), raw.size());
             if (out.size() + chunk.size() > max_bytes) break;
             out.insert(out.end(), chunk.begin(), chunk.end());
             pos += pmt::kChunkHeaderBytes + h.stored_len;

@@ -21,7 +21,7 @@ cmake --build "$BUILD" --target fuzz_trace fuzz_seed -j2 >/dev/null
 FUZZ=$BUILD/bin/fuzz_trace
 
 # Seeds: small real traces (C programs with every hooked call, threads, a Python run, a
-# SIGKILLed Python run), stored uncompressed, plus the committed ones.
+# SIGKILLed Python run), stored uncompressed and as written (zstd stream), plus the committed ones.
 CORPUS=$BUILD/fuzz-corpus
 SEEDS=$BUILD/fuzz-seeds
 mkdir -p "$CORPUS" "$SEEDS" "$BUILD/fuzz-artifacts"
@@ -46,6 +46,7 @@ for f in "$T"/*.pmt; do
   b=$(basename "$f" .pmt)
   "$BUILD/bin/fuzz_seed" "$f" "$SEEDS/$b-small" 1024 || true
   "$BUILD/bin/fuzz_seed" "$f" "$SEEDS/$b" 4096 || true
+  "$BUILD/bin/fuzz_seed" "$f" "$SEEDS/$b-stored" 4096 keep || true
 done
 cp "$HERE"/seeds/* "$SEEDS/" 2>/dev/null || true
 

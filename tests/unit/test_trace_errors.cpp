@@ -107,7 +107,7 @@ TEST_CASE("a trace cut inside a chunk still delivers the events of its complete 
 
 TEST_CASE("a flipped byte inside a complete chunk is corruption naming the path and offset",
           "[trace]") {
-    for (Codec codec : {Codec::None, Codec::Zstd, Codec::Lz4}) {
+    for (Codec codec : {Codec::None, Codec::Zstd, Codec::Lz4, Codec::ZstdStream}) {
         TraceBuilder b = three_flushes(codec);
         TempFile f;
         size_t chunk = b.chunk_offsets[4];
@@ -129,7 +129,7 @@ TEST_CASE("a corrupt file header fails with a clear one-line message", "[trace]"
     auto bytes = b.bytes;
     bytes[8] = 7;  // version 7
     CHECK(read_error(bytes, f) ==
-          f.path + ": unsupported trace format version 7 (this pymemtrace reads version 1)");
+          f.path + ": unsupported trace format version 7 (this pymemtrace reads versions 1 to 2)");
     bytes = b.bytes;
     bytes[20] ^= 0xff;  // header payload
     CHECK(read_error(bytes, f) == f.path + ": header checksum mismatch (corrupt trace)");
@@ -214,7 +214,7 @@ TEST_CASE("mutated records behind valid checksums either read or fail with Trace
     std::mt19937_64 rng(4242);
     std::vector<uint8_t> buf(1 << 16);
     RecordEncoder e;
-    e.reset(buf.data(), buf.size(), 7, 1000);
+    e.reset(buf.data(), buf.size(), 7, 1000, 0);
     REQUIRE(e.string(1, "f.py", 4));
     REQUIRE(e.location(1, 1, 1, 3));
     REQUIRE(e.stack(1, 0, 1));

@@ -14,7 +14,7 @@ std::vector<uint8_t> payload(uint64_t tid, uint64_t base,
                              const std::vector<std::pair<uint64_t, uint64_t>>& allocs) {
     std::vector<uint8_t> buf(4096);
     RecordEncoder e;
-    e.reset(buf.data(), buf.size(), tid, base);
+    e.reset(buf.data(), buf.size(), tid, base, 0);
     for (auto [t, addr] : allocs) REQUIRE(e.alloc(AllocKind::Malloc, t, addr, 8, 0));
     buf.resize(e.size());
     return buf;
@@ -92,7 +92,7 @@ TEST_CASE("definitions are applied when the chunk is read, before its events are
     EventMerger m;
     std::vector<uint8_t> buf(256);
     RecordEncoder e;
-    e.reset(buf.data(), buf.size(), 5, 0);
+    e.reset(buf.data(), buf.size(), 5, 0, 0);
     REQUIRE(e.string(7, "name", 4));
     REQUIRE(e.thread_name(7));
     REQUIRE(e.alloc(AllocKind::Malloc, 100, 1, 1, 0));
@@ -127,7 +127,7 @@ TEST_CASE("huge ids and lengths in a payload do not cause huge allocations", "[t
     EventMerger m;
     std::vector<uint8_t> buf(256);
     RecordEncoder e;
-    e.reset(buf.data(), buf.size(), 1, 0);
+    e.reset(buf.data(), buf.size(), 1, 0, 0);
     REQUIRE(e.string(1ull << 60, "far", 3));
     REQUIRE(e.stack(~0ull, 1ull << 62, 1ull << 61));
     REQUIRE(e.location(1ull << 50, 1, 2, 3));

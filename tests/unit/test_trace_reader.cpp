@@ -54,7 +54,7 @@ void write_every_record(TraceBuilder& b) {
 }  // namespace
 
 TEST_CASE("every record type round-trips through each codec and a file", "[trace]") {
-    for (Codec codec : {Codec::None, Codec::Zstd, Codec::Lz4}) {
+    for (Codec codec : {Codec::None, Codec::Zstd, Codec::Lz4, Codec::ZstdStream}) {
         TraceBuilder b(codec, sample_header());
         write_every_record(b);
         TempFile f;
@@ -62,7 +62,7 @@ TEST_CASE("every record type round-trips through each codec and a file", "[trace
         TraceReader r(f.path);
         CHECK(r.header().pid == 777);
         CHECK(r.header().argv.size() == 3);
-        CHECK(r.header().version == 1);
+        CHECK(r.header().version == kFormatVersion);
         Collect c;
         r.read(c);
         CHECK_FALSE(r.truncated());

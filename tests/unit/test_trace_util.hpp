@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -14,22 +15,29 @@
 
 namespace pmt::test {
 
-// Builds a trace: header, then chunks appended in call order.
+// Builds a trace: header, then chunks appended in call order. Times are exact nanoseconds
+// unless time_shift says otherwise (the header declares it). With a stream codec (3 or 4) the
+// thread chunks go through one ChunkStream, as the interposer writes them.
 class TraceBuilder {
 public:
-    explicit TraceBuilder(Codec codec = Codec::Zstd, TraceHeader h = {}) : codec_(codec) {
+    explicit TraceBuilder(Codec codec = Codec::Zstd, TraceHeader h = {}, unsigned time_shift = 0)
+        : codec_(codec), time_shift_(time_shift) {
+        h.time_shift = time_shift;
         bytes = encode_file_header(h);
         header_bytes = bytes.size();
     }
     // Starts a thread-events payload; records go through enc(); finish with end_thread().
     RecordEncoder& thread(uint64_t tid, uint64_t base_time) {
         buf_.assign(1 << 20, 0);
-        enc_.reset(buf_.data(), buf_.size(), tid, base_time);
+        enc_.reset(buf_.data(), buf_.size(), tid, base_time, time_shift_);
         return enc_;
     }
     void end_thread() {
         chunk_offsets.push_back(bytes.size());
-        append_chunk(bytes, ChunkType::ThreadEvents, codec_, enc_.data(), enc_.size());
+        if (codec_ == Codec::ZstdStreamStart || codec_ == Codec::ZstdStream)
+            stream().append_thread_chunk(bytes, enc_.data(), enc_.size());
+        else
+            append_chunk(bytes, ChunkType::ThreadEvents, codec_, enc_.data(), enc_.size());
     }
     void epoch(uint64_t t) {
         chunk_offsets.push_back(bytes.size());
@@ -48,6 +56,12 @@ public:
 
 private:
     Codec codec_;
+    ChunkStream& stream() {
+        if (!stream_) stream_ = std::make_shared<ChunkStream>(1, time_shift_);
+        return *stream_;
+    }
+    unsigned time_shift_;
+    std::shared_ptr<ChunkStream> stream_;  // shared by copies (builders are returned by value)
     std::vector<uint8_t> buf_;
     RecordEncoder enc_;
 };

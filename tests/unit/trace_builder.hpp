@@ -150,6 +150,7 @@ public:
     // clean exit writes them. Without them the trace reads as truncated.
     std::vector<uint8_t> bytes(bool complete = true) {
         close_chunk();
+        header_.time_shift = 0;  // times are the exact nanoseconds the test states
         std::vector<uint8_t> out = encode_file_header(header_);
         out.insert(out.end(), file_.begin(), file_.end());
         if (complete) {
@@ -178,7 +179,7 @@ private:
     void open(uint64_t t, uint64_t stack) {
         if (!open_) {
             buf_.assign(kChunkLimit + 64 * 1024, 0);
-            enc_.reset(buf_.data(), buf_.size(), tid_, t);
+            enc_.reset(buf_.data(), buf_.size(), tid_, t, 0);  // exact ns, see bytes()
             open_ = true;
         }
         emit_stack(stack);

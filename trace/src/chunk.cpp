@@ -72,6 +72,7 @@ std::vector<uint8_t> encode_file_header(const TraceHeader& h) {
     field_varint(payload, 10, h.flags);
     field_bytes(payload, 11, h.exe);
     field_varint(payload, 12, h.forked ? 1 : 0);
+    field_varint(payload, 13, h.time_shift);
 
     std::vector<uint8_t> out(kFileHeaderFixedBytes + payload.size() + 4);
     std::memcpy(out.data(), kFileMagic, 8);
@@ -86,6 +87,8 @@ std::vector<uint8_t> encode_file_header(const TraceHeader& h) {
 
 void append_chunk(std::vector<uint8_t>& out, ChunkType type, Codec codec, const uint8_t* raw,
                   size_t raw_len, int level) {
+    // Stream codecs need a per-file context: ChunkStream writes them.
+    if (codec == Codec::ZstdStreamStart || codec == Codec::ZstdStream) codec = Codec::Zstd;
     size_t start = out.size();
     size_t bound = raw_len;
     if (codec == Codec::Zstd) bound = ZSTD_compressBound(raw_len);
@@ -124,7 +127,7 @@ void append_chunk(std::vector<uint8_t>& out, ChunkType type, Codec codec, const 
 
 std::vector<uint8_t> epoch_payload(uint64_t t) {
     std::vector<uint8_t> out;
-    put_v(out, t);
+    put_v(out, quantize_time(t));  // see FORMAT.md, "Epoch chunk"
     return out;
 }
 
@@ -141,6 +144,7 @@ std::vector<uint8_t> end_payload(const EndSummary& s) {
 
 TraceHeader decode_header_payload(const uint8_t* p, size_t n) {
     TraceHeader h;
+    h.time_shift = 0;  // absent (version 1): nanoseconds
     ByteCursor c{p, p + n};
     auto str = [&c] {
         uint64_t len = c.varint();
@@ -178,6 +182,10 @@ TraceHeader decode_header_payload(const uint8_t* p, size_t n) {
                     case 12:
                         h.forked = v != 0;
                         break;
+                    case 13:
+                        if (v > 40) throw TraceError("time resolution over 2^40 ns");
+                        h.time_shift = v;
+                        break;
                     default:
                         break;
                 }
@@ -208,7 +216,7 @@ ChunkHeader parse_chunk_header(const uint8_t* p) {
     if (std::memcmp(p, kChunkMagic, 4) != 0) throw TraceError("bad chunk magic");
     ChunkHeader h;
     if (p[4] < 1 || p[4] > 3) throw TraceError("unknown chunk type " + std::to_string(p[4]));
-    if (p[5] > 2) throw TraceError("unknown chunk codec " + std::to_string(p[5]));
+    if (p[5] > 4) throw TraceError("unknown chunk codec " + std::to_string(p[5]));
     h.type = static_cast<ChunkType>(p[4]);
     h.codec = static_cast<Codec>(p[5]);
     h.stored_len = get_u32(p + 8);
@@ -231,6 +239,8 @@ void decode_chunk_payload(const ChunkHeader& h, const uint8_t* stored, std::vect
         if (h.raw_len) std::memcpy(raw.data(), stored, h.raw_len);
         return;
     }
+    if (h.codec == Codec::ZstdStreamStart || h.codec == Codec::ZstdStream)
+        throw TraceError("a zstd stream chunk needs the context of the chunks before it");
     if (h.codec == Codec::Zstd) {
         size_t r = ZSTD_decompressDCtx(zstd_dctx(), raw.data(), raw.size(), stored, h.stored_len);
         if (ZSTD_isError(r)) throw TraceError(std::string("zstd: ") + ZSTD_getErrorName(r));

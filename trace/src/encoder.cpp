@@ -25,19 +25,22 @@ struct Scratch {
 // this object and keep its running time and address out of registers (2x slower).
 class Rec {
 public:
-    Rec(uint8_t* pos, uint8_t* end, uint64_t t, uint64_t a, Scratch& scratch)
+    Rec(uint8_t* pos, uint8_t* end, uint64_t t, uint64_t a, uint64_t time_mask, Scratch& scratch)
         : direct_(static_cast<size_t>(end - pos) >= kMaxRecordBytes),
           scratch_(scratch.bytes),
           out_(direct_ ? pos : scratch_),
           p_(out_),
           t_(t),
-          a_(a) {}
+          a_(a),
+          time_mask_(time_mask) {}
 
     void op(Op o) { *p_++ = static_cast<uint8_t>(o); }
     void u8(uint8_t v) { *p_++ = v; }
     void v(uint64_t x) { p_ = put_varint(p_, x); }
+    // Times are rounded down to the trace's resolution (FORMAT.md): t_ is always a multiple.
     // A time going backwards would wrap to a huge delta and reorder the stream: clamp it.
     void dt(uint64_t t) {
+        t &= time_mask_;
         uint64_t d = t > t_ ? t - t_ : 0;
         t_ += d;
         v(d);
@@ -68,13 +71,18 @@ private:
     uint8_t* p_;
     uint64_t t_;
     uint64_t a_;
+    uint64_t time_mask_;
 };
 
 }  // namespace
 
-void RecordEncoder::reset(uint8_t* buf, size_t capacity, uint64_t tid, uint64_t base_time_ns) {
+void RecordEncoder::reset(uint8_t* buf, size_t capacity, uint64_t tid, uint64_t base_time_ns,
+                          unsigned time_shift) {
     begin_ = pos_ = buf;
     end_ = buf + capacity;
+    if (time_shift > 40) time_shift = 40;  // FORMAT.md's limit; also keeps the shift defined
+    time_mask_ = ~((uint64_t(1) << time_shift) - 1);
+    base_time_ns &= time_mask_;
     last_t_ = base_time_ns;
     last_addr_ = 0;
     if (capacity < 20) {  // no room even for tid and base time: every record will fail
@@ -90,7 +98,7 @@ void RecordEncoder::reset(uint8_t* buf, size_t capacity, uint64_t tid, uint64_t 
 bool RecordEncoder::alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size,
                           uint64_t stack) {
     Scratch scratch;
-    Rec r(pos_, end_, last_t_, last_addr_, scratch);
+    Rec r(pos_, end_, last_t_, last_addr_, time_mask_, scratch);
     r.op(Op::Alloc);
     r.u8(static_cast<uint8_t>(kind));
     r.dt(t);
@@ -102,7 +110,7 @@ bool RecordEncoder::alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t si
 
 bool RecordEncoder::free(uint64_t t, uint64_t addr) {
     Scratch scratch;
-    Rec r(pos_, end_, last_t_, last_addr_, scratch);
+    Rec r(pos_, end_, last_t_, last_addr_, time_mask_, scratch);
     r.op(Op::Free);
     r.dt(t);
     r.addr(addr);
@@ -112,7 +120,7 @@ bool RecordEncoder::free(uint64_t t, uint64_t addr) {
 bool RecordEncoder::realloc(AllocKind kind, uint64_t t_before, uint64_t t_after, uint64_t old_addr,
                             uint64_t new_addr, uint64_t size, uint64_t stack) {
     Scratch scratch;
-    Rec r(pos_, end_, last_t_, last_addr_, scratch);
+    Rec r(pos_, end_, last_t_, last_addr_, time_mask_, scratch);
     r.op(Op::Realloc);
     r.u8(static_cast<uint8_t>(kind));
     r.dt(t_before);
@@ -127,7 +135,7 @@ bool RecordEncoder::realloc(AllocKind kind, uint64_t t_before, uint64_t t_after,
 bool RecordEncoder::mmap(uint64_t t, uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags,
                          int64_t fd, uint64_t stack) {
     Scratch scratch;
-    Rec r(pos_, end_, last_t_, last_addr_, scratch);
+    Rec r(pos_, end_, last_t_, last_addr_, time_mask_, scratch);
     r.op(Op::Mmap);
     r.dt(t);
     r.addr(addr);
@@ -141,7 +149,7 @@ bool RecordEncoder::mmap(uint64_t t, uint64_t addr, uint64_t length, uint64_t pr
 
 bool RecordEncoder::munmap(uint64_t t, uint64_t addr, uint64_t length) {
     Scratch scratch;
-    Rec r(pos_, end_, last_t_, last_addr_, scratch);
+    Rec r(pos_, end_, last_t_, last_addr_, time_mask_, scratch);
     r.op(Op::Munmap);
     r.dt(t);
     r.addr(addr);
@@ -153,7 +161,7 @@ bool RecordEncoder::mremap(uint64_t t_before, uint64_t t_after, uint64_t old_add
                            uint64_t old_length, uint64_t new_addr, uint64_t new_length,
                            uint64_t stack) {
     Scratch scratch;
-    Rec r(pos_, end_, last_t_, last_addr_, scratch);
+    Rec r(pos_, end_, last_t_, last_addr_, time_mask_, scratch);
     r.op(Op::Mremap);
     r.dt(t_before);
     r.dt(t_after);
@@ -167,7 +175,7 @@ bool RecordEncoder::mremap(uint64_t t_before, uint64_t t_after, uint64_t old_add
 
 bool RecordEncoder::rss(uint64_t t, uint64_t rss_bytes) {
     Scratch scratch;
-    Rec r(pos_, end_, last_t_, last_addr_, scratch);
+    Rec r(pos_, end_, last_t_, last_addr_, time_mask_, scratch);
     r.op(Op::Rss);
     r.dt(t);
     r.v(rss_bytes);
@@ -192,7 +200,7 @@ bool RecordEncoder::string(uint64_t id, const char* s, size_t n) {
 
 bool RecordEncoder::location(uint64_t id, uint64_t file_id, uint64_t function_id, uint64_t line) {
     Scratch scratch;
-    Rec r(pos_, end_, last_t_, last_addr_, scratch);
+    Rec r(pos_, end_, last_t_, last_addr_, time_mask_, scratch);
     r.op(Op::Location);
     r.v(id);
     r.v(file_id);
@@ -203,7 +211,7 @@ bool RecordEncoder::location(uint64_t id, uint64_t file_id, uint64_t function_id
 
 bool RecordEncoder::stack(uint64_t id, uint64_t parent_id, uint64_t location_id) {
     Scratch scratch;
-    Rec r(pos_, end_, last_t_, last_addr_, scratch);
+    Rec r(pos_, end_, last_t_, last_addr_, time_mask_, scratch);
     r.op(Op::Stack);
     r.v(id);
     r.v(parent_id);
@@ -213,7 +221,7 @@ bool RecordEncoder::stack(uint64_t id, uint64_t parent_id, uint64_t location_id)
 
 bool RecordEncoder::thread_name(uint64_t string_id) {
     Scratch scratch;
-    Rec r(pos_, end_, last_t_, last_addr_, scratch);
+    Rec r(pos_, end_, last_t_, last_addr_, time_mask_, scratch);
     r.op(Op::ThreadName);
     r.v(string_id);
     return r.commit(pos_, end_, last_t_, last_addr_);

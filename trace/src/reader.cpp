@@ -80,9 +80,10 @@ void TraceReader::Impl::read_header() {
     if (got < sizeof fixed)
         fail("trace header is incomplete (the process stopped while it was starting)");
     uint16_t version = get_u16(fixed + 8);
-    if (version != kFormatVersion)
+    if (version < kOldestReadableVersion || version > kFormatVersion)
         fail("unsupported trace format version " + std::to_string(version) +
-             " (this pymemtrace reads version " + std::to_string(kFormatVersion) + ")");
+             " (this pymemtrace reads versions " + std::to_string(kOldestReadableVersion) + " to " +
+             std::to_string(kFormatVersion) + ")");
     uint32_t n = get_u32(fixed + 12);
     if (n > kMaxHeaderPayload)
         fail("corrupt header: payload length " + std::to_string(n) + " over the 1 MiB limit");
@@ -114,7 +115,8 @@ void TraceReader::read(EventVisitor& v) {
     if (m.read_called) m.fail("read() called twice");
     m.read_called = true;
     std::vector<uint8_t> stored, raw;
-    bool cut = false;  // the last chunk was incomplete
+    ChunkDecoder decoder;  // zstd stream context carried from chunk to chunk
+    bool cut = false;      // the last chunk was incomplete
     for (;;) {
         uint64_t at = m.offset;
         uint8_t head[kChunkHeaderBytes];
@@ -150,7 +152,7 @@ void TraceReader::read(EventVisitor& v) {
         if (chunk_crc(head, stored.data(), h.stored_len) != h.crc)
             m.fail_at(at, "checksum mismatch (corrupt trace)");
         try {
-            decode_chunk_payload(h, stored.data(), raw);
+            decoder.decode(h, stored.data(), raw);
             switch (h.type) {
                 case ChunkType::ThreadEvents:
                     m.merger.add_thread_payload(raw.data(), raw.size());

@@ -11,15 +11,18 @@ namespace pmt {
 
 class RecordEncoder {
 public:
-    // Starts a new thread-events payload in buf: writes tid and base time.
-    void reset(uint8_t* buf, size_t capacity, uint64_t tid, uint64_t base_time_ns);
+    // Starts a new thread-events payload in buf: writes tid and base time. Times are stored
+    // rounded down to multiples of 2^time_shift ns, the resolution the file header declares
+    // (FORMAT.md; the interposer uses kTimeShift, tests may use 0 for exact nanoseconds).
+    void reset(uint8_t* buf, size_t capacity, uint64_t tid, uint64_t base_time_ns,
+               unsigned time_shift = kTimeShift);
     size_t size() const { return static_cast<size_t>(pos_ - begin_); }
     size_t remaining() const { return static_cast<size_t>(end_ - pos_); }
     const uint8_t* data() const { return begin_; }
     bool empty() const { return pos_ == records_begin_; }  // no record after tid/base time
 
     // Each returns false, writing nothing, when the record does not fit; the caller hands the
-    // buffer off, resets onto a fresh one and calls again. Times must not decrease.
+    // buffer off, resets onto a fresh one and calls again. Times (ns) must not decrease.
     bool alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack);
     bool free(uint64_t t, uint64_t addr);
     bool realloc(AllocKind kind, uint64_t t_before, uint64_t t_after, uint64_t old_addr,
@@ -42,6 +45,7 @@ private:
     uint8_t* end_ = nullptr;
     uint64_t last_t_ = 0;
     uint64_t last_addr_ = 0;
+    uint64_t time_mask_ = ~uint64_t(0);
 };
 
 }  // namespace pmt
