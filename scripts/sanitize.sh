@@ -72,7 +72,9 @@ run_suite() {
 
 if [ "$WHAT" != tsan ]; then
     logs=$ASAN_DIR/sanitizer-logs
-    export ASAN_OPTIONS="detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:log_path=$logs/asan$(sym_opt)"
+    # verify_asan_link_order=0: test_run gives the command a user's LD_PRELOAD (libm) to pass on
+    # to the traced program; ASan would refuse to start the sanitized command itself with it.
+    export ASAN_OPTIONS="detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:verify_asan_link_order=0:log_path=$logs/asan$(sym_opt)"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan$(sym_opt)"
     export LSAN_OPTIONS="log_path=$logs/lsan"
     run_suite asan "$ASAN_DIR" address,undefined "" ""
