@@ -1,6 +1,7 @@
 // The trace file: choosing its name (PYMEMTRACE_OUTPUT, a file or a directory), creating it
 // safely (O_EXCL|O_NOFOLLOW, 0600, never clobbering: exec keeps the pid, so names get a
-// numeric suffix) and writing the file header (FORMAT.md, "File header").
+// numeric suffix), opening it again for each write cycle (by absolute path, checked to be the
+// same file) and writing the file header (FORMAT.md, "File header").
 #include "output.hpp"
 
 #include <dlfcn.h>
@@ -24,6 +25,15 @@ namespace pmt::preload {
 namespace {
 
 char g_path[PATH_MAX];
+// g_path made absolute when the file was created: the program may chdir while we trace.
+char g_abs_path[PATH_MAX];
+
+void remember_absolute_path() {
+    char cwd[PATH_MAX];
+    if (g_path[0] == '/' || !getcwd(cwd, sizeof(cwd)) ||
+        snprintf(g_abs_path, sizeof(g_abs_path), "%s/%s", cwd, g_path) >= PATH_MAX)
+        snprintf(g_abs_path, sizeof(g_abs_path), "%s", g_path);
+}
 
 int create_exclusive(const char* path) {
     return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -104,22 +114,26 @@ int open_trace_output(pid_t pid) {
         std::string stem = dir + "/pymemtrace-" + std::to_string(pid);
         fd = create_numbered(stem.c_str(), ".pmt", g_path);
     }
-    if (fd < 0)
+    if (fd < 0) {
         say("pymemtrace: cannot create the trace file %s (%s); running untraced", g_path,
             strerror(errno));
-    return fd < 0 ? fd : move_fd_high(fd);
+        return fd;
+    }
+    remember_absolute_path();
+    return fd;
 }
 
-// Programs expect open() to return the lowest free descriptor (a daemon closes 0-2 and opens
-// /dev/null three times): ours live far above, out of the way.
-int move_fd_high(int fd) {
-    for (int floor : {1000, 500, 100}) {
-        int high = fcntl(fd, F_DUPFD_CLOEXEC, floor);
-        if (high >= 0) {
-            close(fd);
-            return high;
-        }
+// O_NONBLOCK: a FIFO put in place of our file must not block the writer (it fails with ENXIO
+// or opens, and then is not our file); it is cleared again for our regular file.
+int reopen_trace_output(const FileId& id) {
+    int fd = open(g_abs_path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) return -1;
+    if (!(file_id(fd) == id)) {
+        close(fd);
+        errno = ESTALE;
+        return -1;
     }
+    fcntl(fd, F_SETFL, O_APPEND);
     return fd;
 }
 

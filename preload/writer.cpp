@@ -30,8 +30,8 @@ namespace pmt::preload {
 namespace {
 
 struct WriterState {
-    int fd = -1;
-    FileId id;  // what fd referred to when we opened it
+    int fd = -1;  // open only during a write cycle (open_trace_fd .. release_trace_fd)
+    FileId id;    // the file we created; every reopen must find the same one
     bool io_failed = false;
     off_t end_offset = -1;  // where the End chunk starts (exec may take it back)
     uint64_t file_bytes = 0;
@@ -50,27 +50,47 @@ bool g_thread_running = false;
 std::atomic<bool> g_stop{false};
 std::atomic<uint32_t> g_wake_seq{0};
 
-// The program closed our descriptor (close_fds before exec, a daemon closing everything):
-// stop without a word (its stderr may be captured) and never write to whatever reuses it.
-bool lost_our_fd(WriterState& w) {
-    if (file_id(w.fd) == w.id) return false;
+// No descriptor of ours stays open between write cycles: a program listing its descriptors
+// (CPython's fd_status.py after close_fds) must see only its own. The file is opened again
+// for each cycle. Our descriptor may still be closed under us during one (close_fds in a
+// program thread, a daemon closing everything) and its number reused: it is checked before
+// each write, never closed unless it is still ours, and opened again if it was lost.
+bool open_trace_fd(WriterState& w) {
+    if (w.fd >= 0 && file_id(w.fd) == w.id) return true;
+    w.fd = reopen_trace_output(w.id);
+    if (w.fd >= 0) return true;
     w.io_failed = true;
-    stop_tracing_silently();
-    return true;
+    // Removed or replaced by someone else: stop without a word (the program's stderr may be
+    // captured). Anything else (out of descriptors) deserves its one line.
+    if (errno == ENOENT || errno == ESTALE || errno == ELOOP || errno == ENXIO) {
+        stop_tracing_silently();
+    } else {
+        char what[160];
+        snprintf(what, sizeof(what), "cannot open the trace again (%s)", strerror(errno));
+        fail_tracing(what);
+    }
+    return false;
+}
+
+void release_trace_fd(WriterState& w) {
+    if (w.fd >= 0 && file_id(w.fd) == w.id) close(w.fd);
+    w.fd = -1;
 }
 
 bool write_all(const uint8_t* p, size_t n) {
     WriterState& w = *g_w;
-    if (w.io_failed || lost_our_fd(w)) return false;
+    if (w.io_failed || !open_trace_fd(w)) return false;
+    int lost = 0;  // O_APPEND: after a lost descriptor the rest goes on at the file's end
     while (n > 0) {
         ssize_t r = write(w.fd, p, n);
         if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && errno == EBADF && ++lost < 3) {
+            w.fd = -1;  // closed under us: not ours any more
+            if (!open_trace_fd(w)) return false;
+            continue;
+        }
         if (r <= 0) {
             w.io_failed = true;
-            if (errno == EBADF) {
-                stop_tracing_silently();
-                return false;
-            }
             char what[160];
             snprintf(what, sizeof(what), "cannot write the trace (%s)", strerror(errno));
             fail_tracing(what);
@@ -149,6 +169,7 @@ void* writer_main(void*) {
         {
             std::lock_guard<std::mutex> lock(g_cycle_mutex);
             if (!g_w->io_failed) run_cycle();
+            release_trace_fd(*g_w);
         }
         now = mono_ns();
         if (now >= next) next = now + interval_ns;
@@ -193,11 +214,12 @@ bool spawn_internal_thread(void* (*fn)(void*), pthread_t* thread_out) {
 
 bool writer_start(int fd) {
     if (!g_w) g_w = new WriterState;
-    g_w->fd = fd;
+    g_w->fd = -1;
     g_w->id = file_id(fd);
     g_w->io_failed = false;
     g_w->end_offset = -1;
     g_w->file_bytes = static_cast<uint64_t>(lseek(fd, 0, SEEK_CUR));
+    close(fd);  // opened again for each cycle
     g_w->replay = new ExitReplay;
     g_stop.store(false);
     if (!spawn_internal_thread(writer_main, &g_thread)) {
@@ -217,14 +239,18 @@ bool writer_replay_failed() { return g_w && g_w->replay && g_w->replay->failed()
 
 EndSummary writer_finish(bool write_end_chunk) {
     stop_thread();
-    if (!g_w || g_w->fd < 0 || !write_end_chunk) return EndSummary{};
+    if (!g_w || !write_end_chunk) return EndSummary{};
     std::lock_guard<std::mutex> lock(g_cycle_mutex);
-    return write_end();
+    EndSummary s = write_end();
+    release_trace_fd(*g_w);
+    return s;
 }
 
 void writer_pause_for_exec() {
     g_cycle_mutex.lock();
-    if (g_w && g_w->fd >= 0) write_end();
+    if (!g_w) return;
+    write_end();
+    release_trace_fd(*g_w);
 }
 
 void writer_resume_after_exec() {
@@ -233,10 +259,10 @@ void writer_resume_after_exec() {
         return;
     }
     WriterState& w = *g_w;
-    if (w.end_offset >= 0 && ftruncate(w.fd, w.end_offset) == 0) {
-        lseek(w.fd, w.end_offset, SEEK_SET);
+    // O_APPEND: the next chunk goes where the End chunk was.
+    if (w.end_offset >= 0 && !w.io_failed && open_trace_fd(w) && ftruncate(w.fd, w.end_offset) == 0)
         w.file_bytes = static_cast<uint64_t>(w.end_offset);
-    }
+    release_trace_fd(w);
     w.end_offset = -1;
     g_cycle_mutex.unlock();
 }
@@ -248,8 +274,8 @@ void writer_fork_child() {
     new (&g_cycle_mutex) std::mutex;
     g_thread_running = false;  // the thread did not survive the fork
     if (g_w) {
-        if (g_w->fd >= 0 && file_id(g_w->fd) == g_w->id) close(g_w->fd);  // if still ours
-        g_w = nullptr;  // abandoned, see above; writer_start makes a new one
+        release_trace_fd(*g_w);  // the parent's writer may have been mid-cycle
+        g_w = nullptr;           // abandoned, see above; writer_start makes a new one
     }
 }
 

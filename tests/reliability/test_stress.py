@@ -68,7 +68,14 @@ class LastThreadTest(unittest.TestCase):
     # The interposer's own threads must not keep a process alive after the program's last
     # thread exits (CPython's test_threading, ThreadJoinOnShutdown.test_3, hung on this).
     def test_process_ends_when_its_last_thread_exits(self):
-        env = dict(os.environ, LD_PRELOAD=LIB, PYMEMTRACE_QUIET="1")
+        self.check_last_thread_exit({})
+
+    def test_process_ends_when_its_last_thread_exits_with_rss_sampling_off(self):
+        # The check that ends the process must not depend on the RSS sampler being on.
+        self.check_last_thread_exit({"PYMEMTRACE_RSS_INTERVAL_MS": "0"})
+
+    def check_last_thread_exit(self, settings):
+        env = dict(os.environ, LD_PRELOAD=LIB, PYMEMTRACE_QUIET="1", **settings)
         with tempfile.TemporaryDirectory() as d:
             env["PYMEMTRACE_OUTPUT"] = d + "/"
             p = subprocess.Popen([os.path.join(BIN, "pmt_last_thread_exit")], env=env,
