@@ -8,7 +8,8 @@
 #   and ASan must be the first library of a process, which a library preloaded into an ordinary
 #   Python cannot be. The interposer's own code is checked instead by tests/sanitize: all of
 #   preload/*.cpp (hooks, recorder, writer, encoder, sampler, fork handling) compiled into one
-#   ASan program whose hooks forward to ASan's allocator, driven by the stress test.
+#   ASan program whose hooks forward to ASan's allocator, driven by the stress test (without
+#   forks: ASan's allocator has no fork handler, a child forked mid-allocation deadlocks in it).
 # tsan: the interposer's concurrency (per-thread buffers and their ownership flag, the writer's
 #   collection, the throttle, fork handlers, the sampler) in build-tsan/: the same program built
 #   with -fsanitize=thread; 8 threads record while the writer collects and the main thread forks.
@@ -16,8 +17,9 @@
 #   thread, which gcc 12's and clang 14's TSan runtimes abort ("dup thread with used id": they
 #   keep the parent's dead threads registered); clang 16's forgets them at fork.
 #
-# Every sanitized process writes its reports to $OUT/<tool>.<pid> (log_path), so a report from
-# a process whose exit status or stderr a test does not look at still fails the run.
+# Every sanitized process writes its reports to <build dir>/sanitizer-logs/<tool>.<pid>
+# (log_path), so a report from a process whose exit status or stderr a test does not look at
+# still fails the run; the script prints them. Exit 0 only when both suites pass, report-free.
 # Environment: JOBS (2), ASAN_DIR (build-asan), TSAN_DIR (build-tsan), CTEST_ARGS (extra).
 set -euo pipefail
 
