@@ -13,14 +13,23 @@
 namespace pmt::analyzer {
 
 PeakAnalysis::StackState& PeakAnalysis::state_slow(uint64_t stack_id) {
-    if (stack_id < kDenseStackLimit) {
-        // Amortised growth: ids are handed out by one counter per process, so they are dense.
-        size_t n = std::max<size_t>(dense_.size() * 2, 1024);
-        while (n <= stack_id) n *= 2;
-        dense_.resize(std::min<size_t>(n, kDenseStackLimit));
-        return dense_[stack_id];
+    // Ids are handed out by one counter per process, so a real trace's ids arrive close to the
+    // ones already seen: the table doubles only for those. An id far ahead (a damaged or
+    // hostile trace) goes to the map, so it never costs memory or time in proportion to its
+    // value; entries parked there move into the table once it grows over them.
+    const size_t reach = std::max<size_t>(dense_.size() * 2, 1024);
+    if (stack_id >= reach || stack_id >= kDenseStackLimit) return sparse_[stack_id];
+    const size_t n = std::min<size_t>(reach, kDenseStackLimit);
+    dense_.resize(n);
+    for (auto it = sparse_.begin(); it != sparse_.end();) {
+        if (it->first < n) {
+            dense_[it->first] = it->second;
+            it = sparse_.erase(it);
+        } else {
+            ++it;
+        }
     }
-    return sparse_[stack_id];
+    return dense_[stack_id];
 }
 
 void PeakAnalysis::on_live(const Block& b) {
