@@ -32,13 +32,12 @@ void every_record(RecordEncoder& e, uint64_t t, uint64_t salt) {
     REQUIRE(e.free(t + 20011, 0x7f0000200000));
 }
 
-std::vector<Event> read_all(const std::vector<uint8_t>& bytes, TraceReader** keep = nullptr) {
+std::vector<Event> read_all(const std::vector<uint8_t>& bytes) {
     TempFile f;
     f.write(bytes);
     TraceReader r(f.path);
     Collect c;
     r.read(c);
-    (void)keep;
     return c.events;
 }
 
@@ -154,7 +153,6 @@ TEST_CASE("a damaged continued stream chunk is an error naming its offset", "[tr
     size_t at = b.chunk_offsets[1];  // codec 4
     REQUIRE(parse_chunk_header(b.bytes.data() + at).codec == Codec::ZstdStream);
     auto stored_len = parse_chunk_header(b.bytes.data() + at).stored_len;
-    std::string where = "chunk at byte offset " + std::to_string(at);
     for (size_t k = 0; k < stored_len; k += 7) {
         std::vector<uint8_t> bad = b.bytes;
         bad[at + kChunkHeaderBytes + k] ^= 0x5a;
@@ -173,8 +171,32 @@ TEST_CASE("a damaged continued stream chunk is an error naming its offset", "[tr
             std::string msg = e.what();
             INFO(msg);
             CHECK(msg.rfind(f.path + ": ", 0) == 0);
-            bool at_this_or_later = msg.find("chunk at byte offset ") != std::string::npos;
-            CHECK(at_this_or_later);
+            // The damaged chunk, or a later one whose stream context it spoiled.
+            size_t pos = msg.find("chunk at byte offset ");
+            REQUIRE(pos != std::string::npos);
+            CHECK(std::stoull(msg.substr(pos + 21)) >= at);
+        }
+    }
+    // A declared length one byte over what the block holds names this chunk.
+    {
+        std::vector<uint8_t> bad = b.bytes;
+        uint32_t raw_len;
+        std::memcpy(&raw_len, bad.data() + at + 12, 4);
+        ++raw_len;
+        std::memcpy(bad.data() + at + 12, &raw_len, 4);
+        uint32_t crc = chunk_crc(bad.data() + at, bad.data() + at + kChunkHeaderBytes, stored_len);
+        std::memcpy(bad.data() + at + 16, &crc, 4);
+        TempFile f;
+        f.write(bad);
+        TraceReader r(f.path);
+        Collect c;
+        try {
+            r.read(c);
+            FAIL("a stream chunk longer than its block was read");
+        } catch (const TraceError& e) {
+            CHECK(std::string(e.what()) ==
+                  f.path + ": chunk at byte offset " + std::to_string(at) +
+                      ": zstd stream chunk shorter than its declared length");
         }
     }
     // Without the chunk that started its stream, a continued chunk cannot decode.
