@@ -66,7 +66,7 @@ void AdviceAnalysis::on_event(const Event& e, const LiveHeap& heap) {
 
 void AdviceAnalysis::finish(const TraceReader& /*reader*/, const LiveHeap& heap) {
     // Sites untouched since the peak still hold what they held at it.
-    for (auto& [stack, s] : sites_)
+    sites_.for_each([&](uint64_t, Site& s) {
         if (s.snap_for != peak_seq_) {
             s.heap_peak = s.heap;
             s.big_peak = s.big;
@@ -74,6 +74,7 @@ void AdviceAnalysis::finish(const TraceReader& /*reader*/, const LiveHeap& heap)
             s.snap_for = peak_seq_;
             s.first_free_after_peak_ns = 0;
         }
+    });
     add_window_advice();
     add_del_advice(heap);
     add_population_advice();
@@ -112,20 +113,20 @@ void AdviceAnalysis::add_del_advice(const LiveHeap& heap) {
     std::vector<uint64_t> released_by_windows;  // their release is a window's, not exit's
     for (const Window& w : windows_.windows()) released_by_windows.push_back(w.old_stack);
     std::vector<std::pair<uint64_t, const Site*>> kept;  // (stack, site)
-    for (const auto& [stack, s] : sites_) {
-        if (s.heap_peak < std::max(kMiB, peak / 50) || s.last_alloc_seq >= peak_seq_) continue;
-        if (std::count(released_by_windows.begin(), released_by_windows.end(), stack)) continue;
+    sites_.for_each([&](uint64_t stack, const Site& s) {
+        if (s.heap_peak < std::max(kMiB, peak / 50) || s.last_alloc_seq >= peak_seq_) return;
+        if (std::count(released_by_windows.begin(), released_by_windows.end(), stack)) return;
         // Released only at exit: nothing of it freed between the peak and the script's end.
         if (s.first_free_after_peak_ns != 0 &&
             s.first_free_after_peak_ns <= windows_.script_end_ns())
-            continue;
+            return;
         // Made by another statement than the one running at the peak.
         const std::vector<FrameKey>& mine = f.outer_first(stack);
         size_t d = 0;
         while (d < mine.size() && d < at_peak.size() && mine[d] == at_peak[d]) ++d;
-        if (!at_peak.empty() && (d == mine.size() || d == at_peak.size())) continue;
+        if (!at_peak.empty() && (d == mine.size() || d == at_peak.size())) return;
         kept.push_back({stack, &s});
-    }
+    });
     // The most recent of them is most likely what the code at the peak works on: leave it
     // out...
     std::sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) {
@@ -136,9 +137,10 @@ void AdviceAnalysis::add_del_advice(const LiveHeap& heap) {
     if (!kept.empty()) {
         const uint64_t newest = kept.back().second->last_alloc_seq;
         bool made_since = false;
-        for (const auto& [stack, s] : sites_)
+        sites_.for_each([&](uint64_t, const Site& s) {
             made_since |= s.heap_peak >= std::max(kMiB, peak / 50) && s.last_alloc_seq > newest &&
                           s.last_alloc_seq < peak_seq_;
+        });
         if (!made_since) kept.pop_back();
     }
     if (kept.empty()) return;
@@ -180,15 +182,15 @@ void AdviceAnalysis::add_population_advice() {
         FrameKey where;
     };
     std::map<std::tuple<uint32_t, uint32_t>, Line> lines;  // by (file, line)
-    for (const auto& [stack, s] : sites_) {
-        if (s.arena_peak == 0 && s.heap_peak == 0) continue;
+    sites_.for_each([&](uint64_t stack, const Site& s) {
+        if (s.arena_peak == 0 && s.heap_peak == 0) return;
         const FrameKey k = f.attributed(stack);
-        if (k.line == 0) continue;
+        if (k.line == 0) return;
         Line& l = lines[{k.file, k.line}];
         l.arena += s.arena_peak;
         l.heap += s.heap_peak;
         l.where = k;
-    }
+    });
     for (const auto& [key, l] : lines) {
         if (l.arena < std::max(4 * kMiB, peak / 20)) continue;
         // Estimated: arena bytes over a float's pymalloc block; other small objects (ints,
@@ -215,11 +217,12 @@ void AdviceAnalysis::add_float32_advice() {
     StackFrames& f = windows_.frames();
     uint64_t big = 0;
     std::vector<std::pair<uint64_t, uint64_t>> by_site;  // (bytes, stack)
-    for (const auto& [stack, s] : sites_)
+    sites_.for_each([&](uint64_t stack, const Site& s) {
         if (s.big_peak) {
             big += s.big_peak;
             by_site.push_back({s.big_peak, stack});
         }
+    });
     if (big == 0 || big * 2 < peak) return;
     std::sort(by_site.rbegin(), by_site.rend());
     // Several stacks can share one program line (the same line called from two places):

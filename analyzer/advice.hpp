@@ -49,7 +49,7 @@ private:
     void add_float32_advice();
 
     const WindowAnalysis& windows_;
-    std::unordered_map<uint64_t, Site> sites_;
+    ById<Site> sites_;  // by allocation stack id
     uint64_t peak_seq_ = 0, peak_seen_ = 0, peak_stack_ = 0;
     std::vector<Advice> advice_;
 };

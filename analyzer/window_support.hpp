@@ -2,6 +2,7 @@
 // (outermost first, for "same statement" tests) and the history of live bytes kept as suffix
 // maxima, which answers "highest live bytes from event s until now" for counterfactual peaks.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -47,6 +48,42 @@ private:
     std::unordered_map<uint64_t, std::vector<FrameKey>> stacks_;
     std::unordered_map<std::string, uint32_t> ids_;
     std::deque<std::string> texts_{""};  // id 0 = ""; a deque keeps views stable
+};
+
+// Per-stack values without a hash lookup per event: stack ids are handed out by one counter
+// per process, so they index a vector; absurd ids (a corrupt or hostile trace) go to a map so
+// they cannot make us allocate gigabytes. Entries never set hold the default value.
+template <class T>
+class ById {
+public:
+    explicit ById(T init = T{}) : init_(init) {}
+    T& operator[](uint64_t id) {
+        if (id < dense_.size()) return dense_[id];
+        if (id < kDenseLimit) {
+            size_t n = std::max<size_t>(dense_.size() * 2, 1024);
+            while (n <= id) n *= 2;
+            dense_.resize(std::min<size_t>(n, kDenseLimit), init_);
+            return dense_[id];
+        }
+        return sparse_.try_emplace(id, init_).first->second;
+    }
+    // Every entry, default ones included, by increasing id for the dense part.
+    template <class F>
+    void for_each(F&& f) {
+        for (size_t id = 0; id < dense_.size(); ++id) f(uint64_t{id}, dense_[id]);
+        for (auto& [id, v] : sparse_) f(id, v);
+    }
+    template <class F>
+    void for_each(F&& f) const {
+        for (size_t id = 0; id < dense_.size(); ++id) f(uint64_t{id}, dense_[id]);
+        for (const auto& [id, v] : sparse_) f(id, v);
+    }
+
+private:
+    static constexpr uint64_t kDenseLimit = uint64_t{1} << 22;
+    T init_;
+    std::vector<T> dense_;
+    std::unordered_map<uint64_t, T> sparse_;
 };
 
 // Live bytes after each event, reduced to the events whose value exceeds every later one.

@@ -27,25 +27,36 @@ WindowAnalysis::Rec WindowAnalysis::unknown(const Block& b) {
 
 void WindowAnalysis::begin(const TraceReader& reader) { frames_.attach(&reader); }
 
+size_t WindowAnalysis::first_after(uint64_t s) const {
+    return static_cast<size_t>(
+        std::upper_bound(log_.begin(), log_.end(), s,
+                         [](uint64_t v, const Rec& r) { return v < r.seq; }) -
+        log_.begin());
+}
+
+WindowAnalysis::Rec* WindowAnalysis::by_seq(uint64_t s) {
+    auto it = std::lower_bound(log_.begin(), log_.end(), s,
+                               [](const Rec& r, uint64_t v) { return r.seq < v; });
+    return it != log_.end() && it->seq == s && !it->dead ? &*it : nullptr;
+}
+
 WindowAnalysis::Rec WindowAnalysis::remove(const Block& b, bool* found, uint64_t* index_seq) {
     *found = false;
     *index_seq = 0;
-    uint64_t seq = 0;
+    Rec* rec = nullptr;
     if (!b.mapping) {
-        auto it = heap_seq_.find(b.addr);
-        if (it == heap_seq_.end()) return unknown(b);
-        seq = it->second;
-        heap_seq_.erase(it);
+        if (b.tag == 0 || b.tag > log_.size()) return unknown(b);
+        rec = &log_[b.tag - 1];
+        if (rec->dead || rec->mapping || rec->addr != b.addr) return unknown(b);
     } else {
         // The released part may start inside a mapping (partial munmap).
         auto it = map_seq_.upper_bound(b.addr);
         if (it == map_seq_.begin()) return unknown(b);
         --it;
-        seq = it->second;
-        auto rec = by_seq_.find(seq);
-        if (rec == by_seq_.end() || b.addr >= rec->second.addr + rec->second.size)
-            return unknown(b);
-        Rec& r = rec->second;
+        const uint64_t seq = it->second;
+        rec = by_seq(seq);
+        if (!rec || b.addr >= rec->addr + rec->size) return unknown(b);
+        Rec& r = *rec;
         if (b.size < r.size) {  // part of it stays live: shrink the record, keep its index
             Rec part = r;
             part.addr = b.addr;
@@ -62,35 +73,46 @@ WindowAnalysis::Rec WindowAnalysis::remove(const Block& b, bool* found, uint64_t
         }
         map_seq_.erase(it);
     }
-    auto rec = by_seq_.find(seq);
-    if (rec == by_seq_.end()) return unknown(b);
-    Rec r = rec->second;
-    by_seq_.erase(rec);
+    rec->dead = true;
+    ++log_dead_;
     *found = true;
-    *index_seq = seq;
-    return r;
+    *index_seq = rec->seq;
+    return *rec;
 }
 
-void WindowAnalysis::add(const Block& b, const Rec* carry, uint64_t seq) {
+void WindowAnalysis::add(const Block& b, const Rec* carry, uint64_t seq, const LiveHeap& heap) {
     Rec r;
     r.addr = b.addr;
     r.size = b.size;
     r.stack = b.stack_id;
+    r.seq = seq;  // LiveHeap makes at most one block live per event: seqs only increase
     r.mapping = b.mapping;
     r.latest = {b.time_ns, seq, running_peak_, since_, detection_max_.size()};
     // A block that grew (realloc, mremap) keeps the age of the first one.
     r.origin = carry ? carry->origin : r.latest;
-    // Several blocks of one event (rare) need distinct keys: seq is unique per event only.
-    while (by_seq_.count(seq)) seq += uint64_t{1} << 62;
-    by_seq_[seq] = r;
+    log_.push_back(r);
     if (b.mapping)
         map_seq_[b.addr] = seq;
-    else
-        heap_seq_[b.addr] = seq;
+    else if (log_.size() < UINT32_MAX)  // else untagged: its release reads as unknown
+        heap.set_tag(b.addr, static_cast<uint32_t>(log_.size()));
+}
+
+// Drops the holes once they are half the log; each live heap block gets its new index.
+void WindowAnalysis::compact(const LiveHeap& heap) {
+    if (log_dead_ < 4096 || log_dead_ * 2 < log_.size()) return;
+    size_t w = 0;
+    for (size_t i = 0; i < log_.size(); ++i) {
+        if (log_[i].dead) continue;
+        if (w != i) log_[w] = log_[i];
+        ++w;
+        if (!log_[w - 1].mapping) heap.set_tag(log_[w - 1].addr, static_cast<uint32_t>(w));
+    }
+    log_.resize(w);
+    log_dead_ = 0;
 }
 
 void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
-    Thread& th = threads_[e.tid];
+    Thread& th = thread(e.tid);
     const bool pending = th.realloc_pending;
     th.realloc_pending = false;  // a realloc's two halves are adjacent on their thread
 
@@ -114,16 +136,16 @@ void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
                     have = true;
                 }
             }
-            for (const Block& b : live_) add(b, have ? &carried : nullptr, e.seq);
+            for (const Block& b : live_) add(b, have ? &carried : nullptr, e.seq, heap);
             // Stack 0 (no Python frame: start-up, teardown) leaves no statement to blame.
             th.last_alloc_stack = e.stack_id;
             if (e.stack_id != 0) {
-                auto [it, fresh] = module_rooted_.emplace(e.stack_id, false);
-                if (fresh) {
+                int8_t& rooted = module_rooted_[e.stack_id];
+                if (rooted < 0) {
                     const auto& f = frames_.outer_first(e.stack_id);
-                    it->second = !f.empty() && frames_.text(f.front().function) == "<module>";
+                    rooted = !f.empty() && frames_.text(f.front().function) == "<module>";
                 }
-                if (it->second) script_end_ns_ = e.time_ns;
+                if (rooted) script_end_ns_ = e.time_ns;
             }
             break;
         }
@@ -148,6 +170,7 @@ void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
             break;
     }
     clear_deltas();
+    compact(heap);
     if (e.type != EventType::Rss) history_.push(e.seq, heap.live_bytes());
     running_peak_ = heap.peak_bytes();
     since_ = std::max(since_, heap.live_bytes());
@@ -221,9 +244,9 @@ void WindowAnalysis::close_burst(Thread& th, uint64_t /*seq_now*/) {
     // alive by an earlier run of the same statement (caches) must not open it early.
     const Stamp* first = nullptr;
     const Stamp* first_small = nullptr;
-    for (auto it = by_seq_.upper_bound(old_max_seq); it != by_seq_.end(); ++it) {
-        const Rec& r = it->second;
-        if (!frames_.has_prefix(r.stack, prefix)) continue;
+    for (size_t i = first_after(old_max_seq); i < log_.size(); ++i) {
+        const Rec& r = log_[i];
+        if (r.dead || !frames_.has_prefix(r.stack, prefix)) continue;
         w.new_bytes += r.size;
         new_by_stack[r.stack] += r.size;
         // A buffer older than the old data that this statement merely grew (an interpreter

@@ -57,11 +57,13 @@ private:
         uint64_t since = 0;       // highest live bytes since the last detection, before it
         uint64_t detections = 0;  // windows detected before it
     };
-    struct Rec {  // one live block, indexed by the seq of its latest allocation
+    struct Rec {  // one live block, keyed by the seq of its latest allocation
         uint64_t addr = 0, size = 0, stack = 0;
+        uint64_t seq = 0;
         bool mapping = false;
-        Stamp origin;  // the first block of a realloc/mremap chain
-        Stamp latest;  // this block itself
+        bool dead = false;  // released: a hole in log_ until the next compaction
+        Stamp origin;       // the first block of a realloc/mremap chain
+        Stamp latest;       // this block itself
     };
     struct Burst {  // releases on one thread with no allocation of that thread between them
         bool active = false;
@@ -82,7 +84,18 @@ private:
 
     static Rec unknown(const Block& b);
     Rec remove(const Block& b, bool* found, uint64_t* index_seq);
-    void add(const Block& b, const Rec* carry, uint64_t seq);
+    void add(const Block& b, const Rec* carry, uint64_t seq, const LiveHeap& heap);
+    // Index in log_ of the first record with seq > s; the live record with exactly seq s.
+    size_t first_after(uint64_t s) const;
+    Rec* by_seq(uint64_t s);
+    void compact(const LiveHeap& heap);
+    Thread& thread(uint32_t tid) {
+        if (tid != last_tid_ || !last_thread_) {
+            last_thread_ = &threads_[tid];  // node-based map: the reference stays valid
+            last_tid_ = tid;
+        }
+        return *last_thread_;
+    }
     void release(Thread& th, const Event& e);
     void close_burst(Thread& th, uint64_t seq);
     // Windows with the same lines (a loop) share one counterfactual: every repetition's old
@@ -99,11 +112,16 @@ private:
     static std::string remedy_for(const Window& w);
 
     mutable StackFrames frames_;
-    std::map<uint64_t, Rec> by_seq_;
-    std::unordered_map<uint64_t, uint64_t> heap_seq_;  // heap block addr -> seq
-    std::map<uint64_t, uint64_t> map_seq_;             // mapping start -> seq
+    // Live blocks' records in seq order, with holes for released ones (compacted once they
+    // are half of it). A heap block finds its record through its tag in LiveHeap (index + 1),
+    // a mapping through map_seq_: no per-event allocation, no tree.
+    std::vector<Rec> log_;
+    size_t log_dead_ = 0;
+    std::map<uint64_t, uint64_t> map_seq_;  // mapping start -> seq (mappings are few)
     std::unordered_map<uint32_t, Thread> threads_;
-    std::unordered_map<uint64_t, bool> module_rooted_;
+    uint32_t last_tid_ = 0;
+    Thread* last_thread_ = nullptr;
+    ById<int8_t> module_rooted_{-1};              // per stack: -1 not known yet, else 0 / 1
     std::map<std::vector<uint32_t>, Key> found_;  // by (statement, new line, old line)
     // Per detection, the highest live bytes since the previous one: with Rec::since this
     // gives the highest point between two repetitions of a window.

@@ -26,6 +26,7 @@ void LiveHeap::add_block(const Block& b, LiveListener* l) {
         if (l) l->on_dead(*slot, b.time_ns);
         *slot = b;
     }
+    last_added_ = slot;
     live_bytes_ += b.size;
     if (l) l->on_live(b);
 }
@@ -38,8 +39,16 @@ void LiveHeap::free_block(uint64_t addr, uint64_t t, LiveListener* l) {
     }
     Block b = *slot;
     blocks_.erase(slot);
+    last_added_ = nullptr;  // erase may have moved it
     live_bytes_ -= b.size;
     if (l) l->on_dead(b, t);
+}
+
+bool LiveHeap::set_tag(uint64_t addr, uint32_t tag) const {
+    Block* b = last_added_ && last_added_->addr == addr ? last_added_ : blocks_.find(addr);
+    if (!b) return false;
+    b->tag = tag;
+    return true;
 }
 
 void LiveHeap::add_mapping(const Block& b, LiveListener* l) {

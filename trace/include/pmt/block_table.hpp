@@ -16,6 +16,9 @@ struct Block {
     uint64_t stack_id = 0;
     uint64_t time_ns = 0;  // when it became live
     bool mapping = false;
+    // A listener's annotation (LiveHeap::set_tag), kept with the block and its pieces; 0 when
+    // unset. Lets an analysis find its own record of a block without a table of its own.
+    uint32_t tag = 0;
 };
 
 class BlockTable {

@@ -32,6 +32,11 @@ public:
     uint64_t replaced_live() const { return replaced_live_; }
     uint64_t live_blocks() const { return blocks_.size() + mappings_.size(); }
 
+    // Tags the live heap block at addr (Block::tag; not mappings); false when there is none.
+    // Tags are listeners' annotations, not heap state: setting one is allowed on a const heap.
+    // The block the latest event made live is found without a lookup.
+    bool set_tag(uint64_t addr, uint32_t tag) const;
+
     template <class F>
     void for_each_live(F&& f) const {
         blocks_.for_each(f);
@@ -47,8 +52,9 @@ private:
     uint64_t unmap_range(uint64_t addr, uint64_t len, uint64_t t, LiveListener* l,
                          Block* first_removed);
 
-    BlockTable blocks_;
-    std::map<uint64_t, Block> mappings_;  // by start address; non-overlapping, counted only
+    mutable BlockTable blocks_;            // mutable for tags only
+    mutable Block* last_added_ = nullptr;  // slot of the latest heap block made live
+    std::map<uint64_t, Block> mappings_;   // by start address; non-overlapping, counted only
     uint64_t live_bytes_ = 0;
     uint64_t peak_bytes_ = 0;
     uint64_t peak_time_ns_ = 0;
