@@ -75,7 +75,8 @@ import re, sys
 text = open(sys.argv[1], errors="replace").read()
 c = dict(passed=0, failed=0, errors=0, skipped=0, xfail=0)
 if sys.argv[2] == "pytest":
-    m = re.findall(r"^=+ (.*\d+ (?:passed|failed).*) in [\d.]+s", text, re.M)
+    # "== 3 passed in 1.0s ==", or without the rules under -q (numpy.test passes -q).
+    m = re.findall(r"^=*\s*(\d+ \w+.*) in [\d.]+s", text, re.M)
     for n, what in re.findall(r"(\d+) (\w+)", m[-1] if m else ""):
         key = {"passed": "passed", "failed": "failed", "error": "errors", "errors": "errors",
                "skipped": "skipped", "xfailed": "xfail", "xpassed": "xfail"}.get(what)
