@@ -273,6 +273,10 @@ void writer_resume_after_exec() {
 void writer_fork_child() {
     new (&g_cycle_mutex) std::mutex;
     g_thread_running = false;  // the thread did not survive the fork
+    // Nor did the sampler: the child counts only the threads it starts (a count kept from
+    // the parent made the last-thread check fail, and a child forked from a non-main thread
+    // hung when that thread returned: CPython's test_main_thread_after_fork_from_nonmain_thread).
+    g_internal_alive.store(0);
     if (g_w) {
         release_trace_fd(*g_w);  // the parent's writer may have been mid-cycle
         g_w = nullptr;           // abandoned, see above; writer_start makes a new one

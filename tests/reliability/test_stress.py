@@ -74,6 +74,20 @@ class LastThreadTest(unittest.TestCase):
         # The check that ends the process must not depend on the RSS sampler being on.
         self.check_last_thread_exit({"PYMEMTRACE_RSS_INTERVAL_MS": "0"})
 
+    def test_a_child_forked_from_a_thread_ends_when_that_thread_returns(self):
+        # In the child the forking thread is the only one; when it returns the child must end.
+        code = ("import os, threading\n"
+                "def f():\n"
+                "    pid = os.fork()\n"
+                "    if pid: print(os.waitpid(pid, 0)[1], flush=True)\n"
+                "t = threading.Thread(target=f); t.start(); t.join()\n")
+        env = dict(os.environ, LD_PRELOAD=LIB, PYMEMTRACE_QUIET="1")
+        with tempfile.TemporaryDirectory() as d:
+            env["PYMEMTRACE_OUTPUT"] = d + "/"
+            p = subprocess.run(["/usr/bin/python3", "-c", code], env=env, capture_output=True,
+                               text=True, timeout=30)
+            self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "0\n", ""))
+
     def check_last_thread_exit(self, settings):
         env = dict(os.environ, LD_PRELOAD=LIB, PYMEMTRACE_QUIET="1", **settings)
         with tempfile.TemporaryDirectory() as d:
