@@ -151,6 +151,26 @@ class NativeTests(unittest.TestCase):
         sizes = [e["size"] for e in info["events"] if e["type"] == "alloc"]
         self.assertTrue(any(12_345_678 <= n <= 12_345_678 + 64 for n in sizes))
 
+    def test_a_block_freed_by_another_thread_is_delivered_after_its_malloc(self):
+        # Producer/consumer hand-off: the free often follows the malloc within a microsecond
+        # on another thread. Every free must find its block live (no "unknown" free), and the
+        # program's blocks must all be gone at the end: exact live bytes across threads.
+        run = Traced(self, [os.path.join(BIN, "native_handoff")])
+        self.assertEqual((run.proc.returncode, run.proc.stdout), (0, "100000\n"))
+        info = dump(run.traces[0], events=True)
+        live, unknown, freed = {}, 0, 0
+        for e in info["events"]:
+            if e["type"] == "alloc":
+                live[e["addr"]] = e["size"]
+            elif e["type"] == "free":
+                if live.pop(e["addr"], None) is None:
+                    unknown += 1
+                else:
+                    freed += 1
+        self.assertEqual(unknown, 0)
+        self.assertGreaterEqual(freed, 100000)
+        self.assertEqual([n for n in live.values() if 64 <= n <= 160 and n % 16 == 0], [])
+
     def test_an_unwritable_output_runs_the_program_untraced(self):
         env = dict(os.environ, LD_PRELOAD=LIB, PYMEMTRACE_OUTPUT="/nonexistent/dir/x.pmt")
         proc = subprocess.run(["sh", "-c", "echo hi; exit 3"], env=env, capture_output=True,
