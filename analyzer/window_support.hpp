@@ -59,13 +59,23 @@ public:
     explicit ById(T init = T{}) : init_(init) {}
     T& operator[](uint64_t id) {
         if (id < dense_.size()) return dense_[id];
-        if (id < kDenseLimit) {
-            size_t n = std::max<size_t>(dense_.size() * 2, 1024);
-            while (n <= id) n *= 2;
-            dense_.resize(std::min<size_t>(n, kDenseLimit), init_);
-            return dense_[id];
+        // Ids come from one counter per process, so real ones arrive near those already
+        // seen: the table doubles only for them. An id far ahead (a damaged or hostile trace)
+        // waits in the map, costing nothing in proportion to its value, and moves into the
+        // table once the table grows over it.
+        const size_t reach = std::max<size_t>(dense_.size() * 2, 1024);
+        if (id >= reach || id >= kDenseLimit) return sparse_.try_emplace(id, init_).first->second;
+        const size_t n = std::min<size_t>(reach, kDenseLimit);
+        dense_.resize(n, init_);
+        for (auto it = sparse_.begin(); it != sparse_.end();) {
+            if (it->first < n) {
+                dense_[it->first] = std::move(it->second);
+                it = sparse_.erase(it);
+            } else {
+                ++it;
+            }
         }
-        return sparse_.try_emplace(id, init_).first->second;
+        return dense_[id];
     }
     // Every entry, default ones included, by increasing id for the dense part.
     template <class F>
