@@ -41,6 +41,20 @@ std::vector<Event> read_all(const std::vector<uint8_t>& bytes) {
     return c.events;
 }
 
+// Reading bytes must fail with exactly "<path>: <expected_after_path>".
+void check_read_error(const std::vector<uint8_t>& bytes, const std::string& expected_after_path) {
+    TempFile f;
+    f.write(bytes);
+    TraceReader r(f.path);
+    Collect c;
+    try {
+        r.read(c);
+        FAIL("a damaged trace was read: expected " << expected_after_path);
+    } catch (const TraceError& e) {
+        CHECK(std::string(e.what()) == f.path + ": " + expected_after_path);
+    }
+}
+
 bool same(const Event& a, const Event& b) {
     return a.type == b.type && a.kind == b.kind && a.tid == b.tid && a.time_ns == b.time_ns &&
            a.addr == b.addr && a.size == b.size && a.stack_id == b.stack_id &&
@@ -188,34 +202,15 @@ TEST_CASE("a damaged continued stream chunk is an error naming its offset", "[tr
         std::memcpy(bad.data() + at + 12, &raw_len, 4);
         uint32_t crc = chunk_crc(bad.data() + at, bad.data() + at + kChunkHeaderBytes, stored_len);
         std::memcpy(bad.data() + at + 16, &crc, 4);
-        TempFile f;
-        f.write(bad);
-        TraceReader r(f.path);
-        Collect c;
-        try {
-            r.read(c);
-            FAIL("a stream chunk longer than its block was read");
-        } catch (const TraceError& e) {
-            CHECK(std::string(e.what()) ==
-                  f.path + ": chunk at byte offset " + std::to_string(at) +
-                      ": zstd stream chunk shorter than its declared length");
-        }
+        check_read_error(bad, "chunk at byte offset " + std::to_string(at) +
+                                  ": zstd stream chunk shorter than its declared length");
     }
     // Without the chunk that started its stream, a continued chunk cannot decode.
     std::vector<uint8_t> cut(b.bytes.begin(), b.bytes.begin() + b.chunk_offsets[0]);
     cut.insert(cut.end(), b.bytes.begin() + b.chunk_offsets[1], b.bytes.end());
-    TempFile f;
-    f.write(cut);
-    TraceReader r(f.path);
-    Collect c;
-    try {
-        r.read(c);
-        FAIL("a codec-4 chunk without its stream was read");
-    } catch (const TraceError& e) {
-        CHECK(std::string(e.what()) ==
-              f.path + ": chunk at byte offset " + std::to_string(b.chunk_offsets[0]) +
-                  ": zstd stream chunk (codec 4) without the chunks its stream began in");
-    }
+    check_read_error(cut, "chunk at byte offset " + std::to_string(b.chunk_offsets[0]) +
+                              ": zstd stream chunk (codec 4) without the chunks its stream "
+                              "began in");
 }
 
 TEST_CASE("a version-1 trace is still read", "[trace]") {
