@@ -169,12 +169,15 @@ TEST_CASE("a damaged continued stream chunk is an error naming its offset", "[tr
     size_t at = b.chunk_offsets[1];  // codec 4
     REQUIRE(parse_chunk_header(b.bytes.data() + at).codec == Codec::ZstdStream);
     auto stored_len = parse_chunk_header(b.bytes.data() + at).stored_len;
+    auto repair_crc = [&](std::vector<uint8_t>& bytes) {
+        uint32_t crc =
+            chunk_crc(bytes.data() + at, bytes.data() + at + kChunkHeaderBytes, stored_len);
+        std::memcpy(bytes.data() + at + 16, &crc, 4);
+    };
     for (size_t k = 0; k < stored_len; k += 7) {
         std::vector<uint8_t> bad = b.bytes;
         bad[at + kChunkHeaderBytes + k] ^= 0x5a;
-        // Repair the checksum so the damage reaches the decoder.
-        uint32_t crc = chunk_crc(bad.data() + at, bad.data() + at + kChunkHeaderBytes, stored_len);
-        std::memcpy(bad.data() + at + 16, &crc, 4);
+        repair_crc(bad);  // so the damage reaches the decoder
         TempFile f;
         f.write(bad);
         TraceReader r(f.path);
@@ -200,8 +203,7 @@ TEST_CASE("a damaged continued stream chunk is an error naming its offset", "[tr
         std::memcpy(&raw_len, bad.data() + at + 12, 4);
         ++raw_len;
         std::memcpy(bad.data() + at + 12, &raw_len, 4);
-        uint32_t crc = chunk_crc(bad.data() + at, bad.data() + at + kChunkHeaderBytes, stored_len);
-        std::memcpy(bad.data() + at + 16, &crc, 4);
+        repair_crc(bad);
         check_read_error(bad, "chunk at byte offset " + std::to_string(at) +
                                   ": zstd stream chunk shorter than its declared length");
     }
