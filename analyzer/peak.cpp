@@ -12,26 +12,6 @@
 
 namespace pmt::analyzer {
 
-PeakAnalysis::StackState& PeakAnalysis::state_slow(uint64_t stack_id) {
-    // Ids are handed out by one counter per process, so a real trace's ids arrive close to the
-    // ones already seen: the table doubles only for those. An id far ahead (a damaged or
-    // hostile trace) goes to the map, so it never costs memory or time in proportion to its
-    // value; entries parked there move into the table once it grows over them.
-    const size_t reach = std::max<size_t>(dense_.size() * 2, 1024);
-    if (stack_id >= reach || stack_id >= kDenseStackLimit) return sparse_[stack_id];
-    const size_t n = std::min<size_t>(reach, kDenseStackLimit);
-    dense_.resize(n);
-    for (auto it = sparse_.begin(); it != sparse_.end();) {
-        if (it->first < n) {
-            dense_[it->first] = it->second;
-            it = sparse_.erase(it);
-        } else {
-            ++it;
-        }
-    }
-    return dense_[stack_id];
-}
-
 void PeakAnalysis::on_live(const Block& b) {
     if (b.mapping) mappings_[b.addr] = b.addr + b.size;
     StackState& s = state(b.stack_id);
@@ -101,12 +81,6 @@ void PeakAnalysis::on_event(const Event& e, const LiveHeap& /*heap*/) {
     }
 }
 
-template <class F>
-void PeakAnalysis::for_each_state(F&& f) const {
-    for (size_t id = 0; id < dense_.size(); ++id) f(id, dense_[id]);
-    for (const auto& [id, s] : sparse_) f(id, s);
-}
-
 namespace {
 
 std::vector<SiteFrame> copy_frames(const TraceReader& reader, uint64_t stack_id) {
@@ -121,7 +95,7 @@ std::vector<SiteFrame> copy_frames(const TraceReader& reader, uint64_t stack_id)
 
 void PeakAnalysis::finish(const TraceReader& reader, const LiveHeap& /*heap*/) {
     stacks_at_peak_.clear();
-    for_each_state([&](uint64_t id, const StackState& s) {
+    states_.for_each([&](uint64_t id, const StackState& s) {
         const bool changed_after_peak = s.snap_epoch == epoch_;
         const uint64_t bytes = changed_after_peak ? s.snap_bytes : s.live_bytes;
         const uint64_t blocks = changed_after_peak ? s.snap_blocks : s.live_blocks;

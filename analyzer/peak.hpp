@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "analysis.hpp"
+#include "by_id.hpp"
 
 namespace pmt::analyzer {
 
@@ -77,15 +78,7 @@ private:
         uint64_t snap_blocks = 0;
         uint64_t snap_epoch = 0;
     };
-    // Dense stack ids index a vector; absurd ids (a corrupt or hostile trace) go to a map so
-    // they cannot make us allocate gigabytes.
-    static constexpr uint64_t kDenseStackLimit = uint64_t{1} << 22;
-
-    StackState& state(uint64_t stack_id) {
-        if (stack_id < dense_.size()) return dense_[stack_id];
-        return state_slow(stack_id);
-    }
-    StackState& state_slow(uint64_t stack_id);
+    StackState& state(uint64_t stack_id) { return states_[stack_id]; }
     void touch(StackState& s) {
         if (s.snap_epoch != epoch_) {
             s.snap_bytes = s.live_bytes;
@@ -93,17 +86,13 @@ private:
             s.snap_epoch = epoch_;
         }
     }
-    template <class F>
-    void for_each_state(F&& f) const;
-
     // How many blocks a dead piece of a mapping takes away: -1, plus one for each part of the
     // mapping left on either side of it (a hole in the middle makes two blocks of one).
     int64_t mapping_blocks_delta(const Block& dead);
 
     size_t top_;
     std::map<uint64_t, uint64_t> mappings_;  // start -> end of each live mapping (they are few)
-    std::vector<StackState> dense_;
-    std::unordered_map<uint64_t, StackState> sparse_;
+    ById<StackState> states_;
     uint64_t epoch_ = 0;
     uint64_t live_bytes_ = 0;
     uint64_t live_blocks_ = 0;

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "by_id.hpp"
 #include "pmt/reader.hpp"
 
 namespace pmt::analyzer {
@@ -48,52 +49,6 @@ private:
     std::unordered_map<uint64_t, std::vector<FrameKey>> stacks_;
     std::unordered_map<std::string, uint32_t> ids_;
     std::deque<std::string> texts_{""};  // id 0 = ""; a deque keeps views stable
-};
-
-// Per-stack values without a hash lookup per event: stack ids are handed out by one counter
-// per process, so they index a vector; absurd ids (a corrupt or hostile trace) go to a map so
-// they cannot make us allocate gigabytes. Entries never set hold the default value.
-template <class T>
-class ById {
-public:
-    explicit ById(T init = T{}) : init_(init) {}
-    T& operator[](uint64_t id) {
-        if (id < dense_.size()) return dense_[id];
-        // Ids come from one counter per process, so real ones arrive near those already
-        // seen: the table doubles only for them. An id far ahead (a damaged or hostile trace)
-        // waits in the map, costing nothing in proportion to its value, and moves into the
-        // table once the table grows over it.
-        const size_t reach = std::max<size_t>(dense_.size() * 2, 1024);
-        if (id >= reach || id >= kDenseLimit) return sparse_.try_emplace(id, init_).first->second;
-        const size_t n = std::min<size_t>(reach, kDenseLimit);
-        dense_.resize(n, init_);
-        for (auto it = sparse_.begin(); it != sparse_.end();) {
-            if (it->first < n) {
-                dense_[it->first] = std::move(it->second);
-                it = sparse_.erase(it);
-            } else {
-                ++it;
-            }
-        }
-        return dense_[id];
-    }
-    // Every entry, default ones included, by increasing id for the dense part.
-    template <class F>
-    void for_each(F&& f) {
-        for (size_t id = 0; id < dense_.size(); ++id) f(uint64_t{id}, dense_[id]);
-        for (auto& [id, v] : sparse_) f(id, v);
-    }
-    template <class F>
-    void for_each(F&& f) const {
-        for (size_t id = 0; id < dense_.size(); ++id) f(uint64_t{id}, dense_[id]);
-        for (const auto& [id, v] : sparse_) f(id, v);
-    }
-
-private:
-    static constexpr uint64_t kDenseLimit = uint64_t{1} << 22;
-    T init_;
-    std::vector<T> dense_;
-    std::unordered_map<uint64_t, T> sparse_;
 };
 
 // Live bytes after each event, reduced to the events whose value exceeds every later one.
