@@ -13,6 +13,7 @@
 #include <atomic>
 
 #include "output.hpp"
+#include "private_fds.hpp"
 #include "python_stack.hpp"
 #include "recorder.hpp"
 #include "runtime.hpp"
@@ -178,8 +179,12 @@ void say(const char* fmt, ...) {
         static_cast<size_t>(n) < sizeof(line) - 1 ? static_cast<size_t>(n) : sizeof(line) - 2;
     line[len++] = '\n';
     int saved = errno;
-    ssize_t r = write(STDERR_FILENO, line, len);
-    (void)r;
+    if (private_fds_active()) {  // one of our threads: fd 2 is not the program's here
+        private_fds_say(line, len);
+    } else {
+        ssize_t r = write(STDERR_FILENO, line, len);
+        (void)r;
+    }
     errno = saved;
 }
 

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "private_fds.hpp"
 #include "recorder.hpp"
 #include "writer.hpp"
 
@@ -71,7 +72,8 @@ bool read_proc_stat(ProcStat* out) {
 // threads would stop that from happening, so the sampler must do it (CPython's test_threading
 // hangs otherwise).
 bool program_threads_gone(const ProcStat& st) {
-    return st.leader_state == 'Z' && st.threads == 1 + internal_threads_alive();
+    return st.leader_state == 'Z' &&
+           st.threads == 1 + internal_threads_alive() + private_fds_threads();
 }
 
 void record_rss(uint64_t rss) {
@@ -102,9 +104,12 @@ void* sampler_main(void*) {
             }
             if (program_threads_gone(st)) {
                 // exit() runs the program's atexit handlers and our destructor, which
-                // finishes the trace (sampler_stop knows not to join this thread).
-                t_in_hook = false;
-                exit(0);
+                // finishes the trace (sampler_stop knows not to join this thread). With a
+                // descriptor table of our own, the anchor does it on the program's.
+                if (!private_fds_exit(0)) {
+                    t_in_hook = false;
+                    exit(0);
+                }
             }
         }
         next += tick_ns;

@@ -22,6 +22,7 @@
 #include "pmt/chunk.hpp"
 #include "pmt/live.hpp"
 #include "pmt/reader.hpp"
+#include "private_fds.hpp"
 #include "recorder.hpp"
 #include "runtime.hpp"
 
@@ -199,6 +200,7 @@ bool spawn_internal_thread(void* (*fn)(void*), pthread_t* thread_out) {
     pthread_sigmask(SIG_SETMASK, &all, &old);
     auto trampoline = [](void* arg) -> void* {
         t_in_hook = true;  // our threads are never traced
+        private_fds_enter();  // and see none of the program's descriptors (private_fds.hpp)
         g_internal_alive.fetch_add(1);
         void* r = reinterpret_cast<void* (*)(void*)>(arg)(nullptr);
         g_internal_alive.fetch_sub(1);
