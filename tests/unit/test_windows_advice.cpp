@@ -3,54 +3,27 @@
 // the "windows" and "advice" keys (issue 3's schema).
 #include <catch2/catch.hpp>
 
-#include "advice.hpp"
-#include "trace_builder.hpp"
+#include "windows_run.hpp"
 
 using namespace pmt;
 using namespace pmt::analyzer;
 using namespace pmt::testing;
 
-namespace {
-
-constexpr uint64_t kArena = uint64_t{1} << 20;
-
-struct Run {
-    WindowAnalysis w;
-    AdviceAnalysis a{w};
-    LiveHeap heap;
-    nlohmann::json json;
-    explicit Run(TraceBuilder& b) {
-        TempTrace f(b.bytes());
-        TraceReader reader(f.path());
-        replay(reader, heap, {&w, &a});
-        w.add_json(json);
-        a.add_json(json);
-    }
-    const Advice* find(const std::string& kind) const {
-        for (const Advice& x : a.advice())
-            if (x.kind == kind) return &x;
-        return nullptr;
-    }
-};
-
-}  // namespace
-
 TEST_CASE("intermediates kept until exit get del advice with the peak if freed",
           "[windows][advice]") {
     TraceBuilder b;
-    auto line = [&](uint32_t n) { return b.stack({{"job.py", "<module>", n}}); };
     b.thread(1)
-        .alloc(ms(1), 0x1000, MB(200), line(10))  // d1
-        .alloc(ms(2), 0x2000, MB(200), line(11))  // d2 = f(d1)
-        .alloc(ms(3), 0x3000, MB(200), line(12))  // d3 = g(d2)
-        .alloc(ms(4), 0x4000, MB(600), line(14))  // unrelated work: the peak
-        .alloc(ms(5), 0x5000, 1000, line(16))     // the script goes on
-        .alloc(ms(6), 0x6000, 100)                // teardown (no Python frame)
+        .alloc(ms(1), 0x1000, MB(200), b.line(10))  // d1
+        .alloc(ms(2), 0x2000, MB(200), b.line(11))  // d2 = f(d1)
+        .alloc(ms(3), 0x3000, MB(200), b.line(12))  // d3 = g(d2)
+        .alloc(ms(4), 0x4000, MB(600), b.line(14))  // unrelated work: the peak
+        .alloc(ms(5), 0x5000, 1000, b.line(16))     // the script goes on
+        .alloc(ms(6), 0x6000, 100)                  // teardown (no Python frame)
         .free(ms(7), 0x1000)
         .free(ms(8), 0x2000)
         .free(ms(9), 0x3000)
         .free(ms(10), 0x4000);
-    Run r(b);
+    WindowRun r(b);
     CHECK(r.w.windows().empty());
     const Advice* d = r.find("del");
     REQUIRE(d);
@@ -65,13 +38,12 @@ TEST_CASE("intermediates kept until exit get del advice with the peak if freed",
 TEST_CASE("a population of arenas from one line gets numpy advice with an estimated count",
           "[windows][advice]") {
     TraceBuilder b;
-    const auto lc = b.stack({{"job.py", "<listcomp>", 5}, {"job.py", "<module>", 5}});
-    const auto tail = b.stack({{"job.py", "<module>", 6}});
-    auto& t = b.thread(1);
-    for (uint64_t i = 0; i < 40; ++i) t.mmap(ms(1 + i), 0x10000000 + i * kArena, kArena, lc);
-    t.alloc(ms(50), 0x100, MB(10), lc, AllocKind::Realloc);  // the list's pointer array
-    t.alloc(ms(60), 0x200, 1000, tail);
-    Run r(b);
+    const auto lc = b.listcomp(5);
+    uint64_t now = 0;
+    b.thread(1).arenas(now, 0x10000000, 40, lc);             // at 1..40 ms
+    b.alloc(ms(50), 0x100, MB(10), lc, AllocKind::Realloc);  // the list's pointer array
+    b.alloc(ms(60), 0x200, 1000, b.line(6));
+    WindowRun r(b);
     const Advice* n = r.find("numpy-array");
     REQUIRE(n);
     CHECK(n->line == 5);
@@ -85,13 +57,12 @@ TEST_CASE("a population of arenas from one line gets numpy advice with an estima
 TEST_CASE("big buffers dominating the peak get float32 advice conditional on precision",
           "[windows][advice]") {
     TraceBuilder b;
-    const auto a = b.stack({{"job.py", "<module>", 7}});
-    const auto c = b.stack({{"job.py", "<module>", 8}});
+    const auto a = b.line(7), c = b.line(8);
     b.thread(1)
         .alloc(ms(1), 0x1000, MB(100), a)
         .alloc(ms(2), 0x2000, MB(100), c)
         .alloc(ms(3), 0x3000, MB(1) / 2, c);
-    Run r(b);
+    WindowRun r(b);
     const Advice* f = r.find("float32");
     REQUIRE(f);
     REQUIRE(f->saving_bytes);
@@ -102,15 +73,8 @@ TEST_CASE("big buffers dominating the peak get float32 advice conditional on pre
 
 TEST_CASE("windows and advice JSON follow the report schema", "[windows][advice]") {
     TraceBuilder b;
-    const auto load = b.stack({{"job.py", "load", 9}, {"job.py", "<module>", 20}});
-    const auto step = b.stack({{"job.py", "step", 13}, {"job.py", "<module>", 21}});
-    const auto after = b.stack({{"job.py", "<module>", 22}});
-    b.thread(1)
-        .alloc(ms(10), 0x10000, MB(400), load)
-        .alloc(ms(20), 0x20000, MB(400), step)
-        .free(ms(30), 0x10000)
-        .alloc(ms(40), 0x30000, 1000, after);
-    Run r(b);
+    module_rebind(b);
+    WindowRun r(b);
     REQUIRE(r.json["windows"].size() == 1);
     const auto& w = r.json["windows"][0];
     for (const char* k :

@@ -3,47 +3,16 @@
 // arenas, loops, and the negative controls of issue 3.
 #include <catch2/catch.hpp>
 
-#include "trace_builder.hpp"
-#include "windows.hpp"
+#include "windows_run.hpp"
 
 using namespace pmt;
 using namespace pmt::analyzer;
 using namespace pmt::testing;
 
-namespace {
-
-constexpr uint64_t kArena = uint64_t{1} << 20;
-
-struct Run {
-    WindowAnalysis w;
-    LiveHeap heap;
-    explicit Run(TraceBuilder& b) {
-        TempTrace f(b.bytes());
-        TraceReader reader(f.path());
-        replay(reader, heap, {&w});
-    }
-    std::string text(const FrameKey& k) const { return std::string(w.frames().text(k.file)); }
-    uint32_t new_line(size_t i = 0) const {
-        return w.frames().innermost(w.windows().at(i).new_stack).line;
-    }
-    uint32_t old_line(size_t i = 0) const {
-        return w.frames().innermost(w.windows().at(i).old_stack).line;
-    }
-};
-
-}  // namespace
-
 TEST_CASE("data = step(data) at module level is a window that costs the old buffer", "[windows]") {
     TraceBuilder b;
-    const auto load = b.stack({{"job.py", "load", 9}, {"job.py", "<module>", 20}});
-    const auto step = b.stack({{"job.py", "step", 13}, {"job.py", "<module>", 21}});
-    const auto after = b.stack({{"job.py", "<module>", 22}});
-    b.thread(1)
-        .alloc(ms(10), 0x10000, MB(400), load)
-        .alloc(ms(20), 0x20000, MB(400), step)
-        .free(ms(30), 0x10000)
-        .alloc(ms(40), 0x30000, 1000, after);
-    Run r(b);
+    module_rebind(b);
+    WindowRun r(b);
     REQUIRE(r.w.windows().size() == 1);
     const Window& w = r.w.windows()[0];
     CHECK(w.old_bytes == MB(400));
@@ -66,12 +35,8 @@ TEST_CASE("inside a function the statement is the caller's line that rebinds", "
     const auto step =
         b.stack({{"job.py", "step", 13}, {"job.py", "main", 11}, {"job.py", "<module>", 20}});
     const auto tail = b.stack({{"job.py", "main", 12}, {"job.py", "<module>", 20}});
-    b.thread(1)
-        .alloc(ms(10), 0x10000, MB(100), load)
-        .alloc(ms(20), 0x20000, MB(100), step)
-        .free(ms(30), 0x10000)
-        .alloc(ms(40), 0x30000, 1000, tail);
-    Run r(b);
+    rebind(b, MB(100), load, step, tail);
+    WindowRun r(b);
     REQUIRE(r.w.windows().size() == 1);
     CHECK(r.w.windows()[0].statement.back().line == 11);
     CHECK(r.w.windows()[0].statement.size() == 2);
@@ -80,27 +45,22 @@ TEST_CASE("inside a function the statement is the caller's line that rebinds", "
 
 TEST_CASE("a rebuilt list of small objects is a window made of arenas released in a burst",
           "[windows]") {
-    TraceBuilder b;
-    const auto old_lc = b.stack({{"job.py", "<listcomp>", 4}, {"job.py", "<module>", 4}});
-    const auto new_lc = b.stack({{"job.py", "<listcomp>", 5}, {"job.py", "<module>", 5}});
-    const auto tail = b.stack({{"job.py", "<module>", 6}});
-    auto& t = b.thread(1);
-    uint64_t now = ms(1);
+    ListRebuild t;
     // Old list: 20 arenas and a pointer array grown by realloc.
-    t.alloc(now, 0x100, 1000, old_lc, AllocKind::Realloc);
-    for (int i = 0; i < 20; ++i) t.mmap(now += ms(1), 0x10000000 + i * kArena, kArena, old_lc);
-    t.realloc(now += ms(1), 0x100, 0x200, MB(5), old_lc);
+    t.alloc(t.now, 0x100, 1000, t.old_lc, AllocKind::Realloc);
+    t.arenas(t.now, 0x10000000, 20, t.old_lc);
+    t.realloc(t.now += ms(1), 0x100, 0x200, MB(5), t.old_lc);
     // New list: 20 more arenas and its own pointer array.
-    t.alloc(now += ms(1), 0x300, 1000, new_lc, AllocKind::Realloc);
-    for (int i = 0; i < 20; ++i) t.mmap(now += ms(1), 0x20000000 + i * kArena, kArena, new_lc);
-    t.realloc(now += ms(1), 0x300, 0x400, MB(5), new_lc);
+    t.alloc(t.now += ms(1), 0x300, 1000, t.new_lc, AllocKind::Realloc);
+    t.arenas(t.now, 0x20000000, 20, t.new_lc);
+    t.realloc(t.now += ms(1), 0x300, 0x400, MB(5), t.new_lc);
     const uint64_t open = ms(23);  // the new pointer array's first allocation
-    const uint64_t release = now + ms(1);
+    const uint64_t release = t.now + ms(1);
     // Rebinding: the old arenas go in a burst, then the old pointer array.
-    for (int i = 19; i >= 0; --i) t.munmap(now += ms(1) / 2, 0x10000000 + i * kArena, kArena);
-    t.free(now += ms(1), 0x200);
-    t.alloc(now += ms(1), 0x500, 100, tail);
-    Run r(b);
+    for (int i = 19; i >= 0; --i) t.munmap(t.now += ms(1) / 2, 0x10000000 + i * kArena, kArena);
+    t.free(t.now += ms(1), 0x200);
+    t.alloc(t.now += ms(1), 0x500, 100, t.tail);
+    WindowRun r(t);
     REQUIRE(r.w.windows().size() == 1);
     const Window& w = r.w.windows()[0];
     CHECK(w.old_bytes == 20 * kArena + MB(5));
@@ -115,8 +75,7 @@ TEST_CASE("a rebuilt list of small objects is a window made of arenas released i
 
 TEST_CASE("a loop rebinding a big array is one window entry counted per iteration", "[windows]") {
     TraceBuilder b;
-    const auto loop = b.stack({{"job.py", "<module>", 5}});
-    const auto tail = b.stack({{"job.py", "<module>", 7}});
+    const auto loop = b.line(5), tail = b.line(7);
     auto& t = b.thread(1);
     t.alloc(ms(1), 0x1000, MB(50), loop);
     for (uint64_t i = 1; i <= 3; ++i) {
@@ -124,7 +83,7 @@ TEST_CASE("a loop rebinding a big array is one window entry counted per iteratio
         t.free(ms(10 * i + 5), 0x1000 + (i - 1) * 0x1000);
     }
     t.alloc(ms(100), 0x9000, 10, tail);
-    Run r(b);
+    WindowRun r(b);
     REQUIRE(r.w.windows().size() == 1);
     CHECK(r.w.windows()[0].count == 3);
     CHECK(r.w.windows()[0].old_bytes == MB(50));
@@ -135,8 +94,7 @@ TEST_CASE("a loop rebinding a big array is one window entry counted per iteratio
 
 TEST_CASE("temporaries that never overlap are not windows", "[windows][negative]") {
     TraceBuilder b;
-    const auto make = b.stack({{"job.py", "<module>", 5}});
-    const auto use = b.stack({{"job.py", "<module>", 6}});
+    const auto make = b.line(5), use = b.line(6);
     auto& t = b.thread(1);
     for (uint64_t i = 0; i < 4; ++i) {
         t.alloc(ms(10 * i + 1), 0x1000, MB(50), make);
@@ -144,14 +102,13 @@ TEST_CASE("temporaries that never overlap are not windows", "[windows][negative]
         t.free(ms(10 * i + 3), 0x1000);
     }
     t.alloc(ms(100), 0x9000, 10, use);
-    Run r(b);
+    WindowRun r(b);
     CHECK(r.w.windows().empty());
 }
 
 TEST_CASE("two arrays both kept and released at exit are not a window", "[windows][negative]") {
     TraceBuilder b;
-    const auto a = b.stack({{"job.py", "<module>", 3}});
-    const auto c = b.stack({{"job.py", "<module>", 4}});
+    const auto a = b.line(3), c = b.line(4);
     const auto fin = b.stack({{"threading.py", "_shutdown", 1500}});
     b.thread(1)
         .alloc(ms(1), 0x1000, MB(80), a)
@@ -160,14 +117,14 @@ TEST_CASE("two arrays both kept and released at exit are not a window", "[window
         .free(ms(4), 0x1000)
         .alloc(ms(5), 0x4000, 100)
         .free(ms(6), 0x2000);
-    Run r(b);
+    WindowRun r(b);
     CHECK(r.w.windows().empty());
 }
 
 TEST_CASE("memory released at exit right after the last line is not a window",
           "[windows][negative]") {
     TraceBuilder b;
-    const auto a = b.stack({{"job.py", "<module>", 3}});
+    const auto a = b.line(3);
     const auto c = b.stack({{"job.py", "f", 9}, {"job.py", "<module>", 4}});
     b.thread(1)
         .alloc(ms(1), 0x1000, MB(80), a)
@@ -175,17 +132,13 @@ TEST_CASE("memory released at exit right after the last line is not a window",
         .free(ms(4), 0x1000)
         .alloc(ms(5), 0x4000, 100)
         .free(ms(6), 0x2000);
-    Run r(b);
+    WindowRun r(b);
     CHECK(r.w.windows().empty());
 }
 
 TEST_CASE("a window far from the peak costs nothing and ranks after one at the peak", "[windows]") {
     TraceBuilder b;
-    const auto s1 = b.stack({{"job.py", "<module>", 3}});
-    const auto s2 = b.stack({{"job.py", "<module>", 4}});
-    const auto s3 = b.stack({{"job.py", "<module>", 8}});
-    const auto s4 = b.stack({{"job.py", "<module>", 9}});
-    const auto tail = b.stack({{"job.py", "<module>", 10}});
+    const auto s1 = b.line(3), s2 = b.line(4), s3 = b.line(8), s4 = b.line(9), tail = b.line(10);
     b.thread(1)
         .alloc(ms(1), 0x1000, MB(10), s1)
         .alloc(ms(2), 0x2000, MB(10), s2)
@@ -194,7 +147,7 @@ TEST_CASE("a window far from the peak costs nothing and ranks after one at the p
         .alloc(ms(11), 0x4000, MB(100), s4)
         .free(ms(12), 0x3000)
         .alloc(ms(13), 0x5000, 10, tail);
-    Run r(b);
+    WindowRun r(b);
     REQUIRE(r.w.windows().size() == 2);
     CHECK(r.w.windows()[0].old_bytes == MB(100));
     CHECK(r.w.windows()[0].cost_bytes == MB(100) - 10);
@@ -205,21 +158,16 @@ TEST_CASE("a window far from the peak costs nothing and ranks after one at the p
 
 TEST_CASE("a deallocation paused for longer than any gap is still one old generation",
           "[windows]") {
-    TraceBuilder b;
-    const auto old_lc = b.stack({{"job.py", "<listcomp>", 4}, {"job.py", "<module>", 4}});
-    const auto new_lc = b.stack({{"job.py", "<listcomp>", 5}, {"job.py", "<module>", 5}});
-    const auto tail = b.stack({{"job.py", "<module>", 6}});
-    auto& t = b.thread(1);
-    uint64_t now = ms(1);
-    for (int i = 0; i < 8; ++i) t.mmap(now += ms(1), 0x10000000 + i * kArena, kArena, old_lc);
-    for (int i = 0; i < 8; ++i) t.mmap(now += ms(1), 0x20000000 + i * kArena, kArena, new_lc);
+    ListRebuild t;
+    t.arenas(t.now, 0x10000000, 8, t.old_lc);
+    t.arenas(t.now, 0x20000000, 8, t.new_lc);
     for (int i = 0; i < 8; ++i) {
         // The process stalls for 600 ms halfway through (a loaded machine, a slow disk).
-        now += i == 4 ? ms(600) : ms(1);
-        t.munmap(now, 0x10000000 + i * kArena, kArena);
+        t.now += i == 4 ? ms(600) : ms(1);
+        t.munmap(t.now, 0x10000000 + i * kArena, kArena);
     }
-    t.alloc(now + ms(1), 0x500, 100, tail);
-    Run r(b);
+    t.alloc(t.now + ms(1), 0x500, 100, t.tail);
+    WindowRun r(t);
     REQUIRE(r.w.windows().size() == 1);
     CHECK(r.w.windows()[0].old_bytes == 8 * kArena);
     CHECK(r.w.windows()[0].count == 1);

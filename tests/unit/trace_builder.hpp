@@ -1,6 +1,8 @@
 // TraceBuilder: writes synthetic traces for unit tests through the real encoder and framing
 // (RecordEncoder, append_chunk, encode_file_header), so tests state ground truth by
 // construction. Definitions are emitted lazily into the stream of the first thread using them.
+// Below it, the fixtures the analyzer tests share: replaying a built trace through the
+// analyzer's one pass, and the scenarios several tests build (rebinding, arena populations).
 #pragma once
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 #include <tuple>
 #include <vector>
 
+#include "analysis.hpp"
 #include "pmt/chunk.hpp"
 #include "pmt/encoder.hpp"
 #include "pmt/format.hpp"
@@ -21,6 +24,7 @@ namespace pmt::testing {
 
 constexpr uint64_t ms(uint64_t v) { return v * 1000000; }  // trace times are nanoseconds
 constexpr uint64_t MB(uint64_t v) { return v * 1000000; }
+constexpr uint64_t kArena = uint64_t{1} << 20;  // a pymalloc arena: 1 MiB, one anonymous mmap
 
 // Usage:
 //   TraceBuilder b;
@@ -81,6 +85,14 @@ public:
             locs.push_back(location(f.file, f.function, f.line));
         return stack_of(locs);
     }
+    // A one-frame stack: job.py line n, at module level unless a function is named.
+    uint64_t line(uint32_t n, const std::string& function = "<module>") {
+        return stack({{"job.py", function, n}});
+    }
+    // A list comprehension on job.py's module-level line n (its own frame has the same line).
+    uint64_t listcomp(uint32_t n) {
+        return stack({{"job.py", "<listcomp>", n}, {"job.py", "<module>", n}});
+    }
 
     // Records go to this thread until the next thread() call. Switching threads closes the
     // previous thread's chunk, so chunks appear in the file in the order records were made.
@@ -130,6 +142,13 @@ public:
         open(t, 0);
         check(enc_.rss(t, rss_bytes));
         return event(t);
+    }
+    // n pymalloc arenas mapped at base, base + kArena, ..., one per `step`: the first at
+    // now + step; now is left at the last one's time.
+    TraceBuilder& arenas(uint64_t& now, uint64_t base, int n, uint64_t stack,
+                         uint64_t step = ms(1)) {
+        for (int i = 0; i < n; ++i) mmap(now += step, base + i * kArena, kArena, stack);
+        return *this;
     }
     TraceBuilder& thread_name(uint64_t t, const std::string& name) {
         const uint64_t id = string(name);
@@ -254,5 +273,44 @@ public:
 private:
     std::string path_;
 };
+
+// The analyzer's one pass over b's trace (written to a temporary file and read back), as
+// `pymemtrace report` drives it: heap and analyses see every event.
+inline void replay_built(TraceBuilder& b, LiveHeap& heap,
+                         const std::vector<analyzer::Analysis*>& analyses) {
+    TempTrace f(b.bytes());
+    TraceReader reader(f.path());
+    analyzer::replay(reader, heap, analyses);
+}
+
+// `data = step(data)` on thread 1: `bytes` made at old_stack (10 ms), as many again at
+// new_stack (20 ms) while the old buffer is live, the old one freed (30 ms), then 1000 B at
+// tail (40 ms) so the script goes on past the rebinding. One window of `bytes`, open
+// 20..30 ms, costing bytes - 1000; the peak is 2 * bytes at 20 ms.
+inline TraceBuilder& rebind(TraceBuilder& b, uint64_t bytes, uint64_t old_stack, uint64_t new_stack,
+                            uint64_t tail) {
+    return b.thread(1)
+        .alloc(ms(10), 0x10000, bytes, old_stack)
+        .alloc(ms(20), 0x20000, bytes, new_stack)
+        .free(ms(30), 0x10000)
+        .alloc(ms(40), 0x30000, 1000, tail);
+}
+
+// A list comprehension at module level rebuilt: line 4 made the old list, line 5 makes the new
+// one, line 6 follows. Records go to thread 1; `now` (from 1 ms) is the test's clock.
+struct ListRebuild : TraceBuilder {
+    uint64_t old_lc = listcomp(4), new_lc = listcomp(5), tail = line(6);
+    uint64_t now = ms(1);
+};
+
+// rebind() at module level, 400 MB (issue 3's first example):
+//   9   (in load)   the old buffer          20  data = load()
+//   13  (in step)   the new buffer          21  data = step(data)
+//                                           22  the next line: 1000 B
+inline TraceBuilder& module_rebind(TraceBuilder& b) {
+    const auto load = b.stack({{"job.py", "load", 9}, {"job.py", "<module>", 20}});
+    const auto step = b.stack({{"job.py", "step", 13}, {"job.py", "<module>", 21}});
+    return rebind(b, MB(400), load, step, b.line(22));
+}
 
 }  // namespace pmt::testing
