@@ -3,23 +3,17 @@
 # trace and in every child's, the counts of the stress blocks and their live bytes at the end
 # are exactly what the program counted itself (stress_check reads the traces).
 # PMT_STRESS_BLOCKS: blocks per thread (default 1000000); PMT_STRESS_FORKS (default 50).
-import glob
 import json
 import os
-import re
 import subprocess
 import tempfile
 import unittest
 
+from stress_traces import check_stress_run
+
 BUILD = os.environ.get("PMT_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 LIB = os.path.join(BUILD, "lib", "libpymemtrace.so")
 BIN = os.path.join(BUILD, "bin")
-
-
-def check(trace):
-    out = subprocess.run([os.path.join(BIN, "pmt_stress_check"), trace], capture_output=True,
-                         text=True, check=True).stdout
-    return {k: int(v) for k, v in re.findall(r"(\w+) (\d+)", out)}
 
 
 class StressTest(unittest.TestCase):
@@ -31,37 +25,7 @@ class StressTest(unittest.TestCase):
                        PYMEMTRACE_QUIET="1")
             p = subprocess.run([os.path.join(BIN, "pmt_stress"), str(blocks), str(forks)],
                                env=env, capture_output=True, text=True, timeout=900)
-            self.assertEqual(p.returncode, 0, p.stderr)
-            lines = p.stdout.splitlines()
-            parent = {k: int(v) for k, v in re.findall(r"(\w+) (\d+)", lines[-1])}
-            self.assertEqual(parent["allocs"], 8 * blocks + 100 * forks)
-            self.assertEqual(parent["children"], forks)
-            child_lines = [l for l in lines if l.startswith("child")]
-            self.assertEqual(len(child_lines), forks)
-            traces = glob.glob(d + "/*.pmt")
-            self.assertEqual(len(traces), forks + 1)
-            seen_parent = 0
-            for t in traces:
-                got = check(t)
-                self.assertEqual(got["truncated"], 0, t)
-                if not got["forked"]:
-                    seen_parent += 1
-                    self.assertEqual(got["allocs"], parent["allocs"])
-                    self.assertEqual(got["frees"], parent["frees"])
-                    self.assertEqual(got["live"], parent["live"])
-                    # A handler that interrupts one of our hooks on the same thread is not
-                    # recorded (the hook's reentrancy guard passes it through): pairs only.
-                    self.assertLessEqual(got["maps"], parent["maps"])
-                    self.assertEqual(got["unmaps"], got["maps"])
-                else:
-                    self.assertEqual(got["allocs"], 1000, t)
-                    self.assertEqual(got["frees"], 900, t)
-                    # Each child's live bytes are in its own output line; they are the same
-                    # set of sizes only for the same seed, so match the trace to one line.
-                    lives = [int(re.search(r"live (\d+)", l).group(1)) for l in child_lines]
-                    self.assertIn(got["live"], lives, t)
-                    self.assertEqual(got["maps"], 0, t)
-            self.assertEqual(seen_parent, 1)
+            check_stress_run(self, p, d, blocks, forks, os.path.join(BIN, "pmt_stress_check"))
 
 
 class LastThreadTest(unittest.TestCase):

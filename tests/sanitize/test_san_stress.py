@@ -3,20 +3,18 @@
 # or in any fork child, and that every trace holds exactly the events the program counted.
 # PMT_SAN_BLOCKS: blocks per thread; PMT_SAN_FORKS: forks; PMT_SAN_VAR/PMT_SAN_OPTIONS: the
 # sanitizer's options this test needs (all set by CTest per sanitizer).
-import glob
 import os
-import re
 import subprocess
+import sys
 import tempfile
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reliability"))
+from stress_traces import check_stress_run  # noqa: E402 (shared with test_stress.py)
 
 BIN = os.path.join(os.environ.get("PMT_BUILD_DIR", "../../build-asan"), "bin")
 REPORT_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
                   "ThreadSanitizer:", "runtime error:", "SUMMARY:")
-
-
-def counts(line):
-    return {k: int(v) for k, v in re.findall(r"(\w+) (\d+)", line)}
 
 
 class SanitizedStressTest(unittest.TestCase):
@@ -33,33 +31,8 @@ class SanitizedStressTest(unittest.TestCase):
                                env=env, capture_output=True, text=True, timeout=800)
             for marker in REPORT_MARKERS:
                 self.assertNotIn(marker, p.stderr, p.stderr[-20000:])
-            self.assertEqual(p.returncode, 0, p.stderr[-5000:])
-            lines = p.stdout.splitlines()
-            parent = counts(lines[-1])
-            self.assertEqual(parent["allocs"], 8 * blocks + 100 * forks)
-            self.assertEqual(parent["children"], forks, "a child failed (sanitizer exit code?)")
-            child_lives = [counts(l)["live"] for l in lines if l.startswith("child")]
-            self.assertEqual(len(child_lives), forks)
-            traces = glob.glob(d + "/*.pmt")
-            self.assertEqual(len(traces), forks + 1)
-            parents = 0
-            for t in traces:
-                c = subprocess.run([os.path.join(BIN, "pmt_stress_check"), t], env=os.environ,
-                                   capture_output=True, text=True)
-                self.assertEqual(c.returncode, 0, c.stderr)
-                got = counts(c.stdout)
-                self.assertEqual(got["truncated"], 0, t)
-                if got["forked"]:
-                    self.assertEqual((got["allocs"], got["frees"], got["maps"]), (1000, 900, 0))
-                    self.assertIn(got["live"], child_lives, t)
-                    continue
-                parents += 1
-                for k in ("allocs", "frees", "live"):
-                    self.assertEqual(got[k], parent[k], k)
-                # A handler that interrupts one of our hooks is passed through: pairs only.
-                self.assertLessEqual(got["maps"], parent["maps"])
-                self.assertEqual(got["unmaps"], got["maps"])
-            self.assertEqual(parents, 1)
+            # The sanitized pmt_stress_check reads each trace (the caller's options: log_path).
+            check_stress_run(self, p, d, blocks, forks, os.path.join(BIN, "pmt_stress_check"))
 
 
 if __name__ == "__main__":
