@@ -15,6 +15,7 @@ void TraceInfoAnalysis::finish(const TraceReader& reader, const LiveHeap& heap) 
     duration_ns_ = reader.has_end() ? reader.end().end_time_ns : reader.last_time_ns();
     if (duration_ns_ < reader.last_time_ns()) duration_ns_ = reader.last_time_ns();
     events_ = reader.events();
+    lost_events_ = reader.has_end() ? reader.end().lost_events : 0;
     unknown_frees_ = heap.unknown_frees();
 }
 
@@ -26,7 +27,8 @@ void TraceInfoAnalysis::add_json(nlohmann::json& report) const {
                             {"argv", header_.argv},
                             {"allocator", header_.allocator},
                             {"duration_s", seconds(duration_ns_)},
-                            {"events", events_}};
+                            {"events", events_},
+                            {"lost_events", lost_events_}};
     trace["python"] = header_.python_version.empty() ? nlohmann::json(nullptr)
                                                      : nlohmann::json(header_.python_version);
     if (truncated_) trace["truncation_reason"] = truncation_reason_;
@@ -74,6 +76,10 @@ void TraceInfoAnalysis::add_text(std::string& out) const {
         out += "  note: " + human_count(unknown_frees_) +
                (unknown_frees_ == 1 ? " free" : " frees") +
                " of blocks made before tracing started ignored\n";
+    }
+    if (lost_events_ != 0) {
+        out += "  note: " + human_count(lost_events_) +
+               " allocation calls made by signal handlers could not be recorded\n";
     }
     out += "\n";
 }

@@ -28,6 +28,7 @@ private:
     uint64_t duration_ns_ = 0;
     uint64_t events_ = 0;
     uint64_t unknown_frees_ = 0;
+    uint64_t lost_events_ = 0;  // the End chunk's: calls the interposer could not record
 };
 
 class TotalsAnalysis : public Analysis {

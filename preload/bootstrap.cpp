@@ -12,7 +12,7 @@
 
 namespace pmt::preload {
 
-__thread bool t_in_hook __attribute__((tls_model("initial-exec"))) = false;
+__thread uint8_t t_in_hook __attribute__((tls_model("initial-exec"))) = 0;
 RealFunctions g_real;
 
 namespace {
@@ -44,7 +44,7 @@ void resolve_real() {
         while (g_resolve_state.load(std::memory_order_acquire) != 2) sched_yield();
         return;
     }
-    bool saved = t_in_hook;
+    uint8_t saved = t_in_hook;
     t_in_hook = true;  // marks "this thread is resolving" for the re-entrant calls above
     RealFunctions r{};
     lookup(r.malloc, "malloc");

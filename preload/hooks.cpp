@@ -13,6 +13,7 @@
 
 #include "recorder.hpp"
 #include "runtime.hpp"
+#include "side_ring.hpp"
 
 using pmt::AllocKind;
 using pmt::RecordEncoder;
@@ -86,7 +87,56 @@ void* traced_realloc(AllocKind kind, void* old, uint64_t size, Call&& call) {
     return p;
 }
 
-inline bool passthrough() { return t_in_hook || !tracing(); }
+// Called with the guard already held: our own code, the allocator's, or a signal handler that
+// interrupted a hook (side_ring.hpp). Only the last goes to the side ring. Cold, and errno is
+// the real call's.
+#define PMT_CALLER __builtin_return_address(0)
+[[gnu::cold, gnu::noinline]] void nested_slow(const void* caller, const SideEvent& e) {
+    int saved = errno;
+    if (side_wanted(caller)) side_push(e);
+    errno = saved;
+}
+// Our own threads and code (kGuardOwn) only forward: not even the event is made for them.
+inline void nested(const void* caller, const SideEvent& e) {
+    if (PMT_UNLIKELY(t_in_hook == kGuardHook)) nested_slow(caller, e);
+}
+inline SideEvent side_alloc(AllocKind kind, const void* p, uint64_t size) {
+    SideEvent e{};
+    e.op = SideOp::Alloc;
+    e.kind = kind;
+    e.addr = addr(p);
+    e.size = size;
+    return e;
+}
+// A failed call leaves the old block live: not recorded (as in traced_realloc).
+inline void* nested_realloc(AllocKind kind, void* old, uint64_t size, void* p, const void* caller) {
+    if (p || size == 0) {
+        SideEvent e = side_alloc(kind, p, p ? size : 0);
+        e.op = SideOp::Realloc;
+        e.old_addr = addr(old);
+        nested(caller, e);
+    }
+    return p;
+}
+inline void* nested_mmap(void* p, size_t len, int prot, int flags, int fd, const void* caller) {
+    if (p != MAP_FAILED) {
+        SideEvent e{};
+        e.op = SideOp::Mmap;
+        e.addr = addr(p);
+        e.size = len;
+        e.prot = static_cast<uint32_t>(prot);
+        e.flags = static_cast<uint32_t>(flags);
+        e.fd = fd;
+        nested(caller, e);
+    }
+    return p;
+}
+
+// The nested path, out of line: the hooks' fast path makes no room for it.
+template <class Body>
+[[gnu::cold, gnu::noinline]] auto out_of_line(Body body) {
+    return body();
+}
 
 template <class F>
 inline F& real(F*& slot) {
@@ -98,8 +148,14 @@ inline F& real(F*& slot) {
 
 PMT_EXPORT void* malloc(size_t n) noexcept {
     if (PMT_UNLIKELY(!g_real.malloc)) return bootstrap_malloc(n);
-    if (passthrough()) return g_real.malloc(n);
-    HookGuard g;
+    if (PMT_UNLIKELY(t_in_hook))
+        return out_of_line([=, caller = PMT_CALLER] {
+            void* p = g_real.malloc(n);
+            if (p) nested(caller, side_alloc(AllocKind::Malloc, p, n));
+            return p;
+        });
+    if (!tracing()) return g_real.malloc(n);
+    TracedGuard g;
     void* p = g_real.malloc(n);
     if (PMT_LIKELY(p != nullptr)) record_alloc(AllocKind::Malloc, p, n);
     return p;
@@ -113,8 +169,14 @@ PMT_EXPORT void* calloc(size_t n, size_t m) noexcept {
             return __builtin_mul_overflow(n, m, &total) ? nullptr : bootstrap_alloc(total);
         }
     }
-    if (passthrough()) return g_real.calloc(n, m);
-    HookGuard g;
+    if (PMT_UNLIKELY(t_in_hook))
+        return out_of_line([=, caller = PMT_CALLER] {
+            void* p = g_real.calloc(n, m);
+            if (p) nested(caller, side_alloc(AllocKind::Calloc, p, n * m));
+            return p;
+        });
+    if (!tracing()) return g_real.calloc(n, m);
+    TracedGuard g;
     void* p = g_real.calloc(n, m);
     if (PMT_LIKELY(p != nullptr)) record_alloc(AllocKind::Calloc, p, n * m);
     return p;
@@ -122,8 +184,16 @@ PMT_EXPORT void* calloc(size_t n, size_t m) noexcept {
 
 PMT_EXPORT void free(void* p) noexcept {
     if (PMT_UNLIKELY(in_bootstrap_arena(p)) || !p) return;
-    if (passthrough()) return real(g_real.free)(p);
-    HookGuard g;
+    if (PMT_UNLIKELY(t_in_hook))
+        return out_of_line([=, caller = PMT_CALLER] {
+            real(g_real.free)(p);
+            SideEvent e{};
+            e.op = SideOp::Free;
+            e.addr = addr(p);
+            return nested(caller, e);
+        });
+    if (!tracing()) return g_real.free(p);
+    TracedGuard g;
     record_free(p);
     g_real.free(p);
 }
@@ -134,8 +204,10 @@ PMT_EXPORT void* realloc(void* old, size_t n) noexcept {
         resolve_real();
         if (!g_real.realloc) return old ? nullptr : bootstrap_alloc(n);
     }
-    if (passthrough()) return g_real.realloc(old, n);
-    HookGuard g;
+    if (PMT_UNLIKELY(t_in_hook))
+        return nested_realloc(AllocKind::Realloc, old, n, g_real.realloc(old, n), PMT_CALLER);
+    if (!tracing()) return g_real.realloc(old, n);
+    TracedGuard g;
     return traced_realloc(AllocKind::Realloc, old, n, [&] { return g_real.realloc(old, n); });
 }
 
@@ -143,48 +215,85 @@ PMT_EXPORT void* reallocarray(void* old, size_t n, size_t m) noexcept {
     size_t total = 0;
     if (PMT_UNLIKELY(in_bootstrap_arena(old)))
         return __builtin_mul_overflow(n, m, &total) ? nullptr : realloc_from_arena(old, total);
-    if (passthrough()) return real(g_real.reallocarray)(old, n, m);
-    HookGuard g;
+    if (PMT_UNLIKELY(t_in_hook))
+        return out_of_line([=, caller = PMT_CALLER] {
+            void* p = real(g_real.reallocarray)(old, n, m);
+            size_t total = 0;
+            if (__builtin_mul_overflow(n, m, &total)) return p;  // ENOMEM, old block kept
+            return nested_realloc(AllocKind::ReallocArray, old, total, p, caller);
+        });
+    if (!tracing()) return real(g_real.reallocarray)(old, n, m);
+    TracedGuard g;
     if (__builtin_mul_overflow(n, m, &total)) return g_real.reallocarray(old, n, m);  // ENOMEM
     return traced_realloc(AllocKind::ReallocArray, old, total,
                           [&] { return g_real.reallocarray(old, n, m); });
 }
 
 PMT_EXPORT int posix_memalign(void** out, size_t align, size_t n) noexcept {
-    if (passthrough()) return real(g_real.posix_memalign)(out, align, n);
-    HookGuard g;
+    if (PMT_UNLIKELY(t_in_hook))
+        return out_of_line([=, caller = PMT_CALLER] {
+            int r = real(g_real.posix_memalign)(out, align, n);
+            if (r == 0) nested(caller, side_alloc(AllocKind::PosixMemalign, *out, n));
+            return r;
+        });
+    if (!tracing()) return real(g_real.posix_memalign)(out, align, n);
+    TracedGuard g;
     int r = g_real.posix_memalign(out, align, n);
     if (r == 0) record_alloc(AllocKind::PosixMemalign, *out, n);
     return r;
 }
 
 PMT_EXPORT void* aligned_alloc(size_t align, size_t n) noexcept {
-    if (passthrough()) return real(g_real.aligned_alloc)(align, n);
-    HookGuard g;
+    if (PMT_UNLIKELY(t_in_hook))
+        return out_of_line([=, caller = PMT_CALLER] {
+            void* p = real(g_real.aligned_alloc)(align, n);
+            if (p) nested(caller, side_alloc(AllocKind::AlignedAlloc, p, n));
+            return p;
+        });
+    if (!tracing()) return real(g_real.aligned_alloc)(align, n);
+    TracedGuard g;
     void* p = g_real.aligned_alloc(align, n);
     if (p) record_alloc(AllocKind::AlignedAlloc, p, n);
     return p;
 }
 
 PMT_EXPORT void* memalign(size_t align, size_t n) noexcept {
-    if (passthrough()) return real(g_real.memalign)(align, n);
-    HookGuard g;
+    if (PMT_UNLIKELY(t_in_hook))
+        return out_of_line([=, caller = PMT_CALLER] {
+            void* p = real(g_real.memalign)(align, n);
+            if (p) nested(caller, side_alloc(AllocKind::Memalign, p, n));
+            return p;
+        });
+    if (!tracing()) return real(g_real.memalign)(align, n);
+    TracedGuard g;
     void* p = g_real.memalign(align, n);
     if (p) record_alloc(AllocKind::Memalign, p, n);
     return p;
 }
 
 PMT_EXPORT void* valloc(size_t n) noexcept {
-    if (passthrough()) return real(g_real.valloc)(n);
-    HookGuard g;
+    if (PMT_UNLIKELY(t_in_hook))
+        return out_of_line([=, caller = PMT_CALLER] {
+            void* p = real(g_real.valloc)(n);
+            if (p) nested(caller, side_alloc(AllocKind::Valloc, p, n));
+            return p;
+        });
+    if (!tracing()) return real(g_real.valloc)(n);
+    TracedGuard g;
     void* p = g_real.valloc(n);
     if (p) record_alloc(AllocKind::Valloc, p, n);
     return p;
 }
 
 PMT_EXPORT void* pvalloc(size_t n) noexcept {
-    if (passthrough()) return real(g_real.pvalloc)(n);
-    HookGuard g;
+    if (PMT_UNLIKELY(t_in_hook))
+        return out_of_line([=, caller = PMT_CALLER] {
+            void* p = real(g_real.pvalloc)(n);
+            if (p) nested(caller, side_alloc(AllocKind::Pvalloc, p, n));
+            return p;
+        });
+    if (!tracing()) return real(g_real.pvalloc)(n);
+    TracedGuard g;
     void* p = g_real.pvalloc(n);
     if (p) record_alloc(AllocKind::Pvalloc, p, n);
     return p;
@@ -196,7 +305,7 @@ namespace {
 
 void* traced_mmap(void* (*fn)(void*, size_t, int, int, int, off_t), void* a, size_t len, int prot,
                   int flags, int fd, off_t off) {
-    HookGuard g;
+    TracedGuard g;
     void* p = fn(a, len, prot, flags, fd, off);
     if (p == MAP_FAILED) return p;
     int saved = errno;
@@ -218,19 +327,41 @@ void* traced_mmap(void* (*fn)(void*, size_t, int, int, int, off_t), void* a, siz
 }  // namespace
 
 PMT_EXPORT void* mmap(void* a, size_t len, int prot, int flags, int fd, off_t off) noexcept {
-    if (passthrough()) return real(g_real.mmap)(a, len, prot, flags, fd, off);
+    if (PMT_UNLIKELY(t_in_hook))
+        return out_of_line([=, caller = PMT_CALLER] {
+            return nested_mmap(real(g_real.mmap)(a, len, prot, flags, fd, off), len, prot, flags,
+                               fd, caller);
+        });
+    if (!tracing()) return real(g_real.mmap)(a, len, prot, flags, fd, off);
     return traced_mmap(g_real.mmap, a, len, prot, flags, fd, off);
 }
 
 PMT_EXPORT void* mmap64(void* a, size_t len, int prot, int flags, int fd, off_t off) noexcept {
-    if (passthrough()) return real(g_real.mmap64)(a, len, prot, flags, fd, off);
+    if (PMT_UNLIKELY(t_in_hook))
+        return out_of_line([=, caller = PMT_CALLER] {
+            return nested_mmap(real(g_real.mmap64)(a, len, prot, flags, fd, off), len, prot, flags,
+                               fd, caller);
+        });
+    if (!tracing()) return real(g_real.mmap64)(a, len, prot, flags, fd, off);
     return traced_mmap(g_real.mmap64, a, len, prot, flags, fd, off);
 }
 
 // Timed before the call and held across it: only a successful unmap is recorded.
 PMT_EXPORT int munmap(void* a, size_t len) noexcept {
-    if (passthrough()) return real(g_real.munmap)(a, len);
-    HookGuard g;
+    if (PMT_UNLIKELY(t_in_hook))
+        return out_of_line([=, caller = PMT_CALLER] {
+            int r = real(g_real.munmap)(a, len);
+            if (r == 0) {
+                SideEvent e{};
+                e.op = SideOp::Munmap;
+                e.addr = addr(a);
+                e.size = len;
+                nested(caller, e);
+            }
+            return r;
+        });
+    if (!tracing()) return real(g_real.munmap)(a, len);
+    TracedGuard g;
     ThreadState* s = thread_state();
     if (!s) return g_real.munmap(a, len);
     acquire(s);
@@ -255,8 +386,22 @@ PMT_EXPORT void* mremap(void* old, size_t old_len, size_t new_len, int flags, ..
         target = va_arg(ap, void*);
         va_end(ap);
     }
-    if (passthrough()) return real(g_real.mremap)(old, old_len, new_len, flags, target);
-    HookGuard g;
+    if (PMT_UNLIKELY(t_in_hook))
+        return out_of_line([=, caller = PMT_CALLER] {
+            void* p = real(g_real.mremap)(old, old_len, new_len, flags, target);
+            if (p != MAP_FAILED) {
+                SideEvent e{};
+                e.op = SideOp::Mremap;
+                e.old_addr = addr(old);
+                e.old_size = old_len;
+                e.addr = addr(p);
+                e.size = new_len;
+                nested(caller, e);
+            }
+            return p;
+        });
+    if (!tracing()) return real(g_real.mremap)(old, old_len, new_len, flags, target);
+    TracedGuard g;
     ThreadState* s = thread_state();
     if (!s) return g_real.mremap(old, old_len, new_len, flags, target);
     acquire(s);

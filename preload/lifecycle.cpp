@@ -18,6 +18,7 @@
 #include "recorder.hpp"
 #include "runtime.hpp"
 #include "sampler.hpp"
+#include "side_ring.hpp"
 #include "writer.hpp"
 
 namespace pmt::preload {
@@ -117,6 +118,7 @@ void fork_child() {
     g_tracing.store(false);
     g_started = false;
     recorder_fork_child();
+    side_fork_child();
     writer_fork_child();
     sampler_fork_child();
     start_trace(parent, true);
@@ -149,6 +151,7 @@ void after_failed_exec() {
 __attribute__((constructor)) void on_load() {
     HookGuard g;  // nothing we allocate at start is traced
     resolve_real();
+    side_init();
     g_settings.quiet = env_ms("PYMEMTRACE_QUIET", 0) == 1;
     g_settings.rss_interval_ms = env_ms("PYMEMTRACE_RSS_INTERVAL_MS", 10);
     g_settings.flush_interval_ms = env_ms("PYMEMTRACE_FLUSH_INTERVAL_MS", 100);

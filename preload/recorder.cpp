@@ -15,6 +15,7 @@
 #include <mutex>
 #include <new>
 
+#include "side_ring.hpp"
 #include "writer.hpp"
 
 namespace pmt::preload {
@@ -148,8 +149,12 @@ void hand_off_full(ThreadState* s) {
     errno = saved_errno;
 }
 
+// A hook that waits here holds no flag: a signal handler's calls meanwhile are recorded as
+// usual rather than through the side ring, which a long wait would overflow (side_ring.hpp).
 void acquire_slow(ThreadState* s) {
+    const uint8_t guard = t_in_hook;
     for (unsigned spins = 0;; ++spins) {
+        if (guard == kGuardHook) t_in_hook = 0;
         // Test-and-test-and-set: spin on a shared read, not on the exchange.
         while (s->owned.load(std::memory_order_relaxed)) {
             if (++spins < 200)
@@ -157,6 +162,8 @@ void acquire_slow(ThreadState* s) {
             else
                 sched_yield();
         }
+        t_in_hook = guard;  // before the flag may be ours
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
         if (!s->owned.exchange(1, std::memory_order_acquire)) return;
     }
 }
@@ -166,11 +173,16 @@ void throttle_wait() {
     // A vfork child (or a child of a raw clone(), which runs no atfork handler) shares or
     // copies our state but has no writer of its own: waiting would hang it.
     if (getpid() != g_settings.pid) return;
+    const uint8_t guard = t_in_hook;  // no flag held: see acquire_slow
+    if (guard == kGuardHook) t_in_hook = 0;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     // Bounded waits: tracing may stop (exit, failure) while we sleep, and then nobody wakes us.
     while (g_throttle.load() && tracing()) {
         timespec ts{0, 10 * 1000000};
         syscall(SYS_futex, &g_throttle, FUTEX_WAIT_PRIVATE, 1, &ts, nullptr, 0);
     }
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    t_in_hook = guard;
     errno = saved_errno;
 }
 

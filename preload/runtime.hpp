@@ -20,8 +20,9 @@ namespace pmt::preload {
 // is what keeps jemalloc's/mimalloc's own mmaps, dlsym's calloc and our own allocations out
 // of the trace. initial-exec: the flag is read on every malloc, including those ld.so and libc
 // make before our constructor; the general-dynamic model would go through __tls_get_addr,
-// which may itself call malloc.
-extern __thread bool t_in_hook __attribute__((tls_model("initial-exec")));
+// which may itself call malloc. A byte, not a bool: 1 (true) is our own code, 2 a traced hook,
+// whose nested calls may be a signal handler's (side_ring.hpp).
+extern __thread uint8_t t_in_hook __attribute__((tls_model("initial-exec")));
 
 class HookGuard {
 public:

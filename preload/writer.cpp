@@ -25,6 +25,7 @@
 #include "private_fds.hpp"
 #include "recorder.hpp"
 #include "runtime.hpp"
+#include "side_ring.hpp"
 
 namespace pmt::preload {
 
@@ -149,6 +150,7 @@ EndSummary write_end() {
     s.events = r.events();
     s.peak_live_bytes = r.peak_bytes();
     s.peak_time_ns = r.peak_time_ns();
+    s.lost_events = side_lost();  // signal handlers' events a full side ring could not keep
     w.end_offset = static_cast<off_t>(w.file_bytes);
     std::vector<uint8_t> end = end_payload(s);
     write_chunk(ChunkType::End, Codec::None, end.data(), end.size());

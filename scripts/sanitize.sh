@@ -13,9 +13,15 @@
 # tsan: the interposer's concurrency (per-thread buffers and their ownership flag, the writer's
 #   collection, the throttle, fork handlers, the sampler) in build-tsan/: the same program built
 #   with -fsanitize=thread; 8 threads record while the writer collects and the main thread forks.
-#   Built with clang 16 (installed with apt-get when missing): our fork child starts its writer
-#   thread, which gcc 12's and clang 14's TSan runtimes abort ("dup thread with used id": they
-#   keep the parent's dead threads registered); clang 16's forgets them at fork.
+#   Built with clang 16 (scripts/setup-deps.sh installs it; this script too when missing): our
+#   fork child starts its writer thread, which gcc 12's and clang 14's TSan runtimes abort ("dup
+#   thread with used id": they keep the parent's dead threads registered); clang 16's forgets
+#   them at fork. clang 16's TSan does not lock its malloc allocator at fork (LLVM 19 does), so
+#   a child could block forever in malloc on a lock another thread held at fork: the sanitized
+#   program's fork waits for the allocator to be idle, as glibc's fork does
+#   (tests/sanitize/fork_gate.c has the evidence). In both sanitized programs our threads keep
+#   the process's descriptor table (tests/sanitize/shared_fds.c): the sanitizer's log and
+#   symbolizer descriptors are in it, and TSan tracks descriptors by number.
 #
 # Every sanitized process writes its reports to <build dir>/sanitizer-logs/<tool>.<pid>
 # (log_path), so a report from a process whose exit status or stderr a test does not look at
@@ -84,7 +90,7 @@ if [ "$WHAT" != tsan ]; then
 fi
 if [ "$WHAT" != asan ]; then
     if ! command -v clang++-16 >/dev/null; then
-        echo "== tsan: installing clang-16 (its TSan runtime supports threads started after fork)"
+        echo "== tsan: installing clang-16 (scripts/setup-deps.sh lists it; its TSan runtime supports threads started after fork)"
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang-16 \
             libclang-rt-16-dev >/dev/null
     fi

@@ -12,6 +12,7 @@ PACKAGES=(
     heaptrack valgrind
     chromium  # the HTML report's browser test (tests/browser)
     clang libclang-rt-14-dev  # the libFuzzer target (tests/fuzz)
+    clang-16 libclang-rt-16-dev  # scripts/sanitize.sh tsan (clang 14's TSan aborts our fork child)
     libpython3.11-testsuite python3-pytest python3-hypothesis  # real suites under the preload
 )
 

@@ -81,9 +81,10 @@ int main(int argc, char** argv) {
                     r.events(), p.ordered ? 1 : 0, r.truncated() ? 1 : 0, r.file_bytes());
         if (r.truncated()) std::printf("truncation: %s\n", r.truncation_reason().c_str());
         if (r.has_end())
-            std::printf(
-                "end: time %" PRIu64 " events %" PRIu64 " peak %" PRIu64 " at %" PRIu64 "\n",
-                r.end().end_time_ns, r.end().events, r.end().peak_live_bytes, r.end().peak_time_ns);
+            std::printf("end: time %" PRIu64 " events %" PRIu64 " peak %" PRIu64 " at %" PRIu64
+                        " lost %" PRIu64 "\n",
+                        r.end().end_time_ns, r.end().events, r.end().peak_live_bytes,
+                        r.end().peak_time_ns, r.end().lost_events);
     } catch (const pmt::TraceError& e) {
         std::fprintf(stderr, "pmt_dump: %s: %s\n", argv[1], e.what());
         return 2;

@@ -137,6 +137,7 @@ std::vector<uint8_t> end_payload(const EndSummary& s) {
     put_v(out, s.events);
     put_v(out, s.peak_live_bytes);
     put_v(out, s.peak_time_ns);
+    put_v(out, s.lost_events);
     return out;
 }
 
@@ -267,6 +268,7 @@ EndSummary decode_end_payload(const uint8_t* raw, size_t n) {
     s.events = c.varint();
     s.peak_live_bytes = c.varint();
     s.peak_time_ns = c.varint();
+    if (!c.at_end()) s.lost_events = c.varint();  // absent before: none lost
     return s;
 }
 

@@ -86,6 +86,7 @@ struct EndSummary {
     uint64_t events = 0;
     uint64_t peak_live_bytes = 0;
     uint64_t peak_time_ns = 0;
+    uint64_t lost_events = 0;  // events the interposer could not record (FORMAT.md, End chunk)
 };
 
 }  // namespace pmt
