@@ -14,24 +14,43 @@ uint64_t range_end(uint64_t addr, uint64_t len) {
     return len > UINT64_MAX - addr ? UINT64_MAX : addr + len;
 }
 
+// Sinks of apply_to: a LiveListener (may be null), or a record of the changes.
+struct ToListener {
+    LiveListener* l;
+    void live(const Block& b) {
+        if (l) l->on_live(b);
+    }
+    void dead(const Block& b, uint64_t t) {
+        if (l) l->on_dead(b, t);
+    }
+};
+
+struct ToChanges {
+    LiveChanges& out;
+    void live(const Block& b) { out.push(b, true); }
+    void dead(const Block& b, uint64_t /*t*/) { out.push(b, false); }
+};
+
 }  // namespace
 
-void LiveHeap::add_block(const Block& b, LiveListener* l) {
+template <class Sink>
+void LiveHeap::add_block(const Block& b, Sink& l) {
     auto [slot, added] = blocks_.insert(b);
     if (!added) {
         // An address handed out again while we think it is live: its free was not seen (made
         // before tracing, or by a path we do not intercept). The old block is gone; say so.
         ++replaced_live_;
         live_bytes_ -= slot->size;
-        if (l) l->on_dead(*slot, b.time_ns);
+        l.dead(*slot, b.time_ns);
         *slot = b;
     }
     last_added_ = slot;
     live_bytes_ += b.size;
-    if (l) l->on_live(b);
+    l.live(b);
 }
 
-void LiveHeap::free_block(uint64_t addr, uint64_t t, LiveListener* l) {
+template <class Sink>
+void LiveHeap::free_block(uint64_t addr, uint64_t t, Sink& l) {
     Block* slot = blocks_.find(addr);
     if (!slot) {
         if (addr != 0) ++unknown_frees_;
@@ -41,7 +60,7 @@ void LiveHeap::free_block(uint64_t addr, uint64_t t, LiveListener* l) {
     blocks_.erase(slot);
     last_added_ = nullptr;  // erase may have moved it
     live_bytes_ -= b.size;
-    if (l) l->on_dead(b, t);
+    l.dead(b, t);
 }
 
 bool LiveHeap::set_tag(uint64_t addr, uint32_t tag) const {
@@ -51,14 +70,16 @@ bool LiveHeap::set_tag(uint64_t addr, uint32_t tag) const {
     return true;
 }
 
-void LiveHeap::add_mapping(const Block& b, LiveListener* l) {
+template <class Sink>
+void LiveHeap::add_mapping(const Block& b, Sink& l) {
     if (b.size == 0) return;
     mappings_.emplace(b.addr, b);
     live_bytes_ += b.size;
-    if (l) l->on_live(b);
+    l.live(b);
 }
 
-uint64_t LiveHeap::unmap_range(uint64_t addr, uint64_t len, uint64_t t, LiveListener* l,
+template <class Sink>
+uint64_t LiveHeap::unmap_range(uint64_t addr, uint64_t len, uint64_t t, Sink& l,
                                Block* first_removed) {
     if (len == 0 || mappings_.empty()) return 0;
     uint64_t end = range_end(addr, len);
@@ -81,7 +102,7 @@ uint64_t LiveHeap::unmap_range(uint64_t addr, uint64_t len, uint64_t t, LiveList
         live_bytes_ -= dead.size;
         if (first_removed && removed == 0) *first_removed = dead;
         removed += dead.size;
-        if (l) l->on_dead(dead, t);
+        l.dead(dead, t);
 
         // What is left of b on either side keeps its stack and birth time.
         if (b.addr < cut_begin) {
@@ -100,7 +121,18 @@ uint64_t LiveHeap::unmap_range(uint64_t addr, uint64_t len, uint64_t t, LiveList
     return removed;
 }
 
-void LiveHeap::apply(const Event& e, LiveListener* l) {
+void LiveHeap::apply(const Event& e, LiveListener* listener) {
+    ToListener sink{listener};
+    apply_to(e, sink);
+}
+
+void LiveHeap::apply(const Event& e, LiveChanges& out) {
+    ToChanges sink{out};
+    apply_to(e, sink);
+}
+
+template <class Sink>
+void LiveHeap::apply_to(const Event& e, Sink& l) {
     switch (e.type) {
         case EventType::Alloc:
             add_block({e.addr, e.size, e.stack_id, e.time_ns, false}, l);

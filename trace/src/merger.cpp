@@ -104,13 +104,20 @@ struct EventMerger::Impl {
 
     void decode(const uint8_t* raw, size_t n);
 
-    void deliver(Event& e, EventVisitor& v) {
-        // Only a writer breaking the epoch promise could make time go back here; clamping
-        // keeps the stream's documented order for every consumer.
-        if (e.time_ns < last_time) e.time_ns = last_time;
-        last_time = e.time_ns;
-        e.seq = delivered++;
-        v.on_event(e);
+    // Numbers [p, end) and hands it to the visitor in one call.
+    void deliver(Event* p, Event* end, EventVisitor& v) {
+        if (p == end) return;
+        uint64_t last = last_time, seq = delivered;
+        for (Event* e = p; e < end; ++e) {
+            // Only a writer breaking the epoch promise could make time go back here; clamping
+            // keeps the stream's documented order for every consumer.
+            if (e->time_ns < last) e->time_ns = last;
+            last = e->time_ns;
+            e->seq = seq++;
+        }
+        last_time = last;
+        delivered = seq;
+        v.on_events(p, static_cast<size_t>(end - p));
     }
 };
 
@@ -315,7 +322,8 @@ void EventMerger::release_before(uint64_t t, EventVisitor& v) {
         while (!runs.empty()) {
             Run& r = runs[0];
             Event* stop = runs.size() > 1 ? run_limit(r, runs[1]) : r.end;
-            for (; r.p < stop; ++r.p) m.deliver(*r.p, v);
+            m.deliver(r.p, stop, v);
+            r.p = stop;
             if (r.p == r.end) {
                 runs.erase(runs.begin());
                 continue;
@@ -330,7 +338,8 @@ void EventMerger::release_before(uint64_t t, EventVisitor& v) {
             std::pop_heap(runs.begin(), runs.end(), after);
             Run& r = runs.back();
             Event* stop = runs.size() > 1 ? run_limit(r, runs.front()) : r.end;
-            for (; r.p < stop; ++r.p) m.deliver(*r.p, v);
+            m.deliver(r.p, stop, v);
+            r.p = stop;
             if (r.p == r.end)
                 runs.pop_back();
             else

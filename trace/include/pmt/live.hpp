@@ -2,8 +2,10 @@
 // live"): heap blocks by address, anonymous mappings as page ranges with partial unmaps.
 // Used by the analyzer's replay and by the interposer's writer thread for the exit line.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <map>
+#include <vector>
 
 #include "pmt/block_table.hpp"
 #include "pmt/reader.hpp"
@@ -17,10 +19,41 @@ public:
     virtual void on_dead(const Block&, uint64_t /*time_ns*/) {}
 };
 
+// One change an event made to the live set: a block made live, or (a piece of) one made dead at
+// the event's time. Several for an mremap or an address handed out again.
+struct LiveChange {
+    Block block;
+    bool live = false;
+};
+
+// The changes of one event, in the order LiveHeap made them (what a LiveListener would have
+// been told). Reused from event to event: no allocation once it has grown.
+class LiveChanges {
+public:
+    void clear() { n_ = 0; }
+    size_t size() const { return n_; }
+    bool empty() const { return n_ == 0; }
+    const LiveChange* begin() const { return v_.data(); }
+    const LiveChange* end() const { return v_.data() + n_; }
+    const LiveChange& operator[](size_t i) const { return v_[i]; }
+    void push(const Block& b, bool live) {
+        if (n_ == v_.size()) v_.resize(n_ + 4);
+        v_[n_].block = b;
+        v_[n_].live = live;
+        ++n_;
+    }
+
+private:
+    std::vector<LiveChange> v_;
+    size_t n_ = 0;
+};
+
 class LiveHeap {
 public:
     // Applies one event (in time order). Rss events are ignored here.
     void apply(const Event& e, LiveListener* listener = nullptr);
+    // The same, appending the changes to `out` (not cleared) instead of calling a listener.
+    void apply(const Event& e, LiveChanges& out);
 
     uint64_t live_bytes() const { return live_bytes_; }
     uint64_t peak_bytes() const { return peak_bytes_; }
@@ -44,13 +77,19 @@ public:
     }
 
 private:
-    void add_block(const Block& b, LiveListener* l);
-    void free_block(uint64_t addr, uint64_t t, LiveListener* l);
-    void add_mapping(const Block& b, LiveListener* l);
+    // Sink: where changes go (a listener, or a LiveChanges record); see live.cpp.
+    template <class Sink>
+    void apply_to(const Event& e, Sink& s);
+    template <class Sink>
+    void add_block(const Block& b, Sink& s);
+    template <class Sink>
+    void free_block(uint64_t addr, uint64_t t, Sink& s);
+    template <class Sink>
+    void add_mapping(const Block& b, Sink& s);
     // Removes the counted parts of [addr, addr+len), splitting ranges that stick out; returns
     // the bytes removed and stores the first removed piece in *first_removed.
-    uint64_t unmap_range(uint64_t addr, uint64_t len, uint64_t t, LiveListener* l,
-                         Block* first_removed);
+    template <class Sink>
+    uint64_t unmap_range(uint64_t addr, uint64_t len, uint64_t t, Sink& s, Block* first_removed);
 
     mutable BlockTable blocks_;            // mutable for tags only
     mutable Block* last_added_ = nullptr;  // slot of the latest heap block made live

@@ -3,6 +3,7 @@
 // Memory is bounded by one flush interval's events plus the definition tables, never by the
 // length of the trace.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -57,6 +58,11 @@ class EventVisitor {
 public:
     virtual ~EventVisitor() = default;
     virtual void on_event(const Event& e) = 0;
+    // n consecutive events of the stream, in order (already numbered). The reader delivers
+    // through this one; override it to save a virtual call per event.
+    virtual void on_events(const Event* e, size_t n) {
+        for (size_t i = 0; i < n; ++i) on_event(e[i]);
+    }
 };
 
 // The decoding and merging core of TraceReader, usable on raw thread-events payloads (the
@@ -100,7 +106,7 @@ public:
     const TraceHeader& header() const;
     const std::string& path() const;
 
-    // Reads the whole trace, calling v.on_event for each event in time order (ties broken by
+    // Reads the whole trace, calling v.on_events for runs of events in time order (ties broken by
     // thread id, then record order). Throws TraceError on corruption (bad checksum, bad
     // record); a trace that simply ends early is not an error: see truncated().
     // May be called once.
