@@ -35,7 +35,9 @@ void AdviceAnalysis::on_event(const Event& e, const LiveHeap& heap) {
     const bool release =
         e.type == EventType::Munmap || (e.type == EventType::Free && e.kind != AllocKind::Realloc &&
                                         e.kind != AllocKind::ReallocArray);
-    for (const Block& b : dead_) {
+    for (const LiveChange& c : changes()) {
+        if (c.live) continue;
+        const Block& b = c.block;
         Site& s = sites_[b.stack_id];
         touch(s, e.seq);
         if (is_arena(b))
@@ -45,7 +47,9 @@ void AdviceAnalysis::on_event(const Event& e, const LiveHeap& heap) {
         if (!b.mapping && b.size >= kBigBlock) s.big -= std::min(s.big, b.size);
         if (release && s.first_free_after_peak_ns == 0) s.first_free_after_peak_ns = e.time_ns;
     }
-    for (const Block& b : live_) {
+    for (const LiveChange& c : changes()) {
+        if (!c.live) continue;
+        const Block& b = c.block;
         Site& s = sites_[b.stack_id];
         touch(s, e.seq);
         if (is_arena(b))

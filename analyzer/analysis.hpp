@@ -18,6 +18,20 @@ public:
     virtual void begin(const TraceReader& /*reader*/) {}
     // After the heap applied e, and after the on_live/on_dead calls e caused.
     virtual void on_event(const Event& /*e*/, const LiveHeap& /*heap*/) {}
+    // What replay() calls per event: the changes e made to the live set, in order, then e.
+    // By default the on_live/on_dead calls, then on_event; an analysis may take them at once.
+    virtual void on_step(const Event& e, const LiveHeap& heap, const LiveChanges& changes) {
+        for (const LiveChange& c : changes) {
+            if (c.live)
+                on_live(c.block);
+            else
+                on_dead(c.block, e.time_ns);
+        }
+        on_event(e, heap);
+    }
+    // False for an analysis with nothing to do per event (only begin/finish): replay() then
+    // skips on_step for it.
+    virtual bool per_event() const { return true; }
     virtual void finish(const TraceReader& /*reader*/, const LiveHeap& /*heap*/) {}
     // Report contributions: keys added to the pymemtrace-report/1 object; lines of text.
     virtual void add_json(nlohmann::json& /*report*/) const {}
@@ -25,19 +39,28 @@ public:
 };
 
 // An analysis that handles the blocks one event made live or dead together, in on_event
-// (an mremap or a realloc changes several at once): on_live/on_dead only collect them.
+// (an mremap or a realloc changes several at once): changes() lists them in order. Through
+// replay() they are the heap's own record of the event (no copy); through on_live/on_dead
+// calls they are collected here.
 class BlockDeltaAnalysis : public Analysis {
 public:
-    void on_live(const Block& b) override { live_.push_back(b); }
-    void on_dead(const Block& b, uint64_t /*time_ns*/) override { dead_.push_back(b); }
+    void on_live(const Block& b) override { collect(b, true); }
+    void on_dead(const Block& b, uint64_t /*time_ns*/) override { collect(b, false); }
+    void on_step(const Event& e, const LiveHeap& heap, const LiveChanges& changes) override {
+        given_ = &changes;
+        on_event(e, heap);
+        given_ = nullptr;
+    }
 
 protected:
+    const LiveChanges& changes() const { return given_ ? *given_ : own_; }
     // Call at the end of on_event.
-    void clear_deltas() {
-        live_.clear();
-        dead_.clear();
-    }
-    std::vector<Block> live_, dead_;  // what the current event changed
+    void clear_deltas() { own_.clear(); }
+
+private:
+    void collect(const Block& b, bool live) { own_.push(b, live); }
+    LiveChanges own_;                     // collected from on_live/on_dead calls
+    const LiveChanges* given_ = nullptr;  // replay()'s record, during on_step
 };
 
 // Reads the whole trace once, in time order, driving heap and analyses. Shows progress on

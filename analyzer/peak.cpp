@@ -81,6 +81,16 @@ void PeakAnalysis::on_event(const Event& e, const LiveHeap& /*heap*/) {
     }
 }
 
+void PeakAnalysis::on_step(const Event& e, const LiveHeap& heap, const LiveChanges& changes) {
+    for (const LiveChange& c : changes) {
+        if (c.live)
+            PeakAnalysis::on_live(c.block);
+        else
+            PeakAnalysis::on_dead(c.block, e.time_ns);
+    }
+    PeakAnalysis::on_event(e, heap);
+}
+
 namespace {
 
 std::vector<SiteFrame> copy_frames(const TraceReader& reader, uint64_t stack_id) {

@@ -50,6 +50,7 @@ public:
     void on_live(const Block& b) override;
     void on_dead(const Block& b, uint64_t time_ns) override;
     void on_event(const Event& e, const LiveHeap& heap) override;
+    void on_step(const Event& e, const LiveHeap& heap, const LiveChanges& changes) override;
     void finish(const TraceReader& reader, const LiveHeap& heap) override;
     void add_json(nlohmann::json& report) const override;
     void add_text(std::string& out) const override;

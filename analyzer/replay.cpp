@@ -1,6 +1,7 @@
-// replay() (analysis.hpp): one pass over a trace in time order. The reader delivers events,
-// LiveHeap keeps the exact live set and tells every Analysis what became live or dead, then
-// each Analysis sees the event itself. Progress goes to stderr only for a terminal, after 1 s.
+// replay() (analysis.hpp): one pass over a trace in time order. The reader delivers runs of
+// events, LiveHeap keeps the exact live set and records what each event made live or dead,
+// then each Analysis takes the event with those changes (Analysis::on_step). Progress goes to
+// stderr only for a terminal, after 1 s.
 #include <unistd.h>
 
 #include <chrono>
@@ -12,7 +13,7 @@ namespace pmt::analyzer {
 namespace {
 
 // Shows "pymemtrace: reading trace  42%" on a terminal once a pass has run for a second; the
-// clock is read every 64 Ki events so the check costs nothing per event.
+// clock is read once per 64 Ki events so the check costs nothing per event.
 class Progress {
 public:
     explicit Progress(const TraceReader& reader)
@@ -20,8 +21,11 @@ public:
     ~Progress() {
         if (shown_) std::fputs("\r\033[K", stderr);
     }
-    void tick() {
-        if (!enabled_ || (++count_ & 0xFFFF) != 0) return;
+    void tick(size_t events) {
+        if (!enabled_) return;
+        const uint64_t before = count_;
+        count_ += events;
+        if ((before >> 16) == (count_ >> 16)) return;
         const auto now = Clock::now();
         if (now - start_ < std::chrono::seconds(1) || now - last_ < std::chrono::milliseconds(200))
             return;
@@ -43,41 +47,31 @@ private:
     Clock::time_point last_{};
 };
 
-// Forwards LiveHeap's notifications to every analysis; a single analysis skips the loop.
-class Fanout : public LiveListener {
-public:
-    explicit Fanout(const std::vector<Analysis*>& a) : analyses_(a) {}
-    void on_live(const Block& b) override {
-        for (Analysis* a : analyses_) a->on_live(b);
-    }
-    void on_dead(const Block& b, uint64_t t) override {
-        for (Analysis* a : analyses_) a->on_dead(b, t);
-    }
-
-private:
-    const std::vector<Analysis*>& analyses_;
-};
-
+// Per event: the heap applies it, recording what it made live or dead, then each analysis
+// with per-event work takes the event and those changes in one call.
 class Driver : public EventVisitor {
 public:
     Driver(const TraceReader& reader, LiveHeap& heap, const std::vector<Analysis*>& analyses)
-        : heap_(heap),
-          analyses_(analyses),
-          fanout_(analyses),
-          listener_(analyses.size() == 1 ? static_cast<LiveListener*>(analyses[0]) : &fanout_),
-          progress_(reader) {}
+        : heap_(heap), progress_(reader) {
+        for (Analysis* a : analyses)
+            if (a->per_event()) stepping_.push_back(a);
+    }
 
-    void on_event(const Event& e) override {
-        heap_.apply(e, listener_);
-        for (Analysis* a : analyses_) a->on_event(e, heap_);
-        progress_.tick();
+    void on_event(const Event& e) override { on_events(&e, 1); }
+
+    void on_events(const Event* ev, size_t n) override {
+        for (const Event* e = ev; e != ev + n; ++e) {
+            changes_.clear();
+            heap_.apply(*e, changes_);
+            for (Analysis* a : stepping_) a->on_step(*e, heap_, changes_);
+        }
+        progress_.tick(n);
     }
 
 private:
     LiveHeap& heap_;
-    const std::vector<Analysis*>& analyses_;
-    Fanout fanout_;
-    LiveListener* listener_;
+    std::vector<Analysis*> stepping_;
+    LiveChanges changes_;
     Progress progress_;
 };
 

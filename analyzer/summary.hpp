@@ -11,6 +11,7 @@ namespace pmt::analyzer {
 
 class TraceInfoAnalysis : public Analysis {
 public:
+    bool per_event() const override { return false; }
     void finish(const TraceReader& reader, const LiveHeap& heap) override;
     void add_json(nlohmann::json& report) const override;
     void add_text(std::string& out) const override;
@@ -38,6 +39,16 @@ public:
         allocated_bytes_ += b.size;
     }
     void on_dead(const Block&, uint64_t) override { ++frees_; }
+    void on_step(const Event&, const LiveHeap&, const LiveChanges& changes) override {
+        for (const LiveChange& c : changes) {
+            if (c.live) {
+                ++allocations_;
+                allocated_bytes_ += c.block.size;
+            } else {
+                ++frees_;
+            }
+        }
+    }
     void finish(const TraceReader& reader, const LiveHeap& heap) override;
     void add_json(nlohmann::json& report) const override;
     void add_text(std::string& out) const override;

@@ -15,16 +15,6 @@ bool is_realloc(AllocKind k) { return k == AllocKind::Realloc || k == AllocKind:
 
 }  // namespace
 
-// A released block this analysis never saw allocated (made before tracing started).
-WindowAnalysis::Rec WindowAnalysis::unknown(const Block& b) {
-    WindowAnalysis::Rec r;
-    r.addr = b.addr;
-    r.size = b.size;
-    r.stack = b.stack_id;
-    r.mapping = b.mapping;
-    return r;
-}
-
 void WindowAnalysis::begin(const TraceReader& reader) { frames_.attach(&reader); }
 
 size_t WindowAnalysis::first_after(uint64_t s) const {
@@ -40,47 +30,41 @@ WindowAnalysis::Rec* WindowAnalysis::by_seq(uint64_t s) {
     return it != log_.end() && it->seq == s && !it->dead ? &*it : nullptr;
 }
 
-WindowAnalysis::Rec WindowAnalysis::remove(const Block& b, bool* found, uint64_t* index_seq) {
-    *found = false;
-    *index_seq = 0;
+const WindowAnalysis::Rec* WindowAnalysis::remove(const Block& b) {
     Rec* rec = nullptr;
     if (!b.mapping) {
-        if (b.tag == 0 || b.tag > log_.size()) return unknown(b);
+        if (b.tag == 0 || b.tag > log_.size()) return nullptr;
         rec = &log_[b.tag - 1];
-        if (rec->dead || rec->mapping || rec->addr != b.addr) return unknown(b);
+        if (rec->dead || rec->mapping || rec->addr != b.addr) return nullptr;
     } else {
         // The released part may start inside a mapping (partial munmap).
         auto it = map_seq_.upper_bound(b.addr);
-        if (it == map_seq_.begin()) return unknown(b);
+        if (it == map_seq_.begin()) return nullptr;
         --it;
         const uint64_t seq = it->second;
         rec = by_seq(seq);
-        if (!rec || b.addr >= rec->addr + rec->size) return unknown(b);
+        if (!rec || b.addr >= rec->addr + rec->size) return nullptr;
         Rec& r = *rec;
         if (b.size < r.size) {  // part of it stays live: shrink the record, keep its index
-            Rec part = r;
-            part.addr = b.addr;
-            part.size = b.size;
+            part_ = r;
+            part_.addr = b.addr;
+            part_.size = b.size;
             r.size -= b.size;
             if (b.addr == r.addr) {
                 map_seq_.erase(it);
                 r.addr += b.size;
                 map_seq_[r.addr] = seq;
             }
-            *found = true;
-            *index_seq = seq;
-            return part;
+            return &part_;
         }
         map_seq_.erase(it);
     }
     rec->dead = true;
     ++log_dead_;
-    *found = true;
-    *index_seq = rec->seq;
-    return *rec;
+    return rec;
 }
 
-void WindowAnalysis::add(const Block& b, const Rec* carry, uint64_t seq, const LiveHeap& heap) {
+void WindowAnalysis::add(const Block& b, const Stamp* origin, uint64_t seq, const LiveHeap& heap) {
     Rec r;
     r.addr = b.addr;
     r.size = b.size;
@@ -89,7 +73,7 @@ void WindowAnalysis::add(const Block& b, const Rec* carry, uint64_t seq, const L
     r.mapping = b.mapping;
     r.latest = {b.time_ns, seq, running_peak_, since_, detection_max_.size()};
     // A block that grew (realloc, mremap) keeps the age of the first one.
-    r.origin = carry ? carry->origin : r.latest;
+    r.origin = origin ? *origin : r.latest;
     log_.push_back(r);
     if (b.mapping)
         map_seq_[b.addr] = seq;
@@ -121,22 +105,22 @@ void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
         case EventType::Mmap:
         case EventType::Mremap: {
             if (th.burst.active) close_burst(th, e.seq);  // the thread moved on
-            Rec carried{};
+            Stamp carried;  // the age a grown block keeps (realloc, mremap)
             bool have = false;
             if (e.type == EventType::Alloc && is_realloc(e.kind) && pending) {
-                carried = th.realloc_from;
+                carried = th.realloc_origin;
                 have = true;
             }
-            for (const Block& b : dead_) {  // mremap: the old range moves to the new one
-                bool found = false;
-                uint64_t seq = 0;
-                Rec r = remove(b, &found, &seq);
-                if (found && !have) {
-                    carried = r;
+            for (const LiveChange& c : changes()) {  // mremap: the old range moves to the new one
+                if (c.live) continue;
+                const Rec* r = remove(c.block);
+                if (r && !have) {
+                    carried = r->origin;
                     have = true;
                 }
             }
-            for (const Block& b : live_) add(b, have ? &carried : nullptr, e.seq, heap);
+            for (const LiveChange& c : changes())
+                if (c.live) add(c.block, have ? &carried : nullptr, e.seq, heap);
             // Stack 0 (no Python frame: start-up, teardown) leaves no statement to blame.
             th.last_alloc_stack = e.stack_id;
             if (e.stack_id != 0) {
@@ -151,13 +135,12 @@ void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
         }
         case EventType::Free:
             if (is_realloc(e.kind)) {
-                for (const Block& b : dead_) {
-                    bool found = false;
-                    uint64_t seq = 0;
-                    const Rec r = remove(b, &found, &seq);
-                    if (!found) continue;
+                for (const LiveChange& c : changes()) {
+                    if (c.live) continue;
+                    const Rec* r = remove(c.block);
+                    if (!r) continue;
                     th.realloc_pending = true;
-                    th.realloc_from = r;
+                    th.realloc_origin = r->origin;
                 }
                 break;
             }
@@ -181,10 +164,10 @@ void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
 namespace pmt::analyzer {
 
 void WindowAnalysis::release(Thread& th, const Event& e) {
-    for (const Block& b : dead_) {
-        bool found = false;
-        uint64_t seq = 0;
-        const Rec r = remove(b, &found, &seq);
+    for (const LiveChange& c : changes()) {
+        if (c.live) continue;
+        const Block& b = c.block;
+        const Rec* r = remove(b);
         Burst& bu = th.burst;
         if (!bu.active) {
             bu.active = true;
@@ -196,7 +179,7 @@ void WindowAnalysis::release(Thread& th, const Event& e) {
         bu.last_ns = e.time_ns;
         bu.last_seq = e.seq;
         bu.bytes += b.size;
-        bu.dead.push_back({seq, found ? r.stack : b.stack_id, b.size, b.mapping});
+        bu.dead.push_back({r ? r->seq : 0, r ? r->stack : b.stack_id, b.size, b.mapping});
     }
 }
 

@@ -78,13 +78,15 @@ private:
     struct Thread {
         uint64_t last_alloc_stack = 0;
         bool realloc_pending = false;
-        Rec realloc_from{};
+        Stamp realloc_origin{};  // of the block the pending realloc released
         Burst burst;
     };
 
-    static Rec unknown(const Block& b);
-    Rec remove(const Block& b, bool* found, uint64_t* index_seq);
-    void add(const Block& b, const Rec* carry, uint64_t seq, const LiveHeap& heap);
+    // Marks the record of a released block (or piece of a mapping) dead and returns it, valid
+    // until the next remove or add; nullptr for a block never seen allocated.
+    const Rec* remove(const Block& b);
+    // origin: the age a grown block keeps (nullptr: its own).
+    void add(const Block& b, const Stamp* origin, uint64_t seq, const LiveHeap& heap);
     // Index in log_ of the first record with seq > s; the live record with exactly seq s.
     size_t first_after(uint64_t s) const;
     Rec* by_seq(uint64_t s);
@@ -117,6 +119,7 @@ private:
     // a mapping through map_seq_: no per-event allocation, no tree.
     std::vector<Rec> log_;
     size_t log_dead_ = 0;
+    Rec part_;                              // remove()'s answer for a piece of a mapping
     std::map<uint64_t, uint64_t> map_seq_;  // mapping start -> seq (mappings are few)
     std::unordered_map<uint32_t, Thread> threads_;
     uint32_t last_tid_ = 0;
