@@ -1,7 +1,9 @@
 # The interposer works in processes with no Python: their stdout and exit code are exactly those
 # of a plain run, they still leave a readable trace, and the exit line on stderr is one line
 # that PYMEMTRACE_QUIET=1 silences.
+import os
 import subprocess
+import tempfile
 import unittest
 
 import pmt_e2e as e2e
@@ -11,12 +13,19 @@ SH = ["sh", "-c", "echo hi; exit 3"]
 
 class NonPythonPrograms(e2e.E2ETest):
     def test_ls_prints_exactly_what_it_prints_untraced(self):
-        argv = ["/bin/ls", "-la", "/"]
-        traced = e2e.run_traced(self, argv)
-        # Two plain runs around the traced one: / can change under us (other processes).
-        plain = [subprocess.run(argv, capture_output=True, text=True) for _ in range(2)]
-        self.assertEqual(traced.returncode, plain[0].returncode)
-        self.assertIn(traced.stdout, [p.stdout for p in plain])
+        # A directory of our own, listed without . and ..: the listing of / (or of any shared
+        # directory) changes under us with other processes (/proc's link count did).
+        with tempfile.TemporaryDirectory() as d:
+            for name, size in (("a.txt", 10), ("b.bin", 4096), ("c", 0)):
+                with open(os.path.join(d, name), "wb") as f:
+                    f.write(b"x" * size)
+            os.mkdir(os.path.join(d, "sub"))
+            argv = ["/bin/ls", "-lA", "--color=never", d]
+            traced = e2e.run_traced(self, argv)
+            plain = subprocess.run(argv, capture_output=True, text=True)
+        self.assertEqual(traced.returncode, plain.returncode)
+        self.assertEqual(traced.stdout, plain.stdout)
+        self.assertIn("b.bin", plain.stdout)
         report = e2e.report_json(self, traced.only_trace(self))
         self.assertIsNone(report["trace"]["python"])
         self.assertFalse(report["trace"]["truncated"])
