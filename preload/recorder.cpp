@@ -3,6 +3,8 @@
 // Runs on allocating threads only in the cold paths (first event, full buffer).
 #include "recorder.hpp"
 
+#include <cpuid.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -22,6 +24,7 @@ namespace pmt::preload {
 
 __thread ThreadState* t_state __attribute__((tls_model("initial-exec"))) = nullptr;
 std::atomic<uint32_t> g_throttle{0};
+TraceClock g_clock;
 
 namespace {
 
@@ -39,6 +42,122 @@ pthread_key_t g_exit_key;
 std::atomic<size_t> g_pending_bytes{0};
 constexpr size_t kWakeBytes = 128u << 10;
 constexpr size_t kThrottleBytes = 512u << 10;
+
+// --- The trace clock (runtime.hpp) ---
+
+#if defined(__x86_64__)
+// Whether the TSC may stand in for CLOCK_MONOTONIC: invariant (CPUID: constant rate, runs in
+// deep C-states) and the kernel's clocksource, which it only is while the kernel finds the
+// TSCs of all CPUs in step. PYMEMTRACE_CLOCK=monotonic keeps CLOCK_MONOTONIC.
+bool tsc_usable() {
+    const char* force = getenv("PYMEMTRACE_CLOCK");
+    if (force && strcmp(force, "monotonic") == 0) return false;
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0x80000007, &a, &b, &c, &d) || !(d & (1u << 8))) return false;
+    if (!__get_cpuid(0x80000001, &a, &b, &c, &d) || !(d & (1u << 27))) return false;  // rdtscp
+    int fd = open("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+                  O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buf[16] = {};
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    return n >= 4 && std::memcmp(buf, "tsc\n", 4) == 0;
+}
+
+// A (TSC, CLOCK_MONOTONIC) pair: the TSC halfway between two ordered readings around the
+// clock_gettime call; width is their distance in ticks, the pair's uncertainty. Best of 7.
+void tsc_pair(uint64_t& tsc, uint64_t& mono, uint64_t& width) {
+    width = UINT64_MAX;
+    for (int i = 0; i < 7; ++i) {
+        unsigned aux;
+        uint64_t a = __builtin_ia32_rdtscp(&aux);
+        uint64_t m = vdso_mono_ns();
+        uint64_t b = __builtin_ia32_rdtscp(&aux);
+        if (b >= a && b - a < width) {
+            width = b - a;
+            tsc = a + (b - a) / 2;
+            mono = m;
+        }
+    }
+}
+
+uint64_t g_clock_width0 = 0;  // width of the first pair
+
+// Runs once, from the first reading (the constructor): takes the first pair and schedules
+// the switch, or stays on CLOCK_MONOTONIC.
+void clock_setup(uint64_t now) {
+    int saved_errno = errno;
+    if (tsc_usable()) {
+        tsc_pair(g_clock.tsc0, g_clock.mono0, g_clock_width0);
+        g_clock.calibrate_at.store(now + kClockCalibrateNs, std::memory_order_relaxed);
+    }
+    errno = saved_errno;
+}
+
+// Measures the rate over the time since the first pair and switches to the TSC when it is
+// known to within 2 ppm; otherwise tries again after twice as long.
+void clock_switch(uint64_t now) {
+    uint64_t tsc1 = 0, mono1 = 0, width1 = 0;
+    tsc_pair(tsc1, mono1, width1);
+    uint64_t dt = tsc1 - g_clock.tsc0;
+    uint64_t dm = mono1 - g_clock.mono0;
+    bool ok = tsc1 > g_clock.tsc0 && mono1 > g_clock.mono0;
+    uint64_t mult = 0;
+    if (ok) {
+        mult = static_cast<uint64_t>((static_cast<unsigned __int128>(dm) << 32) / dt);
+        // 0.01 .. 10 ns per tick (100 GHz .. 100 MHz): anything else is not a TSC we know.
+        ok = mult > (uint64_t(1) << 32) / 100 && mult < (uint64_t(10) << 32);
+    }
+    uint64_t uncertainty_ns = 0;
+    if (ok) {
+        uncertainty_ns = static_cast<uint64_t>(
+            (static_cast<unsigned __int128>(g_clock_width0 + width1) * mult) >> 32);
+        ok = uncertainty_ns < dm / 500000;  // rate error < 2 ppm
+    }
+    if (!ok) {
+        uint64_t wait = dm < kClockCalibrateNs ? kClockCalibrateNs : dm;
+        g_clock.calibrate_at.store(dt > 0 && wait < (uint64_t(1) << 62) ? now + wait : UINT64_MAX,
+                                   std::memory_order_relaxed);
+        g_clock.mode.store(kClockMonotonic, std::memory_order_release);
+        return;
+    }
+    g_clock.base_tsc = tsc1;
+    // Ahead of CLOCK_MONOTONIC by more than the pair's uncertainty: readings taken just before
+    // the switch are never above those taken after it.
+    g_clock.base_ns = mono1 + uncertainty_ns + 1000;
+    g_clock.mult = mult;
+    g_clock.mode.store(kClockTsc, std::memory_order_release);
+}
+#endif
+
+}  // namespace
+
+uint64_t clock_slow_ns() {
+    uint64_t now = vdso_mono_ns();
+#if defined(__x86_64__)
+    uint32_t m = g_clock.mode.load(std::memory_order_acquire);
+    if (PMT_UNLIKELY(m == kClockUnset)) {
+        if (g_clock.mode.compare_exchange_strong(m, kClockCalibrating)) {
+            clock_setup(now);
+            g_clock.mode.store(kClockMonotonic, std::memory_order_release);
+        }
+    } else if (m == kClockMonotonic &&
+               PMT_UNLIKELY(now >= g_clock.calibrate_at.load(std::memory_order_relaxed))) {
+        if (g_clock.mode.compare_exchange_strong(m, kClockCalibrating)) clock_switch(now);
+    }
+#endif
+    return now;
+}
+
+void clock_fork_child() {
+    // The thread that was setting up or switching the clock is not in the child.
+    if (g_clock.mode.load() == kClockCalibrating) {
+        g_clock.calibrate_at.store(UINT64_MAX);
+        g_clock.mode.store(kClockMonotonic);
+    }
+}
+
+namespace {
 
 // Buffers and states come from the real allocator: never traced, no recursion.
 Buffer* buffer_get() {
@@ -254,6 +373,7 @@ void recorder_fork_parent() {
 }
 
 void recorder_fork_child() {
+    clock_fork_child();
     g_pool_mutex.unlock();
     g_registry_mutex.unlock();
     ThreadState* self = t_state;

@@ -8,6 +8,7 @@ import re
 import subprocess
 import tempfile
 import unittest
+import unittest.mock
 
 BUILD = os.environ.get("PMT_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 LIB = os.path.join(BUILD, "lib", "libpymemtrace.so")
@@ -206,6 +207,40 @@ class NativeTests(unittest.TestCase):
         self.assertEqual((proc.returncode, proc.stdout), (3, "hi\n"))
         self.assertEqual(len(proc.stderr.splitlines()), 1)
         self.assertIn("running untraced", proc.stderr)
+
+    def test_trace_times_follow_clock_monotonic_before_and_after_the_clock_switch(self):
+        # The interposer starts on CLOCK_MONOTONIC and may switch to the TSC 50 ms in
+        # (runtime.hpp). Blocks of known sizes are allocated between time.monotonic_ns()
+        # readings 0.2 s apart: each distance between their trace times must lie within the
+        # distances the program measured (up to 5 us: the switch's margin and rate error).
+        script = ("import time\n"
+                  "marks, keep = [], []\n"
+                  "for i in range(4):\n"
+                  "    a = time.monotonic_ns()\n"
+                  "    keep.append(bytearray(3_333_000 + 1000 * i))\n"
+                  "    marks.append((a, time.monotonic_ns()))\n"
+                  "    time.sleep(0.2)\n"
+                  "print(marks)\n")
+        for clock in ("", "monotonic"):
+            with self.subTest(clock=clock or "default"):
+                with unittest.mock.patch.dict(os.environ, PYMEMTRACE_CLOCK=clock):
+                    run = Traced(self, ["/usr/bin/python3", "-c", script])
+                self.assertEqual(run.proc.returncode, 0, run.proc.stderr)
+                marks = eval(run.proc.stdout)
+                info = dump(run.traces[0], events=True)
+                times = []
+                for i in range(4):
+                    n = 3_333_000 + 1000 * i
+                    found = [e["t"] for e in info["events"]
+                             if e["type"] == "alloc" and n <= e["size"] <= n + 64]
+                    self.assertEqual(len(found), 1, n)
+                    times.append(found[0])
+                for i in range(4):
+                    for j in range(i + 1, 4):
+                        lo = marks[j][0] - marks[i][1] - 5000
+                        hi = marks[j][1] - marks[i][0] + 5000
+                        self.assertTrue(lo <= times[j] - times[i] <= hi,
+                                        (i, j, lo, times[j] - times[i], hi))
 
 
 if __name__ == "__main__":

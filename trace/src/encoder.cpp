@@ -95,8 +95,8 @@ void RecordEncoder::reset(uint8_t* buf, size_t capacity, uint64_t tid, uint64_t 
     records_begin_ = pos_;
 }
 
-bool RecordEncoder::alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size,
-                          uint64_t stack) {
+bool RecordEncoder::alloc_near_end(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size,
+                                   uint64_t stack) {
     Scratch scratch;
     Rec r(pos_, end_, last_t_, last_addr_, time_mask_, scratch);
     r.op(Op::Alloc);
@@ -108,7 +108,7 @@ bool RecordEncoder::alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t si
     return r.commit(pos_, end_, last_t_, last_addr_);
 }
 
-bool RecordEncoder::free(uint64_t t, uint64_t addr) {
+bool RecordEncoder::free_near_end(uint64_t t, uint64_t addr) {
     Scratch scratch;
     Rec r(pos_, end_, last_t_, last_addr_, time_mask_, scratch);
     r.op(Op::Free);

@@ -23,8 +23,9 @@ public:
 
     // Each returns false, writing nothing, when the record does not fit; the caller hands the
     // buffer off, resets onto a fresh one and calls again. Times (ns) must not decrease.
-    bool alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack);
-    bool free(uint64_t t, uint64_t addr);
+    // alloc and free are inline: they are the interposer's most frequent records.
+    inline bool alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack);
+    inline bool free(uint64_t t, uint64_t addr);
     bool realloc(AllocKind kind, uint64_t t_before, uint64_t t_after, uint64_t old_addr,
                  uint64_t new_addr, uint64_t size, uint64_t stack);
     bool mmap(uint64_t t, uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags, int64_t fd,
@@ -39,6 +40,31 @@ public:
     bool thread_name(uint64_t string_id);
 
 private:
+    // Write one varint at p (FORMAT.md); the caller has room for it.
+    static uint8_t* put(uint8_t* p, uint64_t v) {
+        while (v >= 0x80) {
+            *p++ = static_cast<uint8_t>(v) | 0x80;
+            v >>= 7;
+        }
+        *p++ = static_cast<uint8_t>(v);
+        return p;
+    }
+    // The time delta to t (rounded down to the resolution; a time going backwards is clamped).
+    static uint64_t delta(uint64_t t, uint64_t mask, uint64_t& last) {
+        t &= mask;
+        uint64_t d = t > last ? t - last : 0;
+        last += d;
+        return d;
+    }
+    static uint64_t zigzag_delta(uint64_t a, uint64_t& last) {
+        int64_t d = static_cast<int64_t>(a - last);
+        last = a;
+        return (static_cast<uint64_t>(d) << 1) ^ static_cast<uint64_t>(d >> 63);
+    }
+    // The same records when fewer than kMaxRecordBytes are left (they may not fit).
+    bool alloc_near_end(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack);
+    bool free_near_end(uint64_t t, uint64_t addr);
+
     uint8_t* begin_ = nullptr;
     uint8_t* records_begin_ = nullptr;
     uint8_t* pos_ = nullptr;
@@ -47,5 +73,44 @@ private:
     uint64_t last_addr_ = 0;
     uint64_t time_mask_ = ~uint64_t(0);
 };
+
+// The fast path writes straight into the buffer. The running time and address are copied to
+// locals first and stored back at the end: stores through uint8_t* may alias any object, so
+// reading the members between those stores would reload them every time.
+inline bool RecordEncoder::alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size,
+                                 uint64_t stack) {
+    uint8_t* p = pos_;
+    if (__builtin_expect(static_cast<size_t>(end_ - p) < kMaxRecordBytes, 0))
+        return alloc_near_end(kind, t, addr, size, stack);
+    uint64_t last_t = last_t_, last_addr = last_addr_;
+    uint64_t dt = delta(t, time_mask_, last_t);
+    uint64_t da = zigzag_delta(addr, last_addr);
+    p[0] = static_cast<uint8_t>(Op::Alloc);
+    p[1] = static_cast<uint8_t>(kind);
+    p = put(p + 2, dt);
+    p = put(p, da);
+    p = put(p, size);
+    p = put(p, stack);
+    pos_ = p;
+    last_t_ = last_t;
+    last_addr_ = last_addr;
+    return true;
+}
+
+inline bool RecordEncoder::free(uint64_t t, uint64_t addr) {
+    uint8_t* p = pos_;
+    if (__builtin_expect(static_cast<size_t>(end_ - p) < kMaxRecordBytes, 0))
+        return free_near_end(t, addr);
+    uint64_t last_t = last_t_, last_addr = last_addr_;
+    uint64_t dt = delta(t, time_mask_, last_t);
+    uint64_t da = zigzag_delta(addr, last_addr);
+    p[0] = static_cast<uint8_t>(Op::Free);
+    p = put(p + 1, dt);
+    p = put(p, da);
+    pos_ = p;
+    last_t_ = last_t;
+    last_addr_ = last_addr;
+    return true;
+}
 
 }  // namespace pmt
