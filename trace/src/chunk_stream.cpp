@@ -63,17 +63,31 @@ ChunkStream::~ChunkStream() {
 void ChunkStream::append_thread_chunk(std::vector<uint8_t>& out, const uint8_t* raw, size_t n) {
     Impl& m = *impl_;
     m.cols.clear();
-    if (!m.cctx || !detail::to_columns(raw, n, m.time_shift, m.scratch, m.cols)) {
+    if (!m.cctx || !detail::to_columns(raw, n, m.time_shift, m.scratch, m.cols) ||
+        !compress(out, m.cols.data(), m.cols.size()))
         append_chunk(out, ChunkType::ThreadEvents, Codec::Zstd, raw, n, m.level);
-        return;
+}
+
+void ChunkStream::append_column_chunk(std::vector<uint8_t>& out, const uint8_t* cols, size_t n) {
+    if (impl_->cctx && compress(out, cols, n)) return;
+    std::vector<uint8_t> raw;
+    try {
+        detail::from_columns(cols, n, raw);
+    } catch (const TraceError&) {
+        return;  // not a column form: nothing a reader could take
     }
+    append_chunk(out, ChunkType::ThreadEvents, Codec::Zstd, raw.data(), raw.size(), impl_->level);
+}
+
+bool ChunkStream::compress(std::vector<uint8_t>& out, const uint8_t* cols, size_t n) {
+    Impl& m = *impl_;
     Codec codec = m.started ? Codec::ZstdStream : Codec::ZstdStreamStart;
     if (!m.started) ZSTD_CCtx_reset(m.cctx, ZSTD_reset_session_only);
     size_t start = out.size();
-    size_t bound = ZSTD_compressBound(m.cols.size()) + 64;
+    size_t bound = ZSTD_compressBound(n) + 64;
     out.resize(start + kChunkHeaderBytes + bound);
     ZSTD_outBuffer ob{out.data() + start + kChunkHeaderBytes, bound, 0};
-    ZSTD_inBuffer ib{m.cols.data(), m.cols.size(), 0};
+    ZSTD_inBuffer ib{cols, n, 0};
     size_t left;
     do {
         left = ZSTD_compressStream2(m.cctx, &ob, &ib, ZSTD_e_flush);
@@ -83,12 +97,12 @@ void ChunkStream::append_thread_chunk(std::vector<uint8_t>& out, const uint8_t* 
     if (ZSTD_isError(left) || left != 0 || ib.pos != ib.size) {
         out.resize(start);
         m.started = false;  // the next chunk starts a new stream
-        append_chunk(out, ChunkType::ThreadEvents, Codec::Zstd, raw, n, m.level);
-        return;
+        return false;
     }
     m.started = true;
-    frame(out.data() + start, codec, ob.pos, m.cols.size());
+    frame(out.data() + start, codec, ob.pos, n);
     out.resize(start + kChunkHeaderBytes + ob.pos);
+    return true;
 }
 
 struct ChunkDecoder::Impl {

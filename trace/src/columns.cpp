@@ -1,6 +1,6 @@
-// The column form of a thread-events payload (FORMAT.md, "Column form"): to_columns runs on
-// the interposer's writer thread (no exceptions, buffers reused), from_columns in the reader
-// (bounds-checked, throws TraceError). Both walk the records with one field table.
+// The column form of a thread-events payload (FORMAT.md, "Column form"): to_columns decodes
+// a record payload into a ColumnBuilder (pmt/column_builder.hpp), from_columns rebuilds the
+// records in the reader (bounds-checked, throws TraceError).
 #include "columns.hpp"
 
 #include <cstring>
@@ -12,11 +12,17 @@ namespace pmt::detail {
 
 namespace {
 
-enum Column : uint8_t { kOps, kKinds, kTimes, kAddrs, kSizes, kStacks, kOther };
+using Column = ColumnBuilder::Column;
+constexpr Column kOps = ColumnBuilder::kOps, kKinds = ColumnBuilder::kKinds,
+                 kTimes = ColumnBuilder::kTimes, kAddrs = ColumnBuilder::kAddrs,
+                 kSizes = ColumnBuilder::kSizes, kStacks = ColumnBuilder::kStacks,
+                 kOther = ColumnBuilder::kOther;
+constexpr size_t kColumns = ColumnBuilder::kColumns;
 
-// Fields of each opcode in record order (FORMAT.md, "Thread events chunk"): k = kind byte,
-// t = time delta, a = address, s = size or length, S = stack id, o = any other varint,
-// B = bytes whose count is the preceding o.
+// Fields of each opcode in record order (FORMAT.md, "Thread events chunk"), as from_columns
+// reads them back (ColumnBuilder writes them in this order): k = kind byte, t = time delta,
+// a = address, s = size or length, S = stack id, o = any other varint, B = bytes whose count
+// is the preceding o.
 const char* const kFields[] = {
     nullptr,    // 0: no such opcode
     "ktasS",    // 1 alloc
@@ -50,109 +56,30 @@ Column column_of(char f) {
     }
 }
 
-// Non-throwing varint read for the writer side: false when malformed or cut short.
-inline bool get_varint(const uint8_t*& p, const uint8_t* end, uint64_t& v) {
-    if (p < end && *p < 0x80) {  // most deltas, sizes and ids
-        v = *p++;
-        return true;
-    }
-    v = 0;
-    for (unsigned shift = 0; shift < 64 && p < end; shift += 7) {
-        uint8_t b = *p++;
-        v |= static_cast<uint64_t>(b & 0x7f) << shift;
-        if (b < 0x80) return shift < 63 || b <= 1;
-    }
-    return false;
-}
-
-// Writes the columns through raw pointers into buffers sized for the worst case: a column
-// never holds more bytes than the payload (fields are copied or re-encoded no longer).
-bool split(const uint8_t* p, const uint8_t* end, unsigned shift, ColumnScratch& s,
-           size_t (&len)[kColumns]) {
-    const uint64_t mask = (uint64_t(1) << shift) - 1;
-    const size_t room = static_cast<size_t>(end - p) + 16;
-    uint8_t* w[kColumns];
-    for (size_t i = 0; i < kColumns; ++i) {
-        if (s.col[i].size() < room) s.col[i].resize(room);
-        w[i] = s.col[i].data();
-    }
-    uint64_t tid, base;
-    if (!get_varint(p, end, tid) || !get_varint(p, end, base) || (base & mask)) return false;
-    w[kOther] = put_varint(w[kOther], tid);
-    w[kOther] = put_varint(w[kOther], base >> shift);
-    uint64_t v;
-    // Copies one varint field to column c (time deltas divided by 2^shift).
-    auto field = [&](Column c) {
-        if (!get_varint(p, end, v)) return false;
-        if (c == kTimes) {
-            if (v & mask) return false;
-            v >>= shift;
-        }
-        w[c] = put_varint(w[c], v);
-        return true;
-    };
-    while (p < end) {
-        uint8_t op = *p++;
-        if (op == 0 || op > kMaxOp) return false;
-        *w[kOps]++ = op;
-        // Frees and mallocs are nearly every record: spelled out, the table walk below was
-        // half of this function's time on the regex workload.
-        if (op == static_cast<uint8_t>(Op::Free)) {
-            if (!field(kTimes) || !field(kAddrs)) return false;
-            continue;
-        }
-        if (op == static_cast<uint8_t>(Op::Alloc)) {
-            if (p >= end) return false;
-            *w[kKinds]++ = *p++;
-            if (!field(kTimes) || !field(kAddrs) || !field(kSizes) || !field(kStacks)) return false;
-            continue;
-        }
-        uint64_t last = 0;
-        for (const char* f = kFields[op]; *f; ++f) {
-            if (*f == 'k') {
-                if (p >= end) return false;
-                *w[kKinds]++ = *p++;
-            } else if (*f == 'B') {
-                if (last > static_cast<size_t>(end - p)) return false;
-                std::memcpy(w[kOther], p, last);
-                w[kOther] += last;
-                p += last;
-            } else {
-                if (!get_varint(p, end, last)) return false;
-                if (*f == 't') {
-                    if (last & mask) return false;
-                    last >>= shift;
-                }
-                Column c = column_of(*f);
-                w[c] = put_varint(w[c], last);
-            }
-        }
-    }
-    for (size_t i = 0; i < kColumns; ++i) len[i] = static_cast<size_t>(w[i] - s.col[i].data());
-    return true;
-}
-
-void push_varint(std::vector<uint8_t>& c, uint64_t v) {
-    uint8_t tmp[10];
-    c.insert(c.end(), tmp, put_varint(tmp, v));
-}
-
 }  // namespace
 
 bool to_columns(const uint8_t* raw, size_t n, unsigned time_shift, ColumnScratch& scratch,
                 std::vector<uint8_t>& out) {
     if (n > kMaxChunkPayload || time_shift > 40) return false;
-    // Times of a payload from another writer may not be multiples: then shift 0.
-    size_t len[kColumns];
-    if (!split(raw, raw + n, time_shift, scratch, len)) {
-        if (time_shift == 0 || !split(raw, raw + n, 0, scratch, len)) return false;
-        time_shift = 0;
+    std::vector<uint64_t>& times = scratch.times;
+    times.clear();
+    uint64_t tid, base;
+    try {
+        ByteCursor c{raw, raw + n};
+        tid = c.varint();
+        base = c.varint();
+        scratch.builder.begin(n, &times);
+        decode_records(c.p, c.end, base, 0, scratch.builder);
+    } catch (const TraceError&) {
+        return false;
     }
-    out.push_back(static_cast<uint8_t>(time_shift));
-    push_varint(out, n);
-    for (size_t l : len) push_varint(out, l);
-    for (size_t i = 0; i < kColumns; ++i)
-        out.insert(out.end(), scratch.col[i].data(), scratch.col[i].data() + len[i]);
+    // Times of a payload from another writer may not be multiples: then shift 0.
+    const uint64_t mask = (uint64_t(1) << time_shift) - 1;
+    bool multiples = (base & mask) == 0;
+    for (size_t i = 0; multiples && i < times.size(); ++i) multiples = (times[i] & mask) == 0;
+    if (!multiples) time_shift = 0;
+    for (uint64_t& t : times) t >>= time_shift;
+    scratch.builder.finish(tid, base >> time_shift, times.data(), times.size(), time_shift, out);
     return true;
 }
 

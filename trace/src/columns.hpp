@@ -7,13 +7,14 @@
 #include <cstdint>
 #include <vector>
 
+#include "pmt/column_builder.hpp"
+
 namespace pmt::detail {
 
-inline constexpr size_t kColumns = 7;  // ops, kinds, times, addresses, sizes, stacks, other
-
-// Column buffers reused from one payload to the next (the writer thread keeps one).
+// Column buffers reused from one payload to the next.
 struct ColumnScratch {
-    std::vector<uint8_t> col[kColumns];
+    ColumnBuilder builder;
+    std::vector<uint64_t> times;
 };
 
 // Appends the column form of the record payload raw[0, n) to out, dividing time deltas by

@@ -9,6 +9,7 @@
 
 #include "id_table.hpp"
 #include "pmt/reader.hpp"
+#include "pmt/record_decoder.hpp"
 #include "varint.hpp"
 
 namespace pmt {
@@ -64,16 +65,6 @@ private:
     size_t used_ = 0;
 };
 
-uint32_t narrow32(uint64_t v, const char* what) {
-    if (v > UINT32_MAX) throw_format(what);
-    return static_cast<uint32_t>(v);
-}
-
-AllocKind alloc_kind(uint8_t k) {
-    if (k > static_cast<uint8_t>(AllocKind::Pvalloc)) throw_format("unknown allocation kind");
-    return static_cast<AllocKind>(k);
-}
-
 }  // namespace
 
 struct EventMerger::Impl {
@@ -121,149 +112,100 @@ struct EventMerger::Impl {
     }
 };
 
+namespace {
+
+// Queues a payload's events and applies its definitions (decode_records calls it per record).
+// M is EventMerger::Impl (a template: the Impl is private to EventMerger).
+template <class M>
+struct QueueVisitor {
+    M& m;
+    std::vector<Event>& out;
+    uint32_t tid;
+
+    Event& push(EventType type, uint64_t t) {
+        Event& e = out.emplace_back();
+        e.type = type;
+        e.tid = tid;
+        e.time_ns = t;
+        return e;
+    }
+    Next alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack) {
+        Event& e = push(EventType::Alloc, t);
+        e.kind = kind;
+        e.addr = addr;
+        e.size = size;
+        e.stack_id = stack;
+        return Next::Go;
+    }
+    Next free(uint64_t t, uint64_t addr) {
+        push(EventType::Free, t).addr = addr;
+        return Next::Go;
+    }
+    Next realloc(AllocKind kind, uint64_t t_before, uint64_t t_after, uint64_t old_addr,
+                 uint64_t new_addr, uint64_t size, uint64_t stack) {
+        if (old_addr != 0) {
+            Event& e = push(EventType::Free, t_before);
+            e.kind = kind;
+            e.addr = old_addr;
+        }
+        if (new_addr != 0) alloc(kind, t_after, new_addr, size, stack);
+        return Next::Go;
+    }
+    Next mmap(uint64_t t, uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags,
+              int64_t fd, uint64_t stack) {
+        out.push_back(mmap_event(t, addr, length, prot, flags, fd, stack));
+        out.back().tid = tid;
+        return Next::Go;
+    }
+    Next munmap(uint64_t t, uint64_t addr, uint64_t length) {
+        out.push_back(munmap_event(t, addr, length));
+        out.back().tid = tid;
+        return Next::Go;
+    }
+    Next mremap(uint64_t, uint64_t t_after, uint64_t old_addr, uint64_t old_length,
+                uint64_t new_addr, uint64_t new_length, uint64_t stack) {
+        out.push_back(mremap_event(t_after, old_addr, old_length, new_addr, new_length, stack));
+        out.back().tid = tid;
+        return Next::Go;
+    }
+    Next rss(uint64_t t, uint64_t bytes) {
+        push(EventType::Rss, t).size = bytes;
+        return Next::Go;
+    }
+    Next string(uint64_t id, const uint8_t* s, size_t len) {
+        if (m.keep_definitions) m.strings.set(id, m.arena.store(s, len));
+        return Next::Go;
+    }
+    Next location(uint64_t id, uint32_t file, uint32_t function, uint32_t line) {
+        if (m.keep_definitions) m.locations.set(id, Location{file, function, line});
+        return Next::Go;
+    }
+    Next stack(uint64_t id, uint64_t parent, uint64_t location) {
+        if (m.keep_definitions) m.stacks.set(id, StackNode{parent, location});
+        return Next::Go;
+    }
+    Next thread_name(uint64_t id) {
+        if (m.keep_definitions) m.thread_names[tid] = id;
+        return Next::Go;
+    }
+};
+
+}  // namespace
+
 void EventMerger::Impl::decode(const uint8_t* raw, size_t n) {
     ByteCursor c{raw, raw + n};
-    uint32_t tid = narrow32(c.varint(), "thread id out of range");
+    uint32_t tid = detail::checked_u32(c.varint(), "thread id out of range");
     uint64_t t = c.varint();
     ThreadSlot& slot = thread_slots[tid];  // node-based map: the reference stays valid
     ThreadQueue& q = queue_for(tid, slot);
     t = std::max(t, slot.last_time);
-    uint64_t a = 0;
     std::vector<Event>& out = q.events;
     size_t before = out.size();
     // A record is at least 2 bytes; reserving for that bounds growth by the payload size.
     // Geometric growth: many payloads of one thread per epoch must not copy quadratically.
     if (out.capacity() < before + n / 4) out.reserve(std::max(before + n / 4, 2 * out.capacity()));
-    auto addr = [&c, &a] { return a += static_cast<uint64_t>(c.zvarint()); };
-
-    while (!c.at_end()) {
-        uint8_t op = *c.p++;
-        switch (static_cast<Op>(op)) {
-            case Op::Alloc: {
-                Event& e = out.emplace_back();
-                e.kind = alloc_kind(c.u8());
-                e.tid = tid;
-                e.time_ns = t += c.varint();
-                e.addr = addr();
-                e.size = c.varint();
-                e.stack_id = c.varint();
-                break;
-            }
-            case Op::Free: {
-                Event& e = out.emplace_back();
-                e.type = EventType::Free;
-                e.tid = tid;
-                e.time_ns = t += c.varint();
-                e.addr = addr();
-                break;
-            }
-            case Op::Realloc: {
-                AllocKind kind = alloc_kind(c.u8());
-                uint64_t t_before = t += c.varint();
-                uint64_t t_after = t += c.varint();
-                uint64_t old_addr = addr();
-                uint64_t new_addr = addr();
-                uint64_t size = c.varint();
-                uint64_t stack = c.varint();
-                if (old_addr != 0) {
-                    Event& e = out.emplace_back();
-                    e.type = EventType::Free;
-                    e.kind = kind;
-                    e.tid = tid;
-                    e.time_ns = t_before;
-                    e.addr = old_addr;
-                }
-                if (new_addr != 0) {
-                    Event& e = out.emplace_back();
-                    e.kind = kind;
-                    e.tid = tid;
-                    e.time_ns = t_after;
-                    e.addr = new_addr;
-                    e.size = size;
-                    e.stack_id = stack;
-                }
-                break;
-            }
-            case Op::Mmap: {
-                Event& e = out.emplace_back();
-                e.type = EventType::Mmap;
-                e.tid = tid;
-                e.time_ns = t += c.varint();
-                e.addr = addr();
-                e.size = c.varint();
-                e.prot = c.varint();
-                e.flags = c.varint();
-                e.fd = c.zvarint();
-                e.stack_id = c.varint();
-                break;
-            }
-            case Op::Munmap: {
-                Event& e = out.emplace_back();
-                e.type = EventType::Munmap;
-                e.tid = tid;
-                e.time_ns = t += c.varint();
-                e.addr = addr();
-                e.size = c.varint();
-                break;
-            }
-            case Op::Mremap: {
-                Event& e = out.emplace_back();
-                e.type = EventType::Mremap;
-                e.tid = tid;
-                t += c.varint();
-                e.time_ns = t += c.varint();
-                e.old_addr = addr();
-                e.old_size = c.varint();
-                e.addr = addr();
-                e.size = c.varint();
-                e.stack_id = c.varint();
-                break;
-            }
-            case Op::Rss: {
-                Event& e = out.emplace_back();
-                e.type = EventType::Rss;
-                e.tid = tid;
-                e.time_ns = t += c.varint();
-                e.size = c.varint();
-                break;
-            }
-            case Op::String: {
-                uint64_t id = c.varint();
-                uint64_t len = c.varint();
-                const uint8_t* s = c.bytes(len);
-                if (keep_definitions) strings.set(id, arena.store(s, len));
-                break;
-            }
-            case Op::Location: {
-                uint64_t id = c.varint();
-                Location l;
-                l.file = narrow32(c.varint(), "location's file id out of range");
-                l.function = narrow32(c.varint(), "location's function id out of range");
-                l.line = narrow32(c.varint(), "location's line out of range");
-                if (keep_definitions) locations.set(id, l);
-                break;
-            }
-            case Op::Stack: {
-                uint64_t id = c.varint();
-                StackNode s;
-                s.parent = c.varint();
-                s.location = c.varint();
-                if (keep_definitions) stacks.set(id, s);
-                break;
-            }
-            case Op::ThreadName: {
-                uint64_t id = c.varint();
-                if (keep_definitions) thread_names[tid] = id;
-                break;
-            }
-            default: {
-                char msg[64];
-                std::snprintf(msg, sizeof msg, "unknown record opcode %u", op);
-                throw TraceError(msg);
-            }
-        }
-    }
-    slot.last_time = t;
+    QueueVisitor<Impl> v{*this, out, tid};
+    slot.last_time = decode_records(c.p, c.end, t, 0, v).t;
     queued += out.size() - before;
 }
 

@@ -40,8 +40,12 @@ public:
     // one, 4 after; a standalone codec-1 chunk when raw does not split into columns or zstd
     // fails (the stream then starts again at the next chunk).
     void append_thread_chunk(std::vector<uint8_t>& out, const uint8_t* raw, size_t n);
+    // The same for a payload already in column form (ColumnBuilder::finish), whose times the
+    // caller chose; when zstd fails, the records rebuilt from it as a codec-1 chunk.
+    void append_column_chunk(std::vector<uint8_t>& out, const uint8_t* cols, size_t n);
 
 private:
+    bool compress(std::vector<uint8_t>& out, const uint8_t* cols, size_t n);
     struct Impl;
     Impl* impl_;
 };

@@ -1,0 +1,192 @@
+// Builds the column form of one thread-events payload (FORMAT.md, "Column form") from decoded
+// records: a visitor for decode_records (pmt/record_decoder.hpp). The trace library's
+// to_columns and the interposer's writer thread (which gives each event a new time before the
+// payload is written) both use it, so the column layout is written in one place; from_columns
+// in trace/src/columns.cpp reads it back.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "pmt/format.hpp"
+#include "pmt/record_decoder.hpp"
+#include "pmt/varint.hpp"
+
+namespace pmt {
+
+class ColumnBuilder {
+public:
+    enum Column : uint8_t { kOps, kKinds, kTimes, kAddrs, kSizes, kStacks, kOther, kColumns };
+
+    // Starts a payload whose records take at most raw_bytes bytes, plus one synthesized
+    // record. Every time field read is appended to *times (absolute, as decoded).
+    void begin(size_t raw_bytes, std::vector<uint64_t>* times) {
+        size_t room = raw_bytes + 2 * kMaxRecordBytes;
+        for (size_t i = 0; i < kColumns; ++i) {
+            if (col_[i].size() < room) col_[i].resize(room);
+            w_[i] = col_[i].data();
+        }
+        times_ = times;
+        a_ = 0;
+    }
+
+    Next alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack) {
+        op(Op::Alloc);
+        *w_[kKinds]++ = static_cast<uint8_t>(kind);
+        times_->push_back(t);
+        address(addr);
+        put(kSizes, size);
+        put(kStacks, stack);
+        return Next::Go;
+    }
+    Next free(uint64_t t, uint64_t addr) {
+        op(Op::Free);
+        times_->push_back(t);
+        address(addr);
+        return Next::Go;
+    }
+    Next realloc(AllocKind kind, uint64_t t_before, uint64_t t_after, uint64_t old_addr,
+                 uint64_t new_addr, uint64_t size, uint64_t stack) {
+        op(Op::Realloc);
+        *w_[kKinds]++ = static_cast<uint8_t>(kind);
+        times_->push_back(t_before);
+        times_->push_back(t_after);
+        address(old_addr);
+        address(new_addr);
+        put(kSizes, size);
+        put(kStacks, stack);
+        return Next::Go;
+    }
+    Next mmap(uint64_t t, uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags, int64_t fd,
+              uint64_t stack) {
+        op(Op::Mmap);
+        times_->push_back(t);
+        address(addr);
+        put(kSizes, length);
+        put(kOther, prot);
+        put(kOther, flags);
+        put(kOther, detail::zigzag(fd));
+        put(kStacks, stack);
+        return Next::Go;
+    }
+    Next munmap(uint64_t t, uint64_t addr, uint64_t length) {
+        op(Op::Munmap);
+        times_->push_back(t);
+        address(addr);
+        put(kSizes, length);
+        return Next::Go;
+    }
+    Next mremap(uint64_t t_before, uint64_t t_after, uint64_t old_addr, uint64_t old_length,
+                uint64_t new_addr, uint64_t new_length, uint64_t stack) {
+        op(Op::Mremap);
+        times_->push_back(t_before);
+        times_->push_back(t_after);
+        address(old_addr);
+        put(kSizes, old_length);
+        address(new_addr);
+        put(kSizes, new_length);
+        put(kStacks, stack);
+        return Next::Go;
+    }
+    Next rss(uint64_t t, uint64_t bytes) {
+        op(Op::Rss);
+        times_->push_back(t);
+        put(kOther, bytes);
+        return Next::Go;
+    }
+    Next string(uint64_t id, const uint8_t* s, size_t len) {
+        op(Op::String);
+        put(kOther, id);
+        put(kOther, len);
+        std::memcpy(w_[kOther], s, len);
+        w_[kOther] += len;
+        return Next::Go;
+    }
+    Next location(uint64_t id, uint32_t file, uint32_t function, uint32_t line) {
+        op(Op::Location);
+        put(kOther, id);
+        put(kOther, file);
+        put(kOther, function);
+        put(kOther, line);
+        return Next::Go;
+    }
+    Next stack(uint64_t id, uint64_t parent, uint64_t location) {
+        op(Op::Stack);
+        put(kOther, id);
+        put(kOther, parent);
+        put(kOther, location);
+        return Next::Go;
+    }
+    Next thread_name(uint64_t id) {
+        op(Op::ThreadName);
+        put(kOther, id);
+        return Next::Go;
+    }
+
+    // Appends the column form to out: tid, the base time and the record times (t[0, n), one
+    // per time field in record order, non-decreasing, not below base), all times in units of
+    // 2^shift ns.
+    void finish(uint64_t tid, uint64_t base, const uint64_t* t, size_t n, unsigned shift,
+                std::vector<uint8_t>& out);
+
+private:
+    static size_t varint_len(uint64_t v) {
+        return (static_cast<size_t>(64 - __builtin_clzll(v | 1)) + 6) / 7;
+    }
+    void op(Op o) { *w_[kOps]++ = static_cast<uint8_t>(o); }
+    void put(Column c, uint64_t v) { w_[c] = detail::put_varint(w_[c], v); }
+    void address(uint64_t addr) {
+        put(kAddrs, detail::zigzag(static_cast<int64_t>(addr - a_)));
+        a_ = addr;
+    }
+
+    std::vector<uint8_t> col_[kColumns];
+    uint8_t* w_[kColumns] = {};
+    std::vector<uint64_t>* times_ = nullptr;
+    uint64_t a_ = 0;  // the running address (FORMAT.md: each address field is a delta)
+};
+
+inline void ColumnBuilder::finish(uint64_t tid, uint64_t base, const uint64_t* t, size_t n,
+                                  unsigned shift, std::vector<uint8_t>& out) {
+    // The rebuilt record payload's length: every field in its shortest varint, times in ns.
+    uint8_t head[20];
+    uint8_t* h = detail::put_varint(head, tid);
+    h = detail::put_varint(h, base);
+    size_t len = varint_len(tid) + varint_len(base << shift);
+    if (col_[kTimes].size() < n * 10) col_[kTimes].resize(n * 10);
+    uint8_t* w = col_[kTimes].data();
+    uint64_t prev = base;
+    for (size_t i = 0; i < n; ++i) {
+        uint64_t d = t[i] - prev;
+        prev = t[i];
+        w = detail::put_varint(w, d);
+        len += varint_len(d << shift);
+    }
+    w_[kTimes] = w;
+    size_t lens[kColumns];
+    for (size_t i = 0; i < kColumns; ++i) lens[i] = static_cast<size_t>(w_[i] - col_[i].data());
+    lens[kOther] += static_cast<size_t>(h - head);
+    for (size_t i = 0; i < kColumns; ++i)
+        if (i != kTimes) len += lens[i] - (i == kOther ? static_cast<size_t>(h - head) : 0);
+    size_t total = 1 + 10 * 8 + static_cast<size_t>(h - head);
+    for (size_t l : lens) total += l;
+    size_t start = out.size();
+    out.resize(start + total);
+    uint8_t* p = out.data() + start;
+    *p++ = static_cast<uint8_t>(shift);
+    p = detail::put_varint(p, len);
+    for (size_t l : lens) p = detail::put_varint(p, l);
+    for (size_t i = 0; i < kColumns; ++i) {
+        if (i == kOther) {
+            std::memcpy(p, head, static_cast<size_t>(h - head));
+            p += h - head;
+        }
+        size_t l = static_cast<size_t>(w_[i] - col_[i].data());
+        std::memcpy(p, col_[i].data(), l);
+        p += l;
+    }
+    out.resize(static_cast<size_t>(p - out.data()));
+}
+
+}  // namespace pmt
