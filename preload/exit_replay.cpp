@@ -1,15 +1,18 @@
-// ExitReplay (exit_replay.hpp): decodes thread-events payloads (FORMAT.md, "Thread events
-// chunk") straight into the live-byte accounting. Ordering follows the trace reader exactly:
-// events are released at epochs in (time, tid, record order), so the peak is the analyzer's.
+// The writer's cycle (see exit_replay.hpp): decode, re-time, write in column form, replay.
+// Events are ordered as the trace reader would order the nanosecond times (time, tid, record
+// order, events timed >= the cycle's clock reading held to the next cycle); each gets a time
+// unit t' >= its clock reading >> k, never below the last Epoch, non-decreasing in that
+// order and strictly increasing where the thread changes, so the reader's (t', tid) order is
+// this order (FORMAT.md, "Event times").
 #include "exit_replay.hpp"
 
 #include <algorithm>
 #include <new>
 
-#include "pmt/format.hpp"
+#include "pmt/encoder.hpp"
+#include "pmt/record_decoder.hpp"
 
 namespace pmt::preload {
-
 // --- LiveBlockTable --------------------------------------------------------------------------
 
 LiveBlockTable::LiveBlockTable() : slots_(1024, Slot{0, 0}), shift_(64 - 10) {}
@@ -82,209 +85,189 @@ void LiveBlockTable::grow() {
     }
 }
 
-// --- decoding ----------------------------------------------------------------------------------
+// --- decoding -----------------------------------------------------------------------------------
 
-namespace {
-
-// A bounds-checked cursor; a malformed varint or a field past the end sets bad and reads 0.
-struct Cursor {
-    const uint8_t* p;
-    const uint8_t* end;
-    bool bad = false;
-
-    uint64_t varint() {
-        if (__builtin_expect(end - p >= 10, 1)) {
-            // 10 bytes left: no per-byte bound check (deltas and sizes take 1-3 bytes).
-            uint64_t v = 0;
-            for (unsigned shift = 0; shift < 63; shift += 7) {
-                uint8_t b = *p++;
-                v |= static_cast<uint64_t>(b & 0x7f) << shift;
-                if (b < 0x80) return v;
-            }
-            uint8_t b = *p++;  // the 10th byte holds bit 63 only
-            if (b <= 1) return v | static_cast<uint64_t>(b) << 63;
-            bad = true;
-            p = end;
-            return 0;
-        }
-        return varint_slow();
-    }
-    uint64_t zvarint() {
-        uint64_t u = varint();
-        return (u >> 1) ^ (0 - (u & 1));
-    }
-    uint8_t u8() {
-        if (p < end) return *p++;
-        bad = true;
-        return 0;
-    }
-    [[gnu::noinline]] uint64_t varint_slow() {
-        uint64_t v = 0;
-        for (unsigned shift = 0; shift < 64 && p < end; shift += 7) {
-            uint8_t b = *p++;
-            if (shift == 63 && b > 1) break;
-            v |= static_cast<uint64_t>(b & 0x7f) << shift;
-            if (b < 0x80) return v;
-        }
-        bad = true;
-        p = end;
-        return 0;
-    }
+// The second half of a realloc whose free is timed before the cut and whose new block after
+// it: written next cycle as realloc(NULL) (FORMAT.md: old = 0), the free as returning NULL.
+struct Split {
+    AllocKind kind;
+    uint64_t t, addr, size, stack;
 };
 
-constexpr uint64_t kMaxKind = static_cast<uint64_t>(AllocKind::Pvalloc);
+// Re-encodes held records into a fresh raw payload (absolute tid, base time and addresses).
+struct HoldVisitor {
+    RecordEncoder& enc;
+    static Next ok(bool fit) {
+        if (!fit) throw std::bad_alloc();  // sized for the records: cannot happen
+        return Next::Go;
+    }
+    Next alloc(AllocKind k, uint64_t t, uint64_t a, uint64_t s, uint64_t st) {
+        return ok(enc.alloc(k, t, a, s, st));
+    }
+    Next free(uint64_t t, uint64_t a) { return ok(enc.free(t, a)); }
+    Next realloc(AllocKind k, uint64_t tb, uint64_t ta, uint64_t o, uint64_t n, uint64_t s,
+                 uint64_t st) {
+        return ok(enc.realloc(k, tb, ta, o, n, s, st));
+    }
+    Next mmap(uint64_t t, uint64_t a, uint64_t l, uint64_t p, uint64_t f, int64_t fd, uint64_t st) {
+        return ok(enc.mmap(t, a, l, p, f, fd, st));
+    }
+    Next munmap(uint64_t t, uint64_t a, uint64_t l) { return ok(enc.munmap(t, a, l)); }
+    Next mremap(uint64_t tb, uint64_t ta, uint64_t o, uint64_t ol, uint64_t n, uint64_t nl,
+                uint64_t st) {
+        return ok(enc.mremap(tb, ta, o, ol, n, nl, st));
+    }
+    Next rss(uint64_t t, uint64_t b) { return ok(enc.rss(t, b)); }
+    Next string(uint64_t id, const uint8_t* s, size_t n) {
+        return ok(enc.string(id, reinterpret_cast<const char*>(s), n));
+    }
+    Next location(uint64_t id, uint32_t f, uint32_t fn, uint32_t l) {
+        return ok(enc.location(id, f, fn, l));
+    }
+    Next stack(uint64_t id, uint64_t p, uint64_t l) { return ok(enc.stack(id, p, l)); }
+    Next thread_name(uint64_t id) { return ok(enc.thread_name(id)); }
+};
 
-bool peek_tid(const PayloadRef& r, uint32_t* tid) {
-    Cursor c{r.data, r.data + r.size};
-    uint64_t v = c.varint();
-    *tid = static_cast<uint32_t>(v);
-    return !c.bad && v <= UINT32_MAX;
-}
+// Builds the columns of the records timed before the cut, collects their times and replay
+// events; stops at the first record with an event at or after the cut. Direct: the events
+// are replayed as they are decoded (no other thread has any in this cycle).
+template <bool Direct>
+struct WriterCycle::Visitor {
+    WriterCycle& w;
+    Thread& th;
+    ColumnBuilder& cols;
+    uint64_t cut;
+    Split split{};
+    bool did_split = false;
 
-}  // namespace
-
-// out(th, ev, map) receives each live-relevant event; map is the mmap-family event or null.
-template <class Out>
-bool ExitReplay::decode(const uint8_t* raw, size_t n, Thread*& th, Out&& out) {
-    Cursor c{raw, raw + n};
-    uint64_t tid = c.varint();
-    uint64_t t = c.varint();
-    if (c.bad || tid > UINT32_MAX) return false;
-    th = &threads_[static_cast<uint32_t>(tid)];
-    th->idle = 0;
-    t = std::max(t, th->last_time);
-    uint64_t a = 0;
-    auto addr = [&c, &a] { return a += c.zvarint(); };
-    while (c.p < c.end) {
-        switch (static_cast<Op>(*c.p++)) {
-            case Op::Alloc: {
-                uint64_t kind = c.u8();
-                t += c.varint();
-                uint64_t at = addr();
-                uint64_t size = c.varint();
-                c.varint();  // stack
-                if (kind > kMaxKind || size >= kMapMark) return false;
-                ++events_;
-                out(*th, Ev{t, at, size}, nullptr);
-                break;
+    uint64_t tf() const { return th.time.size() - 1; }  // the last time field's index
+    void out(uint64_t tf, uint64_t addr, uint64_t size, const Event* map = nullptr) {
+        ++w.events_;
+        Ev e{tf, addr, size};
+        if constexpr (Direct) {
+            w.apply_direct(th, e, map);
+        } else {
+            if (map) {
+                th.maps.push_back(*map);
+                e.addr = th.maps.size() - 1;
             }
-            case Op::Free: {
-                t += c.varint();
-                uint64_t at = addr();
-                ++events_;
-                out(*th, Ev{t, at, kFreeMark}, nullptr);
-                break;
-            }
-            case Op::Realloc: {
-                uint64_t kind = c.u8();
-                uint64_t t_before = t += c.varint();
-                uint64_t t_after = t += c.varint();
-                uint64_t old_addr = addr();
-                uint64_t new_addr = addr();
-                uint64_t size = c.varint();
-                c.varint();  // stack
-                if (kind > kMaxKind || size >= kMapMark) return false;
-                if (old_addr != 0) {
-                    ++events_;
-                    out(*th, Ev{t_before, old_addr, kFreeMark}, nullptr);
-                }
-                if (new_addr != 0) {
-                    ++events_;
-                    out(*th, Ev{t_after, new_addr, size}, nullptr);
-                }
-                break;
-            }
-            case Op::Mmap: {
-                Event e;
-                e.type = EventType::Mmap;
-                e.time_ns = t += c.varint();
-                e.addr = addr();
-                e.size = c.varint();
-                e.prot = c.varint();
-                e.flags = c.varint();
-                e.fd = static_cast<int64_t>(c.zvarint());
-                e.stack_id = c.varint();
-                ++events_;
-                out(*th, Ev{t, 0, kMapMark}, &e);
-                break;
-            }
-            case Op::Munmap: {
-                Event e;
-                e.type = EventType::Munmap;
-                e.time_ns = t += c.varint();
-                e.addr = addr();
-                e.size = c.varint();
-                ++events_;
-                out(*th, Ev{t, 0, kMapMark}, &e);
-                break;
-            }
-            case Op::Mremap: {
-                Event e;
-                e.type = EventType::Mremap;
-                t += c.varint();
-                e.time_ns = t += c.varint();
-                e.old_addr = addr();
-                e.old_size = c.varint();
-                e.addr = addr();
-                e.size = c.varint();
-                e.stack_id = c.varint();
-                ++events_;
-                out(*th, Ev{t, 0, kMapMark}, &e);
-                break;
-            }
-            case Op::Rss:  // changes no live bytes: counted, never ordered
-                t += c.varint();
-                c.varint();
-                ++events_;
-                break;
-            case Op::String: {
-                c.varint();
-                uint64_t len = c.varint();
-                if (len > static_cast<uint64_t>(c.end - c.p)) return false;
-                c.p += len;
-                break;
-            }
-            case Op::Location:
-                c.varint();
-                for (int i = 0; i < 3; ++i)
-                    if (c.varint() > UINT32_MAX) return false;
-                break;
-            case Op::Stack:
-                c.varint();
-                c.varint();
-                c.varint();
-                break;
-            case Op::ThreadName:
-                c.varint();
-                break;
-            default:
-                return false;
+            th.ev.push_back(e);
         }
     }
-    th->last_time = t;
-    return !c.bad;
+
+    Next alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack) {
+        if (t >= cut) return Next::StopBefore;
+        cols.alloc(kind, t, addr, size, stack);
+        out(tf(), addr, size);
+        return Next::Go;
+    }
+    Next free(uint64_t t, uint64_t addr) {
+        if (t >= cut) return Next::StopBefore;
+        cols.free(t, addr);
+        out(tf(), addr, kFreeMark);
+        return Next::Go;
+    }
+    Next realloc(AllocKind kind, uint64_t tb, uint64_t ta, uint64_t old_addr, uint64_t new_addr,
+                 uint64_t size, uint64_t stack) {
+        uint64_t first = old_addr != 0 || new_addr == 0 ? tb : ta;
+        if (first >= cut) return Next::StopBefore;
+        if (old_addr != 0 && new_addr != 0 && ta >= cut) {
+            cols.realloc(kind, tb, tb, old_addr, 0, 0, stack);
+            out(tf() - 1, old_addr, kFreeMark);
+            split = Split{kind, ta, new_addr, size, stack};
+            did_split = true;
+            return Next::StopAfter;
+        }
+        cols.realloc(kind, tb, ta, old_addr, new_addr, size, stack);
+        if (old_addr != 0) out(tf() - 1, old_addr, kFreeMark);
+        if (new_addr != 0) out(tf(), new_addr, size);
+        return Next::Go;
+    }
+    Next mmap(uint64_t t, uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags, int64_t fd,
+              uint64_t stack) {
+        if (t >= cut) return Next::StopBefore;
+        cols.mmap(t, addr, length, prot, flags, fd, stack);
+        Event e = mmap_event(t, addr, length, prot, flags, fd, stack);
+        out(tf(), 0, kMapMark, &e);
+        return Next::Go;
+    }
+    Next munmap(uint64_t t, uint64_t addr, uint64_t length) {
+        if (t >= cut) return Next::StopBefore;
+        cols.munmap(t, addr, length);
+        Event e = munmap_event(t, addr, length);
+        out(tf(), 0, kMapMark, &e);
+        return Next::Go;
+    }
+    Next mremap(uint64_t tb, uint64_t ta, uint64_t old_addr, uint64_t old_length, uint64_t new_addr,
+                uint64_t new_length, uint64_t stack) {
+        if (ta >= cut) return Next::StopBefore;  // one event, at t_after
+        cols.mremap(tb, ta, old_addr, old_length, new_addr, new_length, stack);
+        Event e = mremap_event(ta, old_addr, old_length, new_addr, new_length, stack);
+        out(tf(), 0, kMapMark, &e);
+        return Next::Go;
+    }
+    Next rss(uint64_t t, uint64_t bytes) {
+        if (t >= cut) return Next::StopBefore;
+        cols.rss(t, bytes);
+        ++w.events_;
+        return Next::Go;
+    }
+    Next string(uint64_t id, const uint8_t* s, size_t n) { return cols.string(id, s, n); }
+    Next location(uint64_t id, uint32_t f, uint32_t fn, uint32_t l) {
+        return cols.location(id, f, fn, l);
+    }
+    Next stack(uint64_t id, uint64_t p, uint64_t l) { return cols.stack(id, p, l); }
+    Next thread_name(uint64_t id) { return cols.thread_name(id); }
+};
+
+WriterCycle::WriterCycle(unsigned shift) : shift_(shift) {}
+WriterCycle::~WriterCycle() = default;
+
+// Records [p, end) of thread tid (running time t, address a), and first the second half of a
+// split realloc, become a raw payload of their own for the next cycle.
+void WriterCycle::hold(const uint8_t* p, const uint8_t* end, uint64_t t, uint64_t a, uint32_t tid,
+                       const Split* split) {
+    std::vector<uint8_t>& buf = held_next_.emplace_back();
+    // Re-encoding makes no field longer except the first address (absolute now).
+    buf.resize(static_cast<size_t>(end - p) + 2 * kMaxRecordBytes + 32);
+    RecordEncoder enc;
+    enc.reset(buf.data(), buf.size(), tid, split ? split->t : t, 0);
+    HoldVisitor v{enc};
+    if (split)
+        v.realloc(split->kind, split->t, split->t, 0, split->addr, split->size, split->stack);
+    decode_records(p, end, t, a, v);
+    buf.resize(enc.size());
 }
 
-}  // namespace pmt::preload
+template <bool Direct>
+void WriterCycle::decode(const PayloadRef& r, Thread& th, uint64_t cut) {
+    detail::ByteCursor c{r.data, r.data + r.size};
+    c.varint();                                        // tid, read by run
+    uint64_t base = std::max(c.varint(), th.last_ns);  // as the reader reads it
+    if (th.stopped) {  // after a held record every later one is held too
+        held_next_.emplace_back(r.data, r.data + r.size);
+        return;
+    }
+    if (segs_.size() == builders_.size()) builders_.push_back(std::make_unique<ColumnBuilder>());
+    ColumnBuilder& cols = *builders_[segs_.size()];
+    size_t t_begin = th.time.size();
+    cols.begin(r.size, &th.time);
+    Visitor<Direct> v{*this, th, cols, cut};
+    RecordPosition at = decode_records(c.p, c.end, base, 0, v);
+    th.last_ns = at.t;
+    segs_.push_back(
+        Seg{static_cast<size_t>(&th - threads_.data()), t_begin, th.time.size(), &cols});
+    if (at.stopped) {
+        th.stopped = true;
+        hold(at.p, c.end, at.t, at.a, th.tid, v.did_split ? &v.split : nullptr);
+    }
+}
 
 // --- ordering and accounting --------------------------------------------------------------------
 
-namespace pmt::preload {
-
-void ExitReplay::enqueue(Thread& th, const Ev& e, const Event* map) {
-    if (!map) {
-        th.queue.push_back(e);
-        return;
-    }
-    th.maps.push_back(*map);
-    th.queue.push_back(Ev{e.t, th.maps.size() - 1, kMapMark});
-}
-
-// One event in the reader's order. The clamp mirrors the reader's (only a stream breaking the
-// epoch promise needs it); the peak is checked after every event, as LiveHeap does.
-inline void ExitReplay::apply(const Ev& e, const Event* map) {
-    uint64_t time = e.t < last_time_ ? last_time_ : e.t;
-    last_time_ = time;
+// One event in the reader's order, at time unit `units`; the peak is checked after every event,
+// as LiveHeap does.
+inline void WriterCycle::apply(const Ev& e, const Event* map, uint64_t units) {
     uint64_t old = 0;
     if (e.size < kMapMark) {
         if (blocks_.insert(e.addr, e.size, &old)) heap_live_ -= old;
@@ -293,124 +276,70 @@ inline void ExitReplay::apply(const Ev& e, const Event* map) {
         if (blocks_.erase(e.addr, &old)) heap_live_ -= old;
         return;  // nothing grew
     } else {
-        Event m = *map;
-        m.time_ns = time;
-        maps_.apply(m);
+        maps_.apply(*map);
     }
     uint64_t live = heap_live_ + maps_.live_bytes();
     if (live > peak_bytes_) {
         peak_bytes_ = live;
-        peak_time_ns_ = time;
+        peak_time_ns_ = units << shift_;
     }
 }
 
-void ExitReplay::cycle(const PayloadRef* payloads, size_t n, uint64_t t) noexcept {
-    if (failed_) return;
-    try {
-        run(payloads, n, t);
-    } catch (...) {  // out of memory: the exit line says the peak is unknown
-        failed_ = true;
+// The same while decoding, before the event has its time: the peak keeps its time field.
+inline void WriterCycle::apply_direct(Thread& th, const Ev& e, const Event* map) {
+    uint64_t before = peak_bytes_;
+    apply(e, map, 0);
+    if (peak_bytes_ != before) {
+        peak_th_ = static_cast<size_t>(&th - threads_.data());
+        peak_tf_ = e.tf;
     }
 }
 
-void ExitReplay::run(const PayloadRef* payloads, size_t n, uint64_t t) {
-    // The thread with the largest payload is usually the only one with heap events (the
-    // sampler's payloads hold rss records only): decode the others first, and if none of them
-    // left anything to order, that thread's events before t are applied as they are decoded.
-    size_t big = n;
-    for (size_t i = 0; i < n; ++i)
-        if (big == n || payloads[i].size > payloads[big].size) big = i;
-    uint32_t big_tid = 0;
-    if (n && !peek_tid(payloads[big], &big_tid)) {
-        failed_ = true;
-        return;
-    }
-    auto queue_out = [](Thread& th, const Ev& e, const Event* map) { enqueue(th, e, map); };
-    for (size_t i = 0; i < n; ++i) {
-        uint32_t tid = 0;
-        if (!peek_tid(payloads[i], &tid)) failed_ = true;
-        Thread* th = nullptr;
-        if (!failed_ && tid != big_tid &&
-            !decode(payloads[i].data, payloads[i].size, th, queue_out))
-            failed_ = true;
-        if (failed_) return;
-    }
-    bool alone = true;
-    for (auto& [tid, th] : threads_)
-        if (tid != big_tid && th.pending()) alone = false;
-
-    if (alone && n) {
-        Thread& th = threads_[big_tid];
-        while (th.pending() && th.queue[th.head].t < t) {
-            const Ev& e = th.queue[th.head++];
-            apply(e, e.size == kMapMark ? &th.maps[e.addr] : nullptr);
-        }
-        bool hold = th.pending();  // its later events must wait behind the held ones
-        auto direct_out = [this, t, &hold](Thread& q, const Ev& e, const Event* map) {
-            if (!hold && e.t < t) {
-                apply(e, map);
-            } else {
-                hold = true;
-                enqueue(q, e, map);
-            }
-        };
-        for (size_t i = 0; i < n; ++i) {
-            uint32_t tid = 0;
-            peek_tid(payloads[i], &tid);
-            Thread* q = nullptr;
-            if (tid == big_tid && !decode(payloads[i].data, payloads[i].size, q, direct_out)) {
-                failed_ = true;
-                return;
-            }
-        }
-    } else {
-        for (size_t i = 0; i < n; ++i) {
-            uint32_t tid = 0;
-            peek_tid(payloads[i], &tid);
-            Thread* q = nullptr;
-            if (tid == big_tid && !decode(payloads[i].data, payloads[i].size, q, queue_out)) {
-                failed_ = true;
-                return;
-            }
-        }
-        merge_before(t);
-    }
-    compact();
-}
-
-// A k-way merge of the threads' queued prefixes before t, in (time, tid, record order).
-void ExitReplay::merge_before(uint64_t t) {
+// A k-way merge of the threads' time fields in (time, tid, record order), giving each its
+// unit; queued replay events are applied in that order.
+void WriterCycle::merge(bool queued) {
     struct R {
-        const Ev* p;
-        const Ev* end;
+        uint64_t* p;
+        uint64_t* end;
         uint32_t tid;
         Thread* th;
-        bool before(const R& o) const { return p->t != o.p->t ? p->t < o.p->t : tid < o.tid; }
+        bool before(const R& o) const { return *p != *o.p ? *p < *o.p : tid < o.tid; }
     };
     std::vector<R> runs;
-    for (auto& [tid, th] : threads_) {
-        const Ev* b = th.queue.data() + th.head;
-        const Ev* e = th.queue.data() + th.queue.size();
-        const Ev* cut = std::partition_point(b, e, [t](const Ev& x) { return x.t < t; });
-        if (cut != b) runs.push_back({b, cut, tid, &th});
-        th.head += static_cast<size_t>(cut - b);
+    for (size_t i = 0; i < n_threads_; ++i) {
+        Thread& th = threads_[i];
+        if (!th.time.empty())
+            runs.push_back({th.time.data(), th.time.data() + th.time.size(), th.tid, &th});
     }
     std::sort(runs.begin(), runs.end(), [](const R& a, const R& b) { return a.before(b); });
+    uint64_t lo = floor_;  // the least unit the next time field may take
+    const unsigned k = shift_;
     while (!runs.empty()) {
         R& r = runs[0];
         // r goes on while it stays before the next run's front (ties: the smaller tid first).
-        const Ev* stop = r.end;
+        uint64_t* stop = r.end;
         if (runs.size() > 1) {
             const R& next = runs[1];
-            uint64_t nt = next.p->t;
+            uint64_t nt = *next.p;
             stop = r.p;
             if (r.tid < next.tid)
-                while (stop < r.end && stop->t <= nt) ++stop;
+                while (stop < r.end && *stop <= nt) ++stop;
             else
-                while (stop < r.end && stop->t < nt) ++stop;
+                while (stop < r.end && *stop < nt) ++stop;
         }
-        for (; r.p < stop; ++r.p)
-            apply(*r.p, r.p->size == kMapMark ? &r.th->maps[r.p->addr] : nullptr);
+        Thread& th = *r.th;
+        for (; r.p < stop; ++r.p) {
+            uint64_t u = std::max(*r.p >> k, lo);
+            *r.p = lo = u;
+            if (queued) {
+                uint64_t tf = static_cast<uint64_t>(r.p - th.time.data());
+                while (th.ev_done < th.ev.size() && th.ev[th.ev_done].tf == tf) {
+                    const Ev& e = th.ev[th.ev_done++];
+                    apply(e, e.size == kMapMark ? &th.maps[e.addr] : nullptr, u);
+                }
+            }
+        }
+        ++lo;  // the next field is another thread's: a later unit
         if (r.p == r.end) {
             runs.erase(runs.begin());
             continue;
@@ -418,26 +347,103 @@ void ExitReplay::merge_before(uint64_t t) {
         for (size_t i = 0; i + 1 < runs.size() && runs[i + 1].before(runs[i]); ++i)
             std::swap(runs[i], runs[i + 1]);
     }
+    last_ = lo;  // one past the last unit given (or the floor)
 }
 
-// Applied events are dropped. A thread stays known for its last time (the reader keeps every
-// thread's), but one idle for a while gives its queue's memory back.
-void ExitReplay::compact() {
-    constexpr uint32_t kIdleCycles = 16;
-    for (auto& [tid, th] : threads_) {
-        if (th.head == th.queue.size()) {
-            th.queue.clear();
-            th.maps.clear();
-            th.head = 0;
-            if (++th.idle == kIdleCycles) {
-                th.queue.shrink_to_fit();
-                th.maps.shrink_to_fit();
+uint64_t WriterCycle::cycle(const PayloadRef* payloads, size_t n, uint64_t t_ns, bool last,
+                            ChunkSink& sink) noexcept {
+    if (!failed_) {
+        try {
+            emitting_ = false;
+            run(payloads, n, last ? UINT64_MAX : t_ns, sink);
+        } catch (...) {
+            // Out of memory (or a malformed payload): from now on payloads are written as they
+            // came. Before the first chunk of this cycle nothing is lost; once chunks were being
+            // written, the rest of this cycle's records are.
+            failed_ = true;
+            held_next_.clear();
+            if (!emitting_) {
+                for (auto& h : held_) sink.raw_chunk(h.data(), h.size());
+                for (size_t i = 0; i < n; ++i) sink.raw_chunk(payloads[i].data, payloads[i].size);
             }
-        } else if (th.head >= 4096 && th.head * 2 >= th.queue.size()) {
-            th.queue.erase(th.queue.begin(), th.queue.begin() + static_cast<ptrdiff_t>(th.head));
-            th.head = 0;
+            held_.clear();
         }
+    } else {
+        for (size_t i = 0; i < n; ++i) sink.raw_chunk(payloads[i].data, payloads[i].size);
     }
+    uint64_t units = t_ns >> shift_;
+    floor_ = std::max({floor_, units, last_});
+    return floor_ << shift_;
+}
+
+void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut, ChunkSink& sink) {
+    // This cycle's payloads: first those held from the last one (older records of the same
+    // threads), then the collected ones; grouped by thread, each thread's in order.
+    refs_.clear();
+    for (auto& h : held_) refs_.push_back(PayloadRef{h.data(), h.size()});
+    refs_.insert(refs_.end(), payloads, payloads + n);
+    thread_index_.clear();
+    n_threads_ = 0;
+    segs_.clear();
+    held_next_.clear();
+    peak_th_ = SIZE_MAX;
+    std::vector<uint32_t> of(refs_.size());
+    for (size_t i = 0; i < refs_.size(); ++i) {
+        detail::ByteCursor c{refs_[i].data, refs_[i].data + refs_[i].size};
+        uint32_t tid = detail::checked_u32(c.varint(), "thread id out of range");
+        auto [it, fresh] = thread_index_.emplace(tid, n_threads_);
+        if (fresh) {
+            if (n_threads_ == threads_.size()) threads_.emplace_back();
+            Thread& th = threads_[n_threads_++];
+            th.tid = tid;
+            th.stopped = false;
+            th.time.clear();
+            th.ev.clear();
+            th.maps.clear();
+            th.ev_done = 0;
+            th.payload_bytes = 0;
+            th.last_ns = last_ns_[tid];
+        }
+        of[i] = static_cast<uint32_t>(it->second);
+        threads_[it->second].payload_bytes += refs_[i].size;
+    }
+    // The thread with the most bytes is usually the only one with heap events (the sampler's
+    // payloads hold rss records only): the others are decoded first, and if none of them has
+    // an event to replay, its events are replayed as they are decoded.
+    size_t big = 0;
+    for (size_t i = 1; i < n_threads_; ++i)
+        if (threads_[i].payload_bytes > threads_[big].payload_bytes) big = i;
+    for (size_t i = 0; i < refs_.size(); ++i)
+        if (of[i] != big) decode<false>(refs_[i], threads_[of[i]], cut);
+    bool alone = true;
+    for (size_t i = 0; i < n_threads_; ++i)
+        if (i != big && !threads_[i].ev.empty()) alone = false;
+    for (size_t i = 0; i < refs_.size(); ++i) {
+        if (of[i] != big) continue;
+        if (alone)
+            decode<true>(refs_[i], threads_[big], cut);
+        else
+            decode<false>(refs_[i], threads_[big], cut);
+    }
+    merge(!alone);
+    if (peak_th_ != SIZE_MAX) peak_time_ns_ = threads_[peak_th_].time[peak_tf_] << shift_;
+
+    // The payloads in column form with their new times, each thread's in order. A payload
+    // with no time field starts where its thread stands.
+    std::vector<uint64_t> at(n_threads_, floor_);
+    emitting_ = true;
+    for (const Seg& s : segs_) {
+        Thread& th = threads_[s.th];
+        const uint64_t* t = th.time.data() + s.t_begin;
+        size_t nt = s.t_end - s.t_begin;
+        uint64_t base = nt ? t[0] : at[s.th];
+        if (nt) at[s.th] = t[nt - 1];
+        cols_.clear();
+        s.cols->finish(th.tid, base, t, nt, shift_, cols_);
+        sink.column_chunk(cols_.data(), cols_.size());
+    }
+    for (size_t i = 0; i < n_threads_; ++i) last_ns_[threads_[i].tid] = threads_[i].last_ns;
+    held_.swap(held_next_);
 }
 
 }  // namespace pmt::preload

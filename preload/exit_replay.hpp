@@ -1,13 +1,18 @@
-// The writer's replay for the exit line and the End chunk: exact peak live bytes (and its time)
-// and the event count, computed from the raw thread-events payloads the writer just wrote.
-// Same answer as the trace library's EventMerger + LiveHeap, at a fraction of the cost: no
-// general event objects, a flat address->size table, and no merge when one thread recorded.
+// The writer's cycle (FORMAT.md, "Event times"): it decodes the thread-events payloads it
+// collected, gives every event its time in the file (2^k ns units) so that the reader's
+// (time, tid) order is exactly the order of the nanosecond clock readings, builds each
+// payload's column form with those times, and replays the events for the exit line and the
+// End chunk (exact peak live bytes, its time, the event count): the same answer as the trace
+// library's EventMerger + LiveHeap on the file, without general event objects.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
+#include "pmt/column_builder.hpp"
+#include "pmt/format.hpp"
 #include "pmt/live.hpp"
 
 namespace pmt::preload {
@@ -44,56 +49,102 @@ struct PayloadRef {
     size_t size;
 };
 
-class ExitReplay {
+// Where the cycle's chunks go, in file order.
+class ChunkSink {
 public:
-    // One writer cycle: the raw payloads collected (each thread's in record order), then the
-    // release of every event timed before t (the cycle's Epoch); t = UINT64_MAX releases all.
-    // A malformed payload or a failed allocation makes failed() true; nothing is thrown.
-    void cycle(const PayloadRef* payloads, size_t n, uint64_t t) noexcept;
+    virtual ~ChunkSink() = default;
+    virtual void column_chunk(const uint8_t* cols, size_t n) = 0;  // a ColumnBuilder's output
+    virtual void raw_chunk(const uint8_t* raw, size_t n) = 0;      // only after a failure, as read
+};
+
+struct Split;
+
+class WriterCycle {
+public:
+    explicit WriterCycle(unsigned shift = kWriterTimeShift);
+    ~WriterCycle();
+
+    // One writer cycle: payloads are the raw buffers collected after the clock read t_ns (each
+    // thread's in record order, nanosecond times). Events timed >= t_ns are held back to the
+    // next cycle (re-encoded, not written yet); the last cycle (at exit or exec) holds
+    // nothing. Writes the chunks to sink and returns the Epoch time (ns, a multiple of 2^k):
+    // above every time written so far, at most every later one. Nothing is thrown: a
+    // malformed payload or a failed allocation makes failed() true, and from then on payloads
+    // are passed to raw_chunk as they came (readable, but not re-timed).
+    uint64_t cycle(const PayloadRef* payloads, size_t n, uint64_t t_ns, bool last,
+                   ChunkSink& sink) noexcept;
+    bool holding() const { return !held_.empty(); }
 
     bool failed() const { return failed_; }
-    uint64_t events() const { return events_; }  // every decoded event (all, once released)
+    uint64_t events() const { return events_; }  // every event written so far
     uint64_t peak_bytes() const { return peak_bytes_; }
     uint64_t peak_time_ns() const { return peak_time_ns_; }
-    uint64_t live_bytes() const { return heap_live_ + maps_.live_bytes(); }  // after the release
+    uint64_t live_bytes() const { return heap_live_ + maps_.live_bytes(); }
 
 private:
-    // A queued event: an alloc (size below the marks), a free, or an mmap-family event whose
-    // details sit in the thread's side vector (addr is the index). Rss events change no live
-    // bytes and are only counted, so they are never queued.
+    // A replayed event: an alloc (size below the marks), a free, or an mmap-family event whose
+    // details sit in the thread's side vector (addr is the index); tf is the index of its time
+    // in the thread's time list. Rss events change no live bytes and are only counted.
     struct Ev {
-        uint64_t t;
+        uint64_t tf;
         uint64_t addr;
         uint64_t size;
     };
     static constexpr uint64_t kFreeMark = UINT64_MAX;
     static constexpr uint64_t kMapMark = UINT64_MAX - 1;
 
+    // One thread's part of the cycle.
     struct Thread {
-        uint64_t last_time = 0;  // keeps times non-decreasing across payloads (as the reader)
-        std::vector<Ev> queue;   // decoded, not yet applied; [head, size)
-        size_t head = 0;
-        std::vector<Event> maps;  // mmap/munmap/mremap details, referenced from queue
-        uint32_t idle = 0;        // cycles without a payload (idle empty threads are dropped)
-        bool pending() const { return head < queue.size(); }
+        uint32_t tid = 0;
+        bool stopped = false;        // its later records are held back to the next cycle
+        std::vector<uint64_t> time;  // every time field, ns; after the merge, file time units
+        std::vector<Ev> ev;          // queued replay events (not when replayed while decoding)
+        std::vector<Event> maps;     // mmap/munmap/mremap details, referenced from ev
+        size_t ev_done = 0;
+        uint64_t payload_bytes = 0;
+        uint64_t last_ns = 0;  // where its time stands: a payload based earlier starts here
     };
-    void run(const PayloadRef* payloads, size_t n, uint64_t t);
-    template <class Out>
-    bool decode(const uint8_t* p, size_t n, Thread*& th, Out&& out);
-    void apply(const Ev& e, const Event* map);
-    static void enqueue(Thread& th, const Ev& e, const Event* map);
-    void merge_before(uint64_t t);
-    void compact();
+    // A payload to write: its thread, its time fields [t_begin, t_end) and its columns.
+    struct Seg {
+        size_t th;
+        size_t t_begin, t_end;
+        ColumnBuilder* cols;
+    };
+    template <bool Direct>
+    struct Visitor;
 
-    std::unordered_map<uint32_t, Thread> threads_;
+    void run(const PayloadRef* payloads, size_t n, uint64_t cut, ChunkSink& sink);
+    template <bool Direct>
+    void decode(const PayloadRef& p, Thread& th, uint64_t cut);
+    void hold(const uint8_t* p, const uint8_t* end, uint64_t t, uint64_t a, uint32_t tid,
+              const Split* split);
+    void merge(bool queued);
+    void apply(const Ev& e, const Event* map, uint64_t time_units);
+    void apply_direct(Thread& th, const Ev& e, const Event* map);
+
+    const unsigned shift_;
+    std::vector<Thread> threads_;  // this cycle's, [0, n_threads_)
+    size_t n_threads_ = 0;
+    std::unordered_map<uint32_t, size_t> thread_index_;
+    std::unordered_map<uint32_t, uint64_t> last_ns_;  // every thread's, kept as the reader does
+    std::vector<Seg> segs_;
+    std::vector<std::unique_ptr<ColumnBuilder>> builders_;
+    std::vector<std::vector<uint8_t>> held_, held_next_;  // raw payloads held to the next cycle
+    std::vector<PayloadRef> refs_;
+    std::vector<uint8_t> cols_;
+    uint64_t floor_ = 0;         // the last Epoch (units): every later time is at least this
+    uint64_t last_ = 0;          // one past the last unit given
+    size_t peak_th_ = SIZE_MAX;  // a peak found while decoding: its thread and time field,
+    uint64_t peak_tf_ = 0;       // converted to the file's time after the merge
+
     LiveBlockTable blocks_;
     LiveHeap maps_;  // anonymous mappings (its heap-block side stays unused)
     uint64_t heap_live_ = 0;
-    uint64_t last_time_ = 0;  // of the last applied event: the reader's clamp
     uint64_t events_ = 0;
     uint64_t peak_bytes_ = 0;
     uint64_t peak_time_ns_ = 0;
     bool failed_ = false;
+    bool emitting_ = false;  // chunks of this cycle are being written
 };
 
 }  // namespace pmt::preload

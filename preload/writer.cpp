@@ -40,7 +40,7 @@ struct WriterState {
     std::vector<uint8_t> out;
     ChunkStream* stream = nullptr;  // the file's zstd stream; made by the first write_chunk
     std::vector<Buffer*> collected;
-    ExitReplay* replay = nullptr;  // the exit line's peak; gives up (failed) rather than throw
+    WriterCycle* cycle = nullptr;  // re-times, writes and replays; never throws
     std::vector<PayloadRef> payloads;
 };
 
@@ -118,35 +118,44 @@ void write_chunk(ChunkType type, Codec codec, const uint8_t* raw, size_t n) {
     write_all(w.out.data(), w.out.size());
 }
 
-// T is taken before any buffer is collected, and rounded down to the trace's time
-// resolution as the epoch chunk stores it (FORMAT.md, "Epoch chunk").
-void run_cycle() {
+// Where WriterCycle's chunks go: the file's zstd stream (FORMAT.md, codecs 3 and 4).
+struct StreamSink final : ChunkSink {
+    void column_chunk(const uint8_t* cols, size_t n) override {
+        WriterState& w = *g_w;
+        w.out.clear();
+        if (!w.stream) w.stream = new ChunkStream;
+        w.stream->append_column_chunk(w.out, cols, n);
+        write_all(w.out.data(), w.out.size());
+    }
+    void raw_chunk(const uint8_t* raw, size_t n) override {
+        write_chunk(ChunkType::ThreadEvents, Codec::Zstd, raw, n);
+    }
+};
+
+// T is taken before any buffer is collected (FORMAT.md, "Epoch chunk"): the cycle writes the
+// events timed before it and holds the rest back; the Epoch it returns follows them. The last
+// cycle (exit, exec) holds nothing. Returns the Epoch time, or 0 when nothing was written.
+uint64_t run_cycle(bool last = false) {
     WriterState& w = *g_w;
-    uint64_t t = quantize_time(now_ns());
+    uint64_t t = now_ns();
     collect_buffers(w.collected);
-    if (w.collected.empty()) return;
-    // Everything reaches the file before the replay runs: a process killed meanwhile loses
-    // nothing that was collected.
-    for (Buffer* b : w.collected)
-        write_chunk(ChunkType::ThreadEvents, Codec::Zstd, b->data, b->size);
-    std::vector<uint8_t> epoch = epoch_payload(t);
-    write_chunk(ChunkType::Epoch, Codec::None, epoch.data(), epoch.size());
+    if (w.collected.empty() && !w.cycle->holding() && !last) return 0;
     w.payloads.clear();
     for (Buffer* b : w.collected) w.payloads.push_back(PayloadRef{b->data, b->size});
-    w.replay->cycle(w.payloads.data(), w.payloads.size(), t);
+    StreamSink sink;
+    uint64_t epoch = w.cycle->cycle(w.payloads.data(), w.payloads.size(), t, last, sink);
     return_buffers(w.collected);
+    std::vector<uint8_t> e = epoch_payload(epoch);
+    write_chunk(ChunkType::Epoch, Codec::None, e.data(), e.size());
     throttle_release();
+    return epoch;
 }
 
 EndSummary write_end() {
     WriterState& w = *g_w;
-    run_cycle();
     EndSummary s;
-    s.end_time_ns = now_ns();
-    std::vector<uint8_t> epoch = epoch_payload(s.end_time_ns);
-    write_chunk(ChunkType::Epoch, Codec::None, epoch.data(), epoch.size());
-    ExitReplay& r = *w.replay;
-    r.cycle(nullptr, 0, UINT64_MAX);
+    s.end_time_ns = run_cycle(true);
+    WriterCycle& r = *w.cycle;
     s.events = r.events();
     s.peak_live_bytes = r.peak_bytes();
     s.peak_time_ns = r.peak_time_ns();
@@ -224,7 +233,7 @@ bool writer_start(int fd) {
     g_w->end_offset = -1;
     g_w->file_bytes = static_cast<uint64_t>(lseek(fd, 0, SEEK_CUR));
     close(fd);  // opened again for each cycle
-    g_w->replay = new ExitReplay;
+    g_w->cycle = new WriterCycle;
     g_stop.store(false);
     if (!spawn_internal_thread(writer_main, &g_thread)) {
         say("pymemtrace: cannot start the writer thread; tracing stopped");
@@ -239,7 +248,7 @@ void writer_wake() {
     syscall(SYS_futex, &g_wake_seq, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
-bool writer_replay_failed() { return g_w && g_w->replay && g_w->replay->failed(); }
+bool writer_replay_failed() { return g_w && g_w->cycle && g_w->cycle->failed(); }
 
 EndSummary writer_finish(bool write_end_chunk) {
     stop_thread();

@@ -24,11 +24,12 @@ enum class ChunkType : uint8_t { ThreadEvents = 1, Epoch = 2, End = 3 };
 // stream per file, each chunk a flushed block of it; the reader keeps its context across them.
 enum class Codec : uint8_t { None = 0, Zstd = 1, Lz4 = 2, ZstdStreamStart = 3, ZstdStream = 4 };
 
-// Event times are multiples of 2^kTimeShift ns, rounded down by the encoder, declared in the
-// header (key 13; FORMAT.md). The interposer keeps nanoseconds (k = 0): with a coarser step a
-// block malloc'd by one thread and freed by another within one step can be ordered free-first
-// (ties go by thread id), which would break exact live bytes.
+// Event times are multiples of 2^kTimeShift ns, rounded down by the encoder (the interposer's
+// buffers keep nanoseconds). The file's resolution is declared in the header (key 13;
+// FORMAT.md): the interposer's writer re-times events to units of 2^kWriterTimeShift ns so
+// that events of different threads never share a unit (FORMAT.md, "Event times").
 inline constexpr unsigned kTimeShift = 0;
+inline constexpr unsigned kWriterTimeShift = 10;
 inline constexpr uint64_t quantize_time(uint64_t t_ns, unsigned shift = kTimeShift) {
     return t_ns & ~((uint64_t(1) << shift) - 1);
 }
