@@ -54,7 +54,7 @@ class ChunkSink {
 public:
     virtual ~ChunkSink() = default;
     virtual void column_chunk(const uint8_t* cols, size_t n) = 0;  // a ColumnBuilder's output
-    virtual void raw_chunk(const uint8_t* raw, size_t n) = 0;      // only after a failure, as read
+    virtual void raw_chunk(const uint8_t* raw, size_t n) = 0;  // only after a failure, not re-timed
 };
 
 struct Split;
@@ -70,7 +70,8 @@ public:
     // nothing. Writes the chunks to sink and returns the Epoch time (ns, a multiple of 2^k):
     // above every time written so far, at most every later one. Nothing is thrown: a
     // malformed payload or a failed allocation makes failed() true, and from then on payloads
-    // are passed to raw_chunk as they came (readable, but not re-timed).
+    // are passed to raw_chunk as they came (not re-timed: the writer's sink ends the trace
+    // there rather than write them).
     uint64_t cycle(const PayloadRef* payloads, size_t n, uint64_t t_ns, bool last,
                    ChunkSink& sink) noexcept;
     bool holding() const { return !held_.empty(); }

@@ -105,16 +105,11 @@ bool write_all(const uint8_t* p, size_t n) {
     return true;
 }
 
-void write_chunk(ChunkType type, Codec codec, const uint8_t* raw, size_t n) {
+// Epoch and End chunks (thread events go through StreamSink).
+void write_chunk(ChunkType type, const uint8_t* raw, size_t n) {
     WriterState& w = *g_w;
     w.out.clear();
-    if (type == ChunkType::ThreadEvents) {
-        // Column form in the file's zstd stream (FORMAT.md, codecs 3 and 4).
-        if (!w.stream) w.stream = new ChunkStream;
-        w.stream->append_thread_chunk(w.out, raw, n);
-    } else {
-        append_chunk(w.out, type, codec, raw, n, 1);
-    }
+    append_chunk(w.out, type, Codec::None, raw, n, 1);
     write_all(w.out.data(), w.out.size());
 }
 
@@ -127,8 +122,16 @@ struct StreamSink final : ChunkSink {
         w.stream->append_column_chunk(w.out, cols, n);
         write_all(w.out.data(), w.out.size());
     }
-    void raw_chunk(const uint8_t* raw, size_t n) override {
-        write_chunk(ChunkType::ThreadEvents, Codec::Zstd, raw, n);
+    // Only after the cycle failed (out of memory): its payloads hold nanosecond times that
+    // were never re-timed to the header's 2^k ns units, and writing them would break every
+    // time and the order between threads. The trace ends at the last complete cycle instead
+    // (no End chunk: read as truncated) and the program goes on untraced.
+    void raw_chunk(const uint8_t*, size_t) override {
+        WriterState& w = *g_w;
+        if (w.io_failed) return;
+        w.io_failed = true;
+        fail_tracing(
+            "out of memory in the trace writer; the trace ends at the last complete cycle");
     }
 };
 
@@ -146,7 +149,7 @@ uint64_t run_cycle(bool last = false) {
     uint64_t epoch = w.cycle->cycle(w.payloads.data(), w.payloads.size(), t, last, sink);
     return_buffers(w.collected);
     std::vector<uint8_t> e = epoch_payload(epoch);
-    write_chunk(ChunkType::Epoch, Codec::None, e.data(), e.size());
+    write_chunk(ChunkType::Epoch, e.data(), e.size());
     throttle_release();
     return epoch;
 }
@@ -162,7 +165,7 @@ EndSummary write_end() {
     s.lost_events = side_lost();  // signal handlers' events a full side ring could not keep
     w.end_offset = static_cast<off_t>(w.file_bytes);
     std::vector<uint8_t> end = end_payload(s);
-    write_chunk(ChunkType::End, Codec::None, end.data(), end.size());
+    write_chunk(ChunkType::End, end.data(), end.size());
     return s;
 }
 
@@ -210,7 +213,7 @@ bool spawn_internal_thread(void* (*fn)(void*), pthread_t* thread_out) {
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     auto trampoline = [](void* arg) -> void* {
-        t_in_hook = true;  // our threads are never traced
+        t_in_hook = true;     // our threads are never traced
         private_fds_enter();  // and see none of the program's descriptors (private_fds.hpp)
         g_internal_alive.fetch_add(1);
         void* r = reinterpret_cast<void* (*)(void*)>(arg)(nullptr);
