@@ -50,7 +50,7 @@ constexpr size_t kThrottleBytes = 512u << 10;
 // deep C-states) and the kernel's clocksource, which it only is while the kernel finds the
 // TSCs of all CPUs in step. PYMEMTRACE_CLOCK=monotonic keeps CLOCK_MONOTONIC.
 bool tsc_usable() {
-    const char* force = getenv("PYMEMTRACE_CLOCK");
+    const char* force = secure_getenv("PYMEMTRACE_CLOCK");  // not honoured when setuid
     if (force && strcmp(force, "monotonic") == 0) return false;
     unsigned a, b, c, d;
     if (!__get_cpuid(0x80000007, &a, &b, &c, &d) || !(d & (1u << 8))) return false;

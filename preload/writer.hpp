@@ -1,6 +1,7 @@
 // The writer: a background thread that, every flush interval, collects the threads' buffers,
 // compresses them into chunks, write()s each chunk and closes the interval with an Epoch.
-// It also replays what it writes (EventMerger + LiveHeap) for the peak on the exit line.
+// Its WriterCycle (exit_replay.hpp) re-times each cycle's events to the trace's units in the
+// reader's order and replays them for the peak on the exit line.
 #pragma once
 #include <pthread.h>
 
