@@ -151,8 +151,8 @@ struct QueueVisitor {
         if (new_addr != 0) alloc(kind, t_after, new_addr, size, stack);
         return Next::Go;
     }
-    Next mmap(uint64_t t, uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags,
-              int64_t fd, uint64_t stack) {
+    Next mmap(uint64_t t, uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags, int64_t fd,
+              uint64_t stack) {
         out.push_back(mmap_event(t, addr, length, prot, flags, fd, stack));
         out.back().tid = tid;
         return Next::Go;
