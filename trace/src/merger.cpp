@@ -7,6 +7,7 @@
 #include <memory>
 #include <unordered_map>
 
+#include "columns.hpp"
 #include "id_table.hpp"
 #include "pmt/reader.hpp"
 #include "pmt/record_decoder.hpp"
@@ -94,6 +95,8 @@ struct EventMerger::Impl {
     void compact();
 
     void decode(const uint8_t* raw, size_t n);
+    void decode_columns(const uint8_t* cols, size_t n);
+    std::vector<uint8_t> rebuilt;  // decode_columns' fallback: the records from_columns makes
 
     // Numbers [p, end) and hands it to the visitor in one call.
     void deliver(Event* p, Event* end, EventVisitor& v) {
@@ -207,6 +210,265 @@ void EventMerger::Impl::decode(const uint8_t* raw, size_t n) {
     QueueVisitor<Impl> v{*this, out, tid};
     slot.last_time = decode_records(c.p, c.end, t, 0, v).t;
     queued += out.size() - before;
+}
+
+namespace {
+
+// Bytes of v written as a shortest varint: what from_columns would rebuild it into.
+inline uint64_t varint_len(uint64_t v) {
+    return (static_cast<unsigned>(64 - __builtin_clzll(v | 1)) + 6u) / 7u;
+}
+
+// A varint of a column at p (bounds and overlong checked as ByteCursor does). `longer` counts
+// the bytes the column spends beyond the shortest form, which from_columns would not rebuild.
+[[gnu::always_inline]] inline uint64_t column_varint(const uint8_t*& p, const uint8_t* end,
+                                                     uint64_t& longer) {
+    if (__builtin_expect(p < end, 1)) {
+        const uint8_t b0 = p[0];
+        if (b0 < 0x80) {
+            ++p;
+            return b0;
+        }
+        if (end - p >= 2 && p[1] < 0x80) {
+            const uint64_t v = (b0 & 0x7fu) | uint64_t{p[1]} << 7;
+            longer += p[1] == 0;
+            p += 2;
+            return v;
+        }
+    }
+    const auto r = detail::ByteCursor::varint_checked(p, end);
+    longer += static_cast<uint64_t>(r.p - p) - varint_len(r.value);
+    p = r.p;
+    return r.value;
+}
+
+}  // namespace
+
+// The column form (FORMAT.md, "Column form") decoded straight into the thread's queue: the
+// events and definitions decode(from_columns(cols)) would give, without the records in
+// between. It checks what from_columns and the record decoder check; the length of the records
+// from_columns would rebuild is counted from the column lengths (every column must be used up)
+// plus the time fields' re-encoded lengths, less the bytes of varints not in shortest form. On
+// any malformation it drops what it queued and leaves the verdict and its message to that
+// record path.
+void EventMerger::Impl::decode_columns(const uint8_t* cols, size_t n) {
+    using detail::checked_u32;
+    using detail::unzigzag;
+    ThreadQueue* queue = nullptr;
+    size_t before = 0;
+    try {
+        detail::ByteCursor head{cols, cols + n};
+        const unsigned shift = head.u8();
+        if (shift > 40) throw_format("column form: time resolution over 2^40 ns");
+        const uint64_t len = head.varint();
+        if (len > kMaxChunkPayload) throw_format("column form: payload length over 64 MiB");
+        uint64_t col_len[ColumnBuilder::kColumns];
+        for (auto& l : col_len) l = head.varint();
+        const uint8_t* col[ColumnBuilder::kColumns];
+        uint64_t rebuilt_len = 0;  // of every column but the times, used up exactly
+        for (size_t i = 0; i < ColumnBuilder::kColumns; ++i) {
+            col[i] = head.bytes(col_len[i]);
+            if (i != ColumnBuilder::kTimes) rebuilt_len += col_len[i];
+        }
+        if (!head.at_end()) throw_format("column form: bytes after the last column");
+        const uint8_t *ops = col[ColumnBuilder::kOps], *kinds = col[ColumnBuilder::kKinds],
+                      *times = col[ColumnBuilder::kTimes], *addrs = col[ColumnBuilder::kAddrs],
+                      *sizes = col[ColumnBuilder::kSizes], *stack_ids = col[ColumnBuilder::kStacks],
+                      *other = col[ColumnBuilder::kOther];
+        const uint8_t* const ops_end = ops + col_len[ColumnBuilder::kOps];
+        const uint8_t* const kinds_end = kinds + col_len[ColumnBuilder::kKinds];
+        const uint8_t* const times_end = times + col_len[ColumnBuilder::kTimes];
+        const uint8_t* const addrs_end = addrs + col_len[ColumnBuilder::kAddrs];
+        const uint8_t* const sizes_end = sizes + col_len[ColumnBuilder::kSizes];
+        const uint8_t* const stacks_end = stack_ids + col_len[ColumnBuilder::kStacks];
+        const uint8_t* const other_end = other + col_len[ColumnBuilder::kOther];
+        const uint64_t max_units = UINT64_MAX >> shift;
+        uint64_t longer = 0, times_longer = 0;  // times_longer: unused (times are re-encoded)
+        uint64_t time_len = 0;                  // the time fields as from_columns writes them
+        // A time delta of one byte, re-encoded in ns, takes time_len_of[delta] bytes.
+        uint8_t time_len_of[128];
+        for (uint64_t d = 0; d < 128; ++d)
+            time_len_of[d] = static_cast<uint8_t>(varint_len(d << shift));
+
+        const uint64_t tid64 = column_varint(other, other_end, longer);
+        const uint64_t base = column_varint(other, other_end, longer);
+        if (base > max_units) throw_format("column form: time out of range");
+        rebuilt_len += varint_len(base << shift) - varint_len(base);
+        const uint32_t tid = checked_u32(tid64, "thread id out of range");
+        ThreadSlot& slot = thread_slots[tid];  // node-based map: the reference stays valid
+        ThreadQueue& q = queue_for(tid, slot);
+        queue = &q;
+        std::vector<Event>& out = q.events;
+        before = out.size();
+        // One event per opcode byte but a realloc's two; geometric growth as in decode().
+        const size_t want = before + static_cast<size_t>(ops_end - ops);
+        if (out.capacity() < want) out.reserve(std::max(want, 2 * out.capacity()));
+        uint64_t t = std::max(base << shift, slot.last_time);
+        uint64_t a = 0;
+
+        auto dt = [&]() {
+            uint64_t d = column_varint(times, times_end, times_longer);
+            if (__builtin_expect(d < 128, 1)) {
+                time_len += time_len_of[d];
+            } else {
+                if (d > max_units) throw_format("column form: time delta out of range");
+                time_len += varint_len(d << shift);
+            }
+            return d << shift;
+        };
+        auto kind = [&]() {
+            if (kinds >= kinds_end) throw_format("record runs past the end of its payload");
+            return detail::checked_alloc_kind(*kinds++);
+        };
+        auto addr = [&]() {
+            return a += static_cast<uint64_t>(unzigzag(column_varint(addrs, addrs_end, longer)));
+        };
+        auto size = [&]() { return column_varint(sizes, sizes_end, longer); };
+        auto stack = [&]() { return column_varint(stack_ids, stacks_end, longer); };
+        auto field = [&]() { return column_varint(other, other_end, longer); };
+        auto push = [&out, tid](EventType type, uint64_t time) -> Event& {
+            Event& e = out.emplace_back();
+            e.type = type;
+            e.tid = tid;
+            e.time_ns = time;
+            return e;
+        };
+
+        while (ops < ops_end) {
+            const uint8_t op = *ops++;
+            switch (static_cast<Op>(op)) {
+                case Op::Alloc: {
+                    const AllocKind k = kind();
+                    t += dt();
+                    const uint64_t at = addr();
+                    const uint64_t bytes = size();
+                    const uint64_t stack_id = stack();
+                    Event& e = push(EventType::Alloc, t);
+                    e.kind = k;
+                    e.addr = at;
+                    e.size = bytes;
+                    e.stack_id = stack_id;
+                    break;
+                }
+                case Op::Free: {
+                    t += dt();
+                    const uint64_t at = addr();
+                    push(EventType::Free, t).addr = at;
+                    break;
+                }
+                case Op::Realloc: {
+                    const AllocKind k = kind();
+                    const uint64_t t_before = t += dt();
+                    const uint64_t t_after = t += dt();
+                    const uint64_t old_addr = addr();
+                    const uint64_t new_addr = addr();
+                    const uint64_t bytes = size();
+                    const uint64_t stack_id = stack();
+                    if (old_addr != 0) {
+                        Event& e = push(EventType::Free, t_before);
+                        e.kind = k;
+                        e.addr = old_addr;
+                    }
+                    if (new_addr != 0) {
+                        Event& e = push(EventType::Alloc, t_after);
+                        e.kind = k;
+                        e.addr = new_addr;
+                        e.size = bytes;
+                        e.stack_id = stack_id;
+                    }
+                    break;
+                }
+                case Op::Mmap: {
+                    t += dt();
+                    const uint64_t at = addr();
+                    const uint64_t length = size();
+                    const uint64_t prot = field();
+                    const uint64_t flags = field();
+                    const int64_t fd = unzigzag(field());
+                    const uint64_t stack_id = stack();
+                    out.push_back(mmap_event(t, at, length, prot, flags, fd, stack_id));
+                    out.back().tid = tid;
+                    break;
+                }
+                case Op::Munmap: {
+                    t += dt();
+                    const uint64_t at = addr();
+                    const uint64_t length = size();
+                    out.push_back(munmap_event(t, at, length));
+                    out.back().tid = tid;
+                    break;
+                }
+                case Op::Mremap: {
+                    t += dt();
+                    const uint64_t t_after = t += dt();
+                    const uint64_t old_addr = addr();
+                    const uint64_t old_length = size();
+                    const uint64_t new_addr = addr();
+                    const uint64_t new_length = size();
+                    const uint64_t stack_id = stack();
+                    out.push_back(mremap_event(t_after, old_addr, old_length, new_addr, new_length,
+                                               stack_id));
+                    out.back().tid = tid;
+                    break;
+                }
+                case Op::Rss: {
+                    t += dt();
+                    const uint64_t bytes = field();
+                    push(EventType::Rss, t).size = bytes;
+                    break;
+                }
+                case Op::String: {
+                    const uint64_t id = field();
+                    const uint64_t slen = field();
+                    if (slen > static_cast<uint64_t>(other_end - other))
+                        throw_format("length runs past the end of its payload");
+                    const uint8_t* str = other;
+                    other += slen;
+                    if (keep_definitions) strings.set(id, arena.store(str, slen));
+                    break;
+                }
+                case Op::Location: {
+                    const uint64_t id = field();
+                    const uint32_t file = checked_u32(field(), "location's file id out of range");
+                    const uint32_t function =
+                        checked_u32(field(), "location's function id out of range");
+                    const uint32_t line = checked_u32(field(), "location's line out of range");
+                    if (keep_definitions) locations.set(id, Location{file, function, line});
+                    break;
+                }
+                case Op::Stack: {
+                    const uint64_t id = field();
+                    const uint64_t parent = field();
+                    const uint64_t location = field();
+                    if (keep_definitions) stacks.set(id, StackNode{parent, location});
+                    break;
+                }
+                case Op::ThreadName: {
+                    const uint64_t id = field();
+                    if (keep_definitions) thread_names[tid] = id;
+                    break;
+                }
+                default:
+                    throw_format("column form: unknown opcode");
+            }
+        }
+        if (rebuilt_len - longer + time_len != len)
+            throw_format("column form: records do not add up to the declared length");
+        if (kinds != kinds_end || times != times_end || addrs != addrs_end || sizes != sizes_end ||
+            stack_ids != stacks_end || other != other_end)
+            throw_format("column form: a column has bytes left over");
+        slot.last_time = t;
+        queued += out.size() - before;
+    } catch (const TraceError&) {
+        // The verdict and its message are the record path's: rebuild and decode the records.
+        if (queue) queue->events.resize(before);
+        detail::from_columns(cols, n, rebuilt);
+        decode(rebuilt.data(), rebuilt.size());
+    }
+}
+
+void EventMerger::add_thread_columns(const uint8_t* cols, size_t n) {
+    impl_->decode_columns(cols, n);
 }
 
 EventMerger::EventMerger(bool keep_definitions) : impl_(std::make_unique<Impl>()) {

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "column_stream_reader.hpp"
 #include "varint.hpp"
 
 namespace pmt {
@@ -115,8 +116,8 @@ void TraceReader::read(EventVisitor& v) {
     if (m.read_called) m.fail("read() called twice");
     m.read_called = true;
     std::vector<uint8_t> stored, raw;
-    ChunkDecoder decoder;  // zstd stream context carried from chunk to chunk
-    bool cut = false;      // the last chunk was incomplete
+    detail::ColumnStreamReader decoder;  // zstd stream context carried from chunk to chunk
+    bool cut = false;                    // the last chunk was incomplete
     for (;;) {
         uint64_t at = m.offset;
         uint8_t head[kChunkHeaderBytes];
@@ -152,10 +153,16 @@ void TraceReader::read(EventVisitor& v) {
         if (chunk_crc(head, stored.data(), h.stored_len) != h.crc)
             m.fail_at(at, "checksum mismatch (corrupt trace)");
         try {
-            decoder.decode(h, stored.data(), raw);
+            // A stream chunk comes as its column form, decoded straight into events.
+            const bool columns = decoder.decode(h, stored.data(), raw);
             switch (h.type) {
                 case ChunkType::ThreadEvents:
-                    m.merger.add_thread_payload(raw.data(), raw.size());
+                    if (columns) {
+                        m.merger.add_thread_columns(raw.data(), raw.size());
+                        decoder.end_stream_chunk();
+                    } else {
+                        m.merger.add_thread_payload(raw.data(), raw.size());
+                    }
                     break;
                 case ChunkType::Epoch:
                     m.merger.release_before(decode_epoch_payload(raw.data(), raw.size()), v);

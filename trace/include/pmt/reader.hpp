@@ -77,6 +77,10 @@ public:
     // Decodes one raw thread-events payload: applies its definitions, queues its events.
     // Throws TraceError on a malformed record.
     void add_thread_payload(const uint8_t* raw, size_t n);
+    // The same for a payload in column form (FORMAT.md, "Column form"; what a codec-3/4
+    // chunk decompresses to), decoded straight into events: the same events, definitions
+    // and errors as add_thread_payload on the records the column form rebuilds.
+    void add_thread_columns(const uint8_t* cols, size_t n);
     // Delivers queued events with time < t in time order (ties: tid, then record order) and
     // numbers them (Event::seq). t = UINT64_MAX delivers everything queued.
     void release_before(uint64_t t, EventVisitor& v);
