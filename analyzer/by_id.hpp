@@ -18,7 +18,24 @@ class ById {
 public:
     explicit ById(T init = T{}) : init_(init) {}
     T& operator[](uint64_t id) {
-        if (id < dense_.size()) return dense_[id];
+        if (__builtin_expect(id < dense_.size(), 1)) return dense_[id];
+        return grow_for(id);
+    }
+    // Every entry, default ones included, by increasing id for the dense part.
+    template <class F>
+    void for_each(F&& f) {
+        for (size_t id = 0; id < dense_.size(); ++id) f(uint64_t{id}, dense_[id]);
+        for (auto& [id, v] : sparse_) f(id, v);
+    }
+    template <class F>
+    void for_each(F&& f) const {
+        for (size_t id = 0; id < dense_.size(); ++id) f(uint64_t{id}, dense_[id]);
+        for (const auto& [id, v] : sparse_) f(id, v);
+    }
+
+private:
+    // Out of line: keeps the per-event callers' fast path small.
+    [[gnu::noinline]] T& grow_for(uint64_t id) {
         // Ids come from one counter per process, so real ones arrive near those already
         // seen: the table doubles only for them. An id far ahead (a damaged or hostile trace)
         // waits in the map, costing nothing in proportion to its value, and moves into the
@@ -37,19 +54,7 @@ public:
         }
         return dense_[id];
     }
-    // Every entry, default ones included, by increasing id for the dense part.
-    template <class F>
-    void for_each(F&& f) {
-        for (size_t id = 0; id < dense_.size(); ++id) f(uint64_t{id}, dense_[id]);
-        for (auto& [id, v] : sparse_) f(id, v);
-    }
-    template <class F>
-    void for_each(F&& f) const {
-        for (size_t id = 0; id < dense_.size(); ++id) f(uint64_t{id}, dense_[id]);
-        for (const auto& [id, v] : sparse_) f(id, v);
-    }
 
-private:
     static constexpr uint64_t kDenseLimit = uint64_t{1} << 22;
     T init_;
     std::vector<T> dense_;

@@ -12,7 +12,7 @@
 
 namespace pmt::analyzer {
 
-void PeakAnalysis::on_live(const Block& b) {
+[[gnu::always_inline]] inline void PeakAnalysis::live(const Block& b) {
     if (b.mapping) mappings_[b.addr] = b.addr + b.size;
     StackState& s = state(b.stack_id);
     touch(s);
@@ -42,7 +42,7 @@ void add_clamped(uint64_t& n, int64_t delta) {
 
 }  // namespace
 
-int64_t PeakAnalysis::mapping_blocks_delta(const Block& dead) {
+[[gnu::noinline]] int64_t PeakAnalysis::mapping_blocks_delta(const Block& dead) {
     auto it = mappings_.upper_bound(dead.addr);
     if (it == mappings_.begin()) return -1;
     --it;
@@ -61,7 +61,7 @@ int64_t PeakAnalysis::mapping_blocks_delta(const Block& dead) {
     return delta;
 }
 
-void PeakAnalysis::on_dead(const Block& b, uint64_t /*time_ns*/) {
+[[gnu::always_inline]] inline void PeakAnalysis::dead(const Block& b) {
     StackState& s = state(b.stack_id);
     touch(s);
     const int64_t blocks = b.mapping ? mapping_blocks_delta(b) : -1;
@@ -70,6 +70,9 @@ void PeakAnalysis::on_dead(const Block& b, uint64_t /*time_ns*/) {
     add_clamped(s.live_blocks, blocks);
     add_clamped(live_blocks_, blocks);
 }
+
+void PeakAnalysis::on_live(const Block& b) { live(b); }
+void PeakAnalysis::on_dead(const Block& b, uint64_t /*time_ns*/) { dead(b); }
 
 void PeakAnalysis::on_event(const Event& e, const LiveHeap& /*heap*/) {
     if (e.type == EventType::Rss) {
@@ -84,11 +87,11 @@ void PeakAnalysis::on_event(const Event& e, const LiveHeap& /*heap*/) {
 void PeakAnalysis::on_step(const Event& e, const LiveHeap& heap, const LiveChanges& changes) {
     for (const LiveChange& c : changes) {
         if (c.live)
-            PeakAnalysis::on_live(c.block);
+            live(c.block);
         else
-            PeakAnalysis::on_dead(c.block, e.time_ns);
+            dead(c.block);
     }
-    PeakAnalysis::on_event(e, heap);
+    if (e.type == EventType::Rss) PeakAnalysis::on_event(e, heap);
 }
 
 namespace {

@@ -87,6 +87,9 @@ private:
             s.snap_epoch = epoch_;
         }
     }
+    // The bodies of on_live/on_dead, inlined into on_step (no call per change).
+    void live(const Block& b);
+    void dead(const Block& b);
     // How many blocks a dead piece of a mapping takes away: -1, plus one for each part of the
     // mapping left on either side of it (a hole in the middle makes two blocks of one).
     int64_t mapping_blocks_delta(const Block& dead);

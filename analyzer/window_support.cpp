@@ -59,13 +59,6 @@ FrameKey StackFrames::attributed(uint64_t stack_id) {
     return f.empty() ? FrameKey{} : f.back();
 }
 
-void LiveHistory::push(uint64_t seq, uint64_t live_bytes) {
-    // An entry no higher than the newest value can never be the maximum of a suffix again.
-    while (!entries_.empty() && entries_.back().live <= live_bytes) entries_.pop_back();
-    entries_.push_back({seq, live_bytes});
-    if (entries_.size() > kCap) thin();
-}
-
 uint64_t LiveHistory::max_from(uint64_t seq) const {
     auto it = std::lower_bound(entries_.begin(), entries_.end(), seq,
                                [](const Entry& e, uint64_t s) { return e.seq < s; });

@@ -57,7 +57,12 @@ private:
 // merges old neighbours upward (never under-estimates a maximum) if it is ever reached.
 class LiveHistory {
 public:
-    void push(uint64_t seq, uint64_t live_bytes);
+    void push(uint64_t seq, uint64_t live_bytes) {
+        // An entry no higher than the newest value can never be the maximum of a suffix again.
+        while (!entries_.empty() && entries_.back().live <= live_bytes) entries_.pop_back();
+        entries_.push_back({seq, live_bytes});
+        if (__builtin_expect(entries_.size() > kCap, 0)) thin();
+    }
     // Highest live bytes after any event with seq >= s (0 when no such event was pushed).
     uint64_t max_from(uint64_t seq) const;
     size_t size() const { return entries_.size(); }

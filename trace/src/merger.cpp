@@ -306,7 +306,7 @@ void EventMerger::Impl::decode_columns(const uint8_t* cols, size_t n) {
         uint64_t t = std::max(base << shift, slot.last_time);
         uint64_t a = 0;
 
-        auto dt = [&]() {
+        auto dt = [&]() __attribute__((always_inline)) {
             uint64_t d = column_varint(times, times_end, times_longer);
             if (__builtin_expect(d < 128, 1)) {
                 time_len += time_len_of[d];
@@ -316,16 +316,22 @@ void EventMerger::Impl::decode_columns(const uint8_t* cols, size_t n) {
             }
             return d << shift;
         };
-        auto kind = [&]() {
+        auto kind = [&]() __attribute__((always_inline)) {
             if (kinds >= kinds_end) throw_format("record runs past the end of its payload");
             return detail::checked_alloc_kind(*kinds++);
         };
-        auto addr = [&]() {
+        auto addr = [&]() __attribute__((always_inline)) {
             return a += static_cast<uint64_t>(unzigzag(column_varint(addrs, addrs_end, longer)));
         };
-        auto size = [&]() { return column_varint(sizes, sizes_end, longer); };
-        auto stack = [&]() { return column_varint(stack_ids, stacks_end, longer); };
-        auto field = [&]() { return column_varint(other, other_end, longer); };
+        auto size = [&]() __attribute__((always_inline)) {
+            return column_varint(sizes, sizes_end, longer);
+        };
+        auto stack = [&]() __attribute__((always_inline)) {
+            return column_varint(stack_ids, stacks_end, longer);
+        };
+        auto field = [&]() __attribute__((always_inline)) {
+            return column_varint(other, other_end, longer);
+        };
         auto push = [&out, tid](EventType type, uint64_t time) -> Event& {
             Event& e = out.emplace_back();
             e.type = type;
