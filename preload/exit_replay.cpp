@@ -141,10 +141,36 @@ struct WriterCycle::Visitor {
     bool did_split = false;
 
     uint64_t tf() const { return th.time.size() - 1; }  // the last time field's index
-    void out(uint64_t tf, uint64_t addr, uint64_t size, const Event* map = nullptr) {
+    [[gnu::always_inline]] void out(uint64_t tf, uint64_t addr, uint64_t size,
+                                    const Event* map = nullptr) {
         ++w.events_;
         Ev e{tf, addr, size};
         if constexpr (Direct) {
+            // The common pair inline: an alloc whose address is not live becomes pending,
+            // and the free of the pending block takes it back (apply_direct has the rest).
+            if (size == kFreeMark && w.pending_ && addr == w.pending_addr_) {
+                w.pending_ = false;  // the block the last alloc made: never entered blocks_
+                w.heap_live_ -= w.pending_size_;
+                return;
+            }
+            if (size < kMapMark && addr != 0 && !w.pending_) {
+                bool live;
+                size_t slot = w.blocks_.find(addr, &live);
+                if (!live) {
+                    w.pending_ = true;
+                    w.pending_slot_ = slot;
+                    w.pending_addr_ = addr;
+                    w.pending_size_ = size;
+                    w.heap_live_ += size;
+                    uint64_t live_bytes = w.heap_live_ + w.maps_.live_bytes();
+                    if (live_bytes > w.peak_bytes_) {
+                        w.peak_bytes_ = live_bytes;
+                        w.peak_th_ = static_cast<size_t>(&th - w.threads_.data());
+                        w.peak_tf_ = tf;
+                    }
+                    return;
+                }
+            }
             w.apply_direct(th, e, map);
         } else {
             if (map) {
@@ -254,6 +280,7 @@ void WriterCycle::decode(const PayloadRef& r, Thread& th, uint64_t cut) {
     cols.begin(r.size, &th.time);
     Visitor<Direct> v{*this, th, cols, cut};
     RecordPosition at = decode_records(c.p, c.end, base, 0, v);
+    if constexpr (Direct) settle_pending();
     th.last_ns = at.t;
     segs_.push_back(
         Seg{static_cast<size_t>(&th - threads_.data()), t_begin, th.time.size(), &cols});
@@ -286,9 +313,30 @@ inline void WriterCycle::apply(const Ev& e, const Event* map, uint64_t units) {
 }
 
 // The same while decoding, before the event has its time: the peak keeps its time field.
-inline void WriterCycle::apply_direct(Thread& th, const Ev& e, const Event* map) {
+// A new block is held as pending (counted, not in blocks_) until the thread's next event:
+// when that frees it (99% of regex's events; Visitor::out checks), the table is not touched
+// again.
+[[gnu::noinline]] void WriterCycle::apply_direct(Thread& th, const Ev& e, const Event* map) {
+    settle_pending();
     uint64_t before = peak_bytes_;
-    apply(e, map, 0);
+    if (e.size < kMapMark && e.addr != 0) {
+        bool live;
+        size_t slot = blocks_.find(e.addr, &live);
+        if (live) {  // an address handed out again: its free was not seen
+            heap_live_ -= blocks_.size_at(slot);
+            blocks_.set_size_at(slot, e.size);
+        } else {
+            pending_ = true;
+            pending_slot_ = slot;
+            pending_addr_ = e.addr;
+            pending_size_ = e.size;
+        }
+        heap_live_ += e.size;
+        uint64_t live_bytes = heap_live_ + maps_.live_bytes();
+        if (live_bytes > peak_bytes_) peak_bytes_ = live_bytes;
+    } else {
+        apply(e, map, 0);
+    }
     if (peak_bytes_ != before) {
         peak_th_ = static_cast<size_t>(&th - threads_.data());
         peak_tf_ = e.tf;
@@ -297,7 +345,8 @@ inline void WriterCycle::apply_direct(Thread& th, const Ev& e, const Event* map)
 
 // A k-way merge of the threads' time fields in (time, tid, record order), giving each its
 // unit; queued replay events are applied in that order.
-void WriterCycle::merge(bool queued) {
+template <bool Queued>
+void WriterCycle::merge() {
     struct R {
         uint64_t* p;
         uint64_t* end;
@@ -316,29 +365,32 @@ void WriterCycle::merge(bool queued) {
     const unsigned k = shift_;
     while (!runs.empty()) {
         R& r = runs[0];
-        // r goes on while it stays before the next run's front (ties: the smaller tid first).
-        uint64_t* stop = r.end;
-        if (runs.size() > 1) {
-            const R& next = runs[1];
-            uint64_t nt = *next.p;
-            stop = r.p;
-            if (r.tid < next.tid)
-                while (stop < r.end && *stop <= nt) ++stop;
-            else
-                while (stop < r.end && *stop < nt) ++stop;
-        }
         Thread& th = *r.th;
-        for (; r.p < stop; ++r.p) {
-            uint64_t u = std::max(*r.p >> k, lo);
-            *r.p = lo = u;
-            if (queued) {
-                uint64_t tf = static_cast<uint64_t>(r.p - th.time.data());
+        // One field at its unit; *p is read (for the run's end) before it is overwritten.
+        auto give = [&](uint64_t* p) {
+            uint64_t u = std::max(*p >> k, lo);
+            *p = lo = u;
+            if constexpr (Queued) {
+                uint64_t tf = static_cast<uint64_t>(p - th.time.data());
                 while (th.ev_done < th.ev.size() && th.ev[th.ev_done].tf == tf) {
                     const Ev& e = th.ev[th.ev_done++];
                     apply(e, e.size == kMapMark ? &th.maps[e.addr] : nullptr, u);
                 }
             }
+        };
+        // r goes on while it stays before the next run's front (ties: the smaller tid first).
+        uint64_t* p = r.p;
+        uint64_t* const end = r.end;
+        if (runs.size() > 1) {
+            const uint64_t nt = *runs[1].p;
+            if (r.tid < runs[1].tid)
+                for (; p < end && *p <= nt; ++p) give(p);
+            else
+                for (; p < end && *p < nt; ++p) give(p);
+        } else {
+            for (; p < end; ++p) give(p);
         }
+        r.p = p;
         ++lo;  // the next field is another thread's: a later unit
         if (r.p == r.end) {
             runs.erase(runs.begin());
@@ -387,6 +439,7 @@ void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut, ChunkS
     segs_.clear();
     held_next_.clear();
     peak_th_ = SIZE_MAX;
+    pending_ = false;
     std::vector<uint32_t> of(refs_.size());
     for (size_t i = 0; i < refs_.size(); ++i) {
         detail::ByteCursor c{refs_[i].data, refs_[i].data + refs_[i].size};
@@ -425,7 +478,10 @@ void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut, ChunkS
         else
             decode<false>(refs_[i], threads_[big], cut);
     }
-    merge(!alone);
+    if (alone)
+        merge<false>();
+    else
+        merge<true>();
     if (peak_th_ != SIZE_MAX) peak_time_ns_ = threads_[peak_th_].time[peak_tf_] << shift_;
 
     // The payloads in column form with their new times, each thread's in order. A payload
@@ -438,9 +494,9 @@ void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut, ChunkS
         size_t nt = s.t_end - s.t_begin;
         uint64_t base = nt ? t[0] : at[s.th];
         if (nt) at[s.th] = t[nt - 1];
-        cols_.clear();
-        s.cols->finish(th.tid, base, t, nt, shift_, cols_);
-        sink.column_chunk(cols_.data(), cols_.size());
+        ByteSpan pieces[ColumnBuilder::kPieces];
+        s.cols->finish_pieces(th.tid, base, t, nt, shift_, pieces);
+        sink.column_chunk(pieces, ColumnBuilder::kPieces);
     }
     for (size_t i = 0; i < n_threads_; ++i) last_ns_[threads_[i].tid] = threads_[i].last_ns;
     held_.swap(held_next_);

@@ -26,6 +26,27 @@ public:
     bool insert(uint64_t addr, uint64_t size, uint64_t* replaced);
     // Removes addr; returns false when it was not live.
     bool erase(uint64_t addr, uint64_t* size);
+    // The slot of a live addr (not 0), or (*live false) the empty slot where it would go.
+    size_t find(uint64_t addr, bool* live) const {
+        size_t mask = slots_.size() - 1;
+        for (size_t i = home(addr);; i = (i + 1) & mask) {
+            if (slots_[i].addr == addr) {
+                *live = true;
+                return i;
+            }
+            if (slots_[i].addr == 0) {
+                *live = false;
+                return i;
+            }
+        }
+    }
+    uint64_t size_at(size_t slot) const { return slots_[slot].size; }
+    void set_size_at(size_t slot, uint64_t size) { slots_[slot].size = size; }
+    // Makes addr live in the empty slot find gave for it; the table must not have changed since.
+    void insert_at(size_t slot, uint64_t addr, uint64_t size) {
+        slots_[slot] = Slot{addr, size};
+        if (++used_ * 2 > slots_.size()) grow();
+    }
 
 private:
     struct Slot {
@@ -53,7 +74,8 @@ struct PayloadRef {
 class ChunkSink {
 public:
     virtual ~ChunkSink() = default;
-    virtual void column_chunk(const uint8_t* cols, size_t n) = 0;  // a ColumnBuilder's output
+    // A ColumnBuilder's output: the column form is the concatenation of pieces[0, n).
+    virtual void column_chunk(const ByteSpan* pieces, size_t n) = 0;
     virtual void raw_chunk(const uint8_t* raw, size_t n) = 0;  // only after a failure, not re-timed
 };
 
@@ -119,9 +141,15 @@ private:
     void decode(const PayloadRef& p, Thread& th, uint64_t cut);
     void hold(const uint8_t* p, const uint8_t* end, uint64_t t, uint64_t a, uint32_t tid,
               const Split* split);
-    void merge(bool queued);
+    template <bool Queued>
+    void merge();
     void apply(const Ev& e, const Event* map, uint64_t time_units);
     void apply_direct(Thread& th, const Ev& e, const Event* map);
+    void settle_pending() {
+        if (!pending_) return;
+        pending_ = false;
+        blocks_.insert_at(pending_slot_, pending_addr_, pending_size_);
+    }
 
     const unsigned shift_;
     std::vector<Thread> threads_;  // this cycle's, [0, n_threads_)
@@ -132,7 +160,6 @@ private:
     std::vector<std::unique_ptr<ColumnBuilder>> builders_;
     std::vector<std::vector<uint8_t>> held_, held_next_;  // raw payloads held to the next cycle
     std::vector<PayloadRef> refs_;
-    std::vector<uint8_t> cols_;
     uint64_t floor_ = 0;         // the last Epoch (units): every later time is at least this
     uint64_t last_ = 0;          // one past the last unit given
     size_t peak_th_ = SIZE_MAX;  // a peak found while decoding: its thread and time field,
@@ -141,6 +168,11 @@ private:
     LiveBlockTable blocks_;
     LiveHeap maps_;  // anonymous mappings (its heap-block side stays unused)
     uint64_t heap_live_ = 0;
+    // Direct replay: the block of the last alloc, counted live but not yet in blocks_ (most
+    // are freed by the thread's next event and never enter it); its empty slot there.
+    bool pending_ = false;
+    size_t pending_slot_ = 0;
+    uint64_t pending_addr_ = 0, pending_size_ = 0;
     uint64_t events_ = 0;
     uint64_t peak_bytes_ = 0;
     uint64_t peak_time_ns_ = 0;

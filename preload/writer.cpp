@@ -115,12 +115,11 @@ void write_chunk(ChunkType type, const uint8_t* raw, size_t n) {
 
 // Where WriterCycle's chunks go: the file's zstd stream (FORMAT.md, codecs 3 and 4).
 struct StreamSink final : ChunkSink {
-    void column_chunk(const uint8_t* cols, size_t n) override {
+    void column_chunk(const ByteSpan* pieces, size_t n) override {
         WriterState& w = *g_w;
-        w.out.clear();
         if (!w.stream) w.stream = new ChunkStream;
-        w.stream->append_column_chunk(w.out, cols, n);
-        write_all(w.out.data(), w.out.size());
+        ByteSpan chunk = w.stream->column_chunk(pieces, n);
+        write_all(chunk.data, chunk.size);
     }
     // Only after the cycle failed (out of memory): its payloads hold nanosecond times that
     // were never re-timed to the header's 2^k ns units, and writing them would break every

@@ -46,8 +46,9 @@ struct FileSink final : preload::ChunkSink {
         h.time_shift = kShift;
         bytes = encode_file_header(h);
     }
-    void column_chunk(const uint8_t* cols, size_t n) override {
-        stream.append_column_chunk(bytes, cols, n);
+    void column_chunk(const ByteSpan* pieces, size_t n) override {
+        ByteSpan c = stream.column_chunk(pieces, n);
+        bytes.insert(bytes.end(), c.data, c.data + c.size);
     }
     void raw_chunk(const uint8_t* raw, size_t n) override {
         stream.append_thread_chunk(bytes, raw, n);

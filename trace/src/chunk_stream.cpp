@@ -4,6 +4,7 @@
 #include <zstd.h>
 
 #include <cstring>
+#include <memory>
 
 #include "columns.hpp"
 #include "pmt/chunk.hpp"
@@ -41,6 +42,10 @@ struct ChunkStream::Impl {
     bool started = false;  // a codec-3 chunk began the stream and every block since was written
     detail::ColumnScratch scratch;
     std::vector<uint8_t> cols;
+    // The last chunk compressed: grown, never cleared (no zero-filling per chunk).
+    std::unique_ptr<uint8_t[]> chunk;
+    size_t chunk_cap = 0;
+    std::vector<uint8_t> fallback;  // a chunk written without the stream (rare)
 };
 
 ChunkStream::ChunkStream(int level, unsigned time_shift) : impl_(new Impl) {
@@ -63,46 +68,80 @@ ChunkStream::~ChunkStream() {
 void ChunkStream::append_thread_chunk(std::vector<uint8_t>& out, const uint8_t* raw, size_t n) {
     Impl& m = *impl_;
     m.cols.clear();
-    if (!m.cctx || !detail::to_columns(raw, n, m.time_shift, m.scratch, m.cols) ||
-        !compress(out, m.cols.data(), m.cols.size()))
-        append_chunk(out, ChunkType::ThreadEvents, Codec::Zstd, raw, n, m.level);
+    if (m.cctx && detail::to_columns(raw, n, m.time_shift, m.scratch, m.cols)) {
+        ByteSpan piece{m.cols.data(), m.cols.size()};
+        size_t len = compress(&piece, 1, piece.size);
+        if (len) {
+            out.insert(out.end(), m.chunk.get(), m.chunk.get() + len);
+            return;
+        }
+    }
+    append_chunk(out, ChunkType::ThreadEvents, Codec::Zstd, raw, n, m.level);
 }
 
 void ChunkStream::append_column_chunk(std::vector<uint8_t>& out, const uint8_t* cols, size_t n) {
-    if (impl_->cctx && compress(out, cols, n)) return;
-    std::vector<uint8_t> raw;
-    try {
-        detail::from_columns(cols, n, raw);
-    } catch (const TraceError&) {
-        return;  // not a column form: nothing a reader could take
-    }
-    append_chunk(out, ChunkType::ThreadEvents, Codec::Zstd, raw.data(), raw.size(), impl_->level);
+    ByteSpan piece{cols, n};
+    ByteSpan c = column_chunk(&piece, 1);
+    out.insert(out.end(), c.data, c.data + c.size);
 }
 
-bool ChunkStream::compress(std::vector<uint8_t>& out, const uint8_t* cols, size_t n) {
+ByteSpan ChunkStream::column_chunk(const ByteSpan* pieces, size_t n) {
+    Impl& m = *impl_;
+    size_t total = 0;
+    for (size_t i = 0; i < n; ++i) total += pieces[i].size;
+    if (m.cctx) {
+        size_t len = compress(pieces, n, total);
+        if (len) return ByteSpan{m.chunk.get(), len};
+    }
+    std::vector<uint8_t> cols, raw;
+    cols.reserve(total);
+    for (size_t i = 0; i < n; ++i)
+        cols.insert(cols.end(), pieces[i].data, pieces[i].data + pieces[i].size);
+    try {
+        detail::from_columns(cols.data(), cols.size(), raw);
+    } catch (const TraceError&) {
+        return ByteSpan{nullptr, 0};  // not a column form: nothing a reader could take
+    }
+    m.fallback.clear();
+    append_chunk(m.fallback, ChunkType::ThreadEvents, Codec::Zstd, raw.data(), raw.size(), m.level);
+    return ByteSpan{m.fallback.data(), m.fallback.size()};
+}
+
+// The pieces, concatenated, as one flushed block of the stream: zstd reads them in place
+// (it buffers the input of a block itself). Returns the chunk's length in m.chunk, 0 when
+// zstd failed (the next chunk then starts a new stream).
+size_t ChunkStream::compress(const ByteSpan* pieces, size_t n, size_t total) {
     Impl& m = *impl_;
     Codec codec = m.started ? Codec::ZstdStream : Codec::ZstdStreamStart;
     if (!m.started) ZSTD_CCtx_reset(m.cctx, ZSTD_reset_session_only);
-    size_t start = out.size();
-    size_t bound = ZSTD_compressBound(n) + 64;
-    out.resize(start + kChunkHeaderBytes + bound);
-    ZSTD_outBuffer ob{out.data() + start + kChunkHeaderBytes, bound, 0};
-    ZSTD_inBuffer ib{cols, n, 0};
-    size_t left;
-    do {
-        left = ZSTD_compressStream2(m.cctx, &ob, &ib, ZSTD_e_flush);
-    } while (!ZSTD_isError(left) && left != 0 && ob.pos < ob.size);
+    size_t need = kChunkHeaderBytes + ZSTD_compressBound(total) + 64;
+    if (m.chunk_cap < need) {
+        m.chunk.reset();
+        m.chunk_cap = 0;
+        m.chunk.reset(new uint8_t[need]);
+        m.chunk_cap = need;
+    }
+    ZSTD_outBuffer ob{m.chunk.get() + kChunkHeaderBytes, m.chunk_cap - kChunkHeaderBytes, 0};
+    bool ok = true;
+    for (size_t i = 0; ok && i < n; ++i) {
+        const bool last = i + 1 == n;
+        if (!last && pieces[i].size == 0) continue;
+        ZSTD_inBuffer ib{pieces[i].data, pieces[i].size, 0};
+        size_t left;
+        do {
+            left = ZSTD_compressStream2(m.cctx, &ob, &ib, last ? ZSTD_e_flush : ZSTD_e_continue);
+        } while (!ZSTD_isError(left) && (last ? left != 0 : ib.pos < ib.size) && ob.pos < ob.size);
+        ok = !ZSTD_isError(left) && ib.pos == ib.size && (!last || left == 0);
+    }
     // Never stored uncompressed even when that would be shorter: the reader's context must
     // see every block the writer's did.
-    if (ZSTD_isError(left) || left != 0 || ib.pos != ib.size) {
-        out.resize(start);
+    if (!ok) {
         m.started = false;  // the next chunk starts a new stream
-        return false;
+        return 0;
     }
     m.started = true;
-    frame(out.data() + start, codec, ob.pos, n);
-    out.resize(start + kChunkHeaderBytes + ob.pos);
-    return true;
+    frame(m.chunk.get(), codec, ob.pos, total);
+    return kChunkHeaderBytes + ob.pos;
 }
 
 struct ChunkDecoder::Impl {

@@ -27,6 +27,12 @@ std::vector<uint8_t> encode_file_header(const TraceHeader& h);
 void append_chunk(std::vector<uint8_t>& out, ChunkType type, Codec codec, const uint8_t* raw,
                   size_t raw_len, int level = 1);
 
+// Bytes somewhere else (not owned).
+struct ByteSpan {
+    const uint8_t* data;
+    size_t size;
+};
+
 // The file's zstd stream (codecs 3 and 4, FORMAT.md "Column form"): thread-events payloads in
 // column form, each chunk one flushed block, so a loop repeating across chunks compresses. One
 // per trace file, used by one thread at a time; made by the writer thread, which owns it.
@@ -43,9 +49,14 @@ public:
     // The same for a payload already in column form (ColumnBuilder::finish), whose times the
     // caller chose; when zstd fails, the records rebuilt from it as a codec-1 chunk.
     void append_column_chunk(std::vector<uint8_t>& out, const uint8_t* cols, size_t n);
+    // The same for a column form given as the concatenation of pieces[0, n)
+    // (ColumnBuilder::finish_pieces), which zstd reads in place: the whole chunk (header and
+    // stored bytes) is built in a buffer of the stream's, returned and valid until the next
+    // call. Empty when the pieces are not a column form (nothing a reader could take).
+    ByteSpan column_chunk(const ByteSpan* pieces, size_t n);
 
 private:
-    bool compress(std::vector<uint8_t>& out, const uint8_t* cols, size_t n);
+    size_t compress(const ByteSpan* pieces, size_t n, size_t total);
     struct Impl;
     Impl* impl_;
 };

@@ -4,6 +4,7 @@
 // payload is written) both use it, so the column layout is written in one place; from_columns
 // in trace/src/columns.cpp reads it back.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -124,9 +125,14 @@ public:
         return Next::Go;
     }
 
-    // Appends the column form to out: tid, the base time and the record times (t[0, n), one
-    // per time field in record order, non-decreasing, not below base), all times in units of
-    // 2^shift ns.
+    // The column form with tid, the base time and the record times (t[0, n), one per time
+    // field in record order, non-decreasing, not below base), all times in units of 2^shift
+    // ns, as kPieces spans whose concatenation is the form (no copy of the columns: the
+    // spans point into this builder and stay valid until its next begin or finish).
+    static constexpr size_t kPieces = kColumns + 2;
+    void finish_pieces(uint64_t tid, uint64_t base, const uint64_t* t, size_t n, unsigned shift,
+                       ByteSpan pieces[kPieces]);
+    // The same appended to out in one piece.
     void finish(uint64_t tid, uint64_t base, const uint64_t* t, size_t n, unsigned shift,
                 std::vector<uint8_t>& out);
 
@@ -143,50 +149,71 @@ private:
 
     std::vector<uint8_t> col_[kColumns];
     uint8_t* w_[kColumns] = {};
+    uint8_t head_[1 + 10 * (1 + kColumns)];  // shift, L and the column lengths
+    uint8_t tid_base_[20];                   // the first two fields of the other column
     std::vector<uint64_t>* times_ = nullptr;
     uint64_t a_ = 0;  // the running address (FORMAT.md: each address field is a delta)
 };
 
-inline void ColumnBuilder::finish(uint64_t tid, uint64_t base, const uint64_t* t, size_t n,
-                                  unsigned shift, std::vector<uint8_t>& out) {
-    // The rebuilt record payload's length: every field in its shortest varint, times in ns.
-    uint8_t head[20];
-    uint8_t* h = detail::put_varint(head, tid);
+inline void ColumnBuilder::finish_pieces(uint64_t tid, uint64_t base, const uint64_t* t, size_t n,
+                                         unsigned shift, ByteSpan pieces[kPieces]) {
+    uint8_t* h = detail::put_varint(tid_base_, tid);
     h = detail::put_varint(h, base);
+    const size_t head_len = static_cast<size_t>(h - tid_base_);
+    // The rebuilt record payload's length L: every field in its shortest varint, times in ns.
     size_t len = varint_len(tid) + varint_len(base << shift);
     if (col_[kTimes].size() < n * 10) col_[kTimes].resize(n * 10);
     uint8_t* w = col_[kTimes].data();
+    // extra[b]: bytes beyond the first of a rebuilt delta (d << shift) when d has b bits.
+    uint8_t extra[65];
+    extra[0] = 0;
+    for (unsigned b = 1; b <= 64; ++b)
+        extra[b] = static_cast<uint8_t>(std::min<unsigned>((b + shift + 6) / 7, 10) - 1);
     uint64_t prev = base;
+    size_t long_times = 0;
     for (size_t i = 0; i < n; ++i) {
         uint64_t d = t[i] - prev;
         prev = t[i];
-        w = detail::put_varint(w, d);
-        len += varint_len(d << shift);
+        if (d < 0x80) {
+            *w++ = static_cast<uint8_t>(d);
+        } else {
+            w = detail::put_varint(w, d);
+        }
+        long_times += extra[64 - __builtin_clzll(d | 1) - (d == 0)];
     }
     w_[kTimes] = w;
+    len += n + long_times;
     size_t lens[kColumns];
-    for (size_t i = 0; i < kColumns; ++i) lens[i] = static_cast<size_t>(w_[i] - col_[i].data());
-    lens[kOther] += static_cast<size_t>(h - head);
-    for (size_t i = 0; i < kColumns; ++i)
-        if (i != kTimes) len += lens[i] - (i == kOther ? static_cast<size_t>(h - head) : 0);
-    size_t total = 1 + 10 * 8 + static_cast<size_t>(h - head);
-    for (size_t l : lens) total += l;
-    size_t start = out.size();
-    out.resize(start + total);
-    uint8_t* p = out.data() + start;
+    for (size_t i = 0; i < kColumns; ++i) {
+        lens[i] = static_cast<size_t>(w_[i] - col_[i].data());
+        if (i != kTimes) len += lens[i];
+    }
+    lens[kOther] += head_len;
+    uint8_t* p = head_;
     *p++ = static_cast<uint8_t>(shift);
     p = detail::put_varint(p, len);
     for (size_t l : lens) p = detail::put_varint(p, l);
-    for (size_t i = 0; i < kColumns; ++i) {
-        if (i == kOther) {
-            std::memcpy(p, head, static_cast<size_t>(h - head));
-            p += h - head;
-        }
-        size_t l = static_cast<size_t>(w_[i] - col_[i].data());
-        std::memcpy(p, col_[i].data(), l);
-        p += l;
+    pieces[0] = ByteSpan{head_, static_cast<size_t>(p - head_)};
+    for (size_t i = 0; i < kOther; ++i)
+        pieces[1 + i] = ByteSpan{col_[i].data(), static_cast<size_t>(w_[i] - col_[i].data())};
+    pieces[1 + kOther] = ByteSpan{tid_base_, head_len};
+    pieces[2 + kOther] =
+        ByteSpan{col_[kOther].data(), static_cast<size_t>(w_[kOther] - col_[kOther].data())};
+}
+
+inline void ColumnBuilder::finish(uint64_t tid, uint64_t base, const uint64_t* t, size_t n,
+                                  unsigned shift, std::vector<uint8_t>& out) {
+    ByteSpan pieces[kPieces];
+    finish_pieces(tid, base, t, n, shift, pieces);
+    size_t total = 0;
+    for (const ByteSpan& s : pieces) total += s.size;
+    size_t start = out.size();
+    out.resize(start + total);
+    uint8_t* p = out.data() + start;
+    for (const ByteSpan& s : pieces) {
+        if (s.size) std::memcpy(p, s.data, s.size);
+        p += s.size;
     }
-    out.resize(static_cast<size_t>(p - out.data()));
 }
 
 }  // namespace pmt
