@@ -4,18 +4,7 @@
 
 namespace pmt {
 
-Block* BlockTable::find(uint64_t addr) {
-    if (addr == 0) return has_zero_ ? &zero_ : nullptr;
-    if (slots_.empty()) return nullptr;
-    size_t mask = slots_.size() - 1;
-    for (size_t i = home(addr);; i = (i + 1) & mask) {
-        Block& s = slots_[i];
-        if (s.addr == addr) return &s;
-        if (s.addr == 0) return nullptr;
-    }
-}
-
-std::pair<Block*, bool> BlockTable::insert(const Block& b) {
+std::pair<Block*, bool> BlockTable::insert_slow(const Block& b) {
     if (b.addr == 0) {
         if (has_zero_) return {&zero_, false};
         has_zero_ = true;
@@ -23,16 +12,7 @@ std::pair<Block*, bool> BlockTable::insert(const Block& b) {
         return {&zero_, true};
     }
     if ((used_ + 1) * 2 > slots_.size()) grow();
-    size_t mask = slots_.size() - 1;
-    for (size_t i = home(b.addr);; i = (i + 1) & mask) {
-        Block& s = slots_[i];
-        if (s.addr == b.addr) return {&s, false};
-        if (s.addr == 0) {
-            s = b;
-            ++used_;
-            return {&s, true};
-        }
-    }
+    return insert(b);
 }
 
 void BlockTable::erase(Block* b) {

@@ -24,10 +24,33 @@ struct Block {
 class BlockTable {
 public:
     size_t size() const { return used_ + (has_zero_ ? 1 : 0); }
-    // The block at addr, or nullptr. Valid until the next insert or erase.
-    Block* find(uint64_t addr);
+    // The block at addr, or nullptr. Valid until the next insert or erase. Inline: the
+    // replay looks up one block per event.
+    Block* find(uint64_t addr) {
+        if (__builtin_expect(addr == 0, 0)) return has_zero_ ? &zero_ : nullptr;
+        if (slots_.empty()) return nullptr;
+        const size_t mask = slots_.size() - 1;
+        for (size_t i = home(addr);; i = (i + 1) & mask) {
+            Block& s = slots_[i];
+            if (s.addr == addr) return &s;
+            if (s.addr == 0) return nullptr;
+        }
+    }
     // Inserts b; when addr is taken, returns the existing block (unchanged) and false.
-    std::pair<Block*, bool> insert(const Block& b);
+    std::pair<Block*, bool> insert(const Block& b) {
+        if (__builtin_expect(b.addr == 0 || (used_ + 1) * 2 > slots_.size(), 0))
+            return insert_slow(b);
+        const size_t mask = slots_.size() - 1;
+        for (size_t i = home(b.addr);; i = (i + 1) & mask) {
+            Block& s = slots_[i];
+            if (s.addr == b.addr) return {&s, false};
+            if (s.addr == 0) {
+                s = b;
+                ++used_;
+                return {&s, true};
+            }
+        }
+    }
     // Removes the block find() returned.
     void erase(Block* b);
 
@@ -43,6 +66,7 @@ private:
         return static_cast<size_t>((addr * 0x9E3779B97F4A7C15ull) >> shift_);
     }
     void grow();
+    std::pair<Block*, bool> insert_slow(const Block& b);  // address 0, or growing first
 
     std::vector<Block> slots_;  // addr 0 marks an empty slot
     size_t used_ = 0;
