@@ -140,11 +140,11 @@ struct WriterCycle::Visitor {
     Split split{};
     bool did_split = false;
 
-    uint64_t tf() const { return th.time.size() - 1; }  // the last time field's index
+    // The last time field's index.
+    uint64_t tf() const { return static_cast<uint64_t>(cols.times_end() - th.time.data()) - 1; }
     [[gnu::always_inline]] void out(uint64_t tf, uint64_t addr, uint64_t size,
                                     const Event* map = nullptr) {
         ++w.events_;
-        Ev e{tf, addr, size};
         if constexpr (Direct) {
             // The common pair inline: an alloc whose address is not live becomes pending,
             // and the free of the pending block takes it back (apply_direct has the rest).
@@ -171,8 +171,9 @@ struct WriterCycle::Visitor {
                     return;
                 }
             }
-            w.apply_direct(th, e, map);
+            w.apply_direct(th, Ev{tf, addr, size}, map);
         } else {
+            Ev e{tf, addr, size};
             if (map) {
                 th.maps.push_back(*map);
                 e.addr = th.maps.size() - 1;
@@ -277,9 +278,10 @@ void WriterCycle::decode(const PayloadRef& r, Thread& th, uint64_t cut) {
     if (segs_.size() == builders_.size()) builders_.push_back(std::make_unique<ColumnBuilder>());
     ColumnBuilder& cols = *builders_[segs_.size()];
     size_t t_begin = th.time.size();
-    cols.begin(r.size, &th.time);
+    cols.begin(r.size, th.time.room(r.size + 2));
     Visitor<Direct> v{*this, th, cols, cut};
     RecordPosition at = decode_records(c.p, c.end, base, 0, v);
+    th.time.grow_to(cols.times_end());
     if constexpr (Direct) settle_pending();
     th.last_ns = at.t;
     segs_.push_back(

@@ -5,8 +5,10 @@
 // End chunk (exact peak live bytes, its time, the event count): the same answer as the trace
 // library's EventMerger + LiveHeap on the file, without general event objects.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -65,6 +67,34 @@ private:
     uint64_t zero_size_ = 0;
 };
 
+// A thread's time fields in a cycle: grown, never zero-filled; ColumnBuilder writes them in
+// place through a pointer.
+class TimeList {
+public:
+    uint64_t* data() { return p_.get(); }
+    size_t size() const { return n_; }
+    bool empty() const { return n_ == 0; }
+    uint64_t operator[](size_t i) const { return p_[i]; }
+    void clear() { n_ = 0; }
+    // Room for k more fields after the last; returns where they go.
+    uint64_t* room(size_t k) {
+        if (n_ + k > cap_) {
+            size_t cap = std::max(n_ + k, 2 * cap_);
+            std::unique_ptr<uint64_t[]> p(new uint64_t[cap]);
+            if (n_) std::memcpy(p.get(), p_.get(), n_ * sizeof(uint64_t));
+            p_ = std::move(p);
+            cap_ = cap;
+        }
+        return p_.get() + n_;
+    }
+    // The fields written up to end (within the room given) are the list's.
+    void grow_to(const uint64_t* end) { n_ = static_cast<size_t>(end - p_.get()); }
+
+private:
+    std::unique_ptr<uint64_t[]> p_;
+    size_t n_ = 0, cap_ = 0;
+};
+
 struct PayloadRef {
     const uint8_t* data;
     size_t size;
@@ -119,10 +149,10 @@ private:
     // One thread's part of the cycle.
     struct Thread {
         uint32_t tid = 0;
-        bool stopped = false;        // its later records are held back to the next cycle
-        std::vector<uint64_t> time;  // every time field, ns; after the merge, file time units
-        std::vector<Ev> ev;          // queued replay events (not when replayed while decoding)
-        std::vector<Event> maps;     // mmap/munmap/mremap details, referenced from ev
+        bool stopped = false;     // its later records are held back to the next cycle
+        TimeList time;            // every time field, ns; after the merge, file time units
+        std::vector<Ev> ev;       // queued replay events (not when replayed while decoding)
+        std::vector<Event> maps;  // mmap/munmap/mremap details, referenced from ev
         size_t ev_done = 0;
         uint64_t payload_bytes = 0;
         uint64_t last_ns = 0;  // where its time stands: a payload based earlier starts here

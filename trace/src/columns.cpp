@@ -68,8 +68,10 @@ bool to_columns(const uint8_t* raw, size_t n, unsigned time_shift, ColumnScratch
         ByteCursor c{raw, raw + n};
         tid = c.varint();
         base = c.varint();
-        scratch.builder.begin(n, &times);
+        times.resize(n + 2);
+        scratch.builder.begin(n, times.data());
         decode_records(c.p, c.end, base, 0, scratch.builder);
+        times.resize(static_cast<size_t>(scratch.builder.times_end() - times.data()));
     } catch (const TraceError&) {
         return false;
     }

@@ -21,8 +21,9 @@ public:
     enum Column : uint8_t { kOps, kKinds, kTimes, kAddrs, kSizes, kStacks, kOther, kColumns };
 
     // Starts a payload whose records take at most raw_bytes bytes, plus one synthesized
-    // record. Every time field read is appended to *times (absolute, as decoded).
-    void begin(size_t raw_bytes, std::vector<uint64_t>* times) {
+    // record. Every time field read is stored at times, times + 1, ... (absolute, as
+    // decoded); the caller gives room for raw_bytes + 2 (a time field takes at least a byte).
+    void begin(size_t raw_bytes, uint64_t* times) {
         size_t room = raw_bytes + 2 * kMaxRecordBytes;
         for (size_t i = 0; i < kColumns; ++i) {
             if (col_[i].size() < room) col_[i].resize(room);
@@ -31,11 +32,13 @@ public:
         times_ = times;
         a_ = 0;
     }
+    // One past the last time field stored.
+    uint64_t* times_end() const { return times_; }
 
     Next alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack) {
         op(Op::Alloc);
         *w_[kKinds]++ = static_cast<uint8_t>(kind);
-        times_->push_back(t);
+        *times_++ = t;
         address(addr);
         put(kSizes, size);
         put(kStacks, stack);
@@ -43,7 +46,7 @@ public:
     }
     Next free(uint64_t t, uint64_t addr) {
         op(Op::Free);
-        times_->push_back(t);
+        *times_++ = t;
         address(addr);
         return Next::Go;
     }
@@ -51,8 +54,8 @@ public:
                  uint64_t new_addr, uint64_t size, uint64_t stack) {
         op(Op::Realloc);
         *w_[kKinds]++ = static_cast<uint8_t>(kind);
-        times_->push_back(t_before);
-        times_->push_back(t_after);
+        *times_++ = t_before;
+        *times_++ = t_after;
         address(old_addr);
         address(new_addr);
         put(kSizes, size);
@@ -62,7 +65,7 @@ public:
     Next mmap(uint64_t t, uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags, int64_t fd,
               uint64_t stack) {
         op(Op::Mmap);
-        times_->push_back(t);
+        *times_++ = t;
         address(addr);
         put(kSizes, length);
         put(kOther, prot);
@@ -73,7 +76,7 @@ public:
     }
     Next munmap(uint64_t t, uint64_t addr, uint64_t length) {
         op(Op::Munmap);
-        times_->push_back(t);
+        *times_++ = t;
         address(addr);
         put(kSizes, length);
         return Next::Go;
@@ -81,8 +84,8 @@ public:
     Next mremap(uint64_t t_before, uint64_t t_after, uint64_t old_addr, uint64_t old_length,
                 uint64_t new_addr, uint64_t new_length, uint64_t stack) {
         op(Op::Mremap);
-        times_->push_back(t_before);
-        times_->push_back(t_after);
+        *times_++ = t_before;
+        *times_++ = t_after;
         address(old_addr);
         put(kSizes, old_length);
         address(new_addr);
@@ -92,7 +95,7 @@ public:
     }
     Next rss(uint64_t t, uint64_t bytes) {
         op(Op::Rss);
-        times_->push_back(t);
+        *times_++ = t;
         put(kOther, bytes);
         return Next::Go;
     }
@@ -151,7 +154,7 @@ private:
     uint8_t* w_[kColumns] = {};
     uint8_t head_[1 + 10 * (1 + kColumns)];  // shift, L and the column lengths
     uint8_t tid_base_[20];                   // the first two fields of the other column
-    std::vector<uint64_t>* times_ = nullptr;
+    uint64_t* times_ = nullptr;
     uint64_t a_ = 0;  // the running address (FORMAT.md: each address field is a delta)
 };
 
@@ -164,11 +167,13 @@ inline void ColumnBuilder::finish_pieces(uint64_t tid, uint64_t base, const uint
     size_t len = varint_len(tid) + varint_len(base << shift);
     if (col_[kTimes].size() < n * 10) col_[kTimes].resize(n * 10);
     uint8_t* w = col_[kTimes].data();
-    // extra[b]: bytes beyond the first of a rebuilt delta (d << shift) when d has b bits.
-    uint8_t extra[65];
+    // Bytes beyond the first of a rebuilt delta (d << shift): extra[b] when d has b bits,
+    // small[d] for a one-byte d (most of them).
+    uint8_t extra[65], small[0x80];
     extra[0] = 0;
     for (unsigned b = 1; b <= 64; ++b)
         extra[b] = static_cast<uint8_t>(std::min<unsigned>((b + shift + 6) / 7, 10) - 1);
+    for (unsigned d = 0; d < 0x80; ++d) small[d] = extra[64 - __builtin_clzll(d | 1) - (d == 0)];
     uint64_t prev = base;
     size_t long_times = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -176,10 +181,11 @@ inline void ColumnBuilder::finish_pieces(uint64_t tid, uint64_t base, const uint
         prev = t[i];
         if (d < 0x80) {
             *w++ = static_cast<uint8_t>(d);
+            long_times += small[d];
         } else {
             w = detail::put_varint(w, d);
+            long_times += extra[64 - __builtin_clzll(d)];
         }
-        long_times += extra[64 - __builtin_clzll(d | 1) - (d == 0)];
     }
     w_[kTimes] = w;
     len += n + long_times;
