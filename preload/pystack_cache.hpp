@@ -7,6 +7,10 @@
 #endif
 #include <Python.h>
 #include <internal/pycore_frame.h>
+// For _PyRuntimeState's layout only. Its atomics come from C11 <stdatomic.h>, which C++17
+// lacks; CPython's GCC-builtin variant has the same layout (a struct of one uintptr_t / int).
+#undef HAVE_STD_ATOMIC
+#include <internal/pycore_runtime.h>
 // Python.h must come first (it sets feature macros the C library headers read).
 #include <cstddef>
 #include <cstdint>
@@ -99,7 +103,9 @@ namespace pmt::preload {
 
 struct PyStackCache {
     uint32_t epoch = 0;  // fork generation the ids below belong to
-    int depth = 0;       // levels of memo that are valid
+    // pthread_self() of the thread that made the cache: a cache serves that thread only.
+    unsigned long self = 0;
+    int depth = 0;  // levels of memo that are valid
     // Code-creation generation (python_stack.cpp) the memo was made in: a new code object may
     // sit where a dead one was, so the memo is only trusted within one generation.
     uint64_t generation = 0;

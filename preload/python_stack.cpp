@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <new>
 
@@ -16,6 +17,22 @@ namespace {
 
 using pystack::Level;
 using pystack::Memo;
+
+#define PMT_PYSTACK_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PMT_PYSTACK_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+// The interposer's hooks do not save errno on their fast path (hooks.cpp): every path here
+// that may call into libc (allocation, dlsym) keeps it.
+class SavedErrno {
+public:
+    SavedErrno() : saved_(errno) {}
+    ~SavedErrno() { errno = saved_; }
+    SavedErrno(const SavedErrno&) = delete;
+    SavedErrno& operator=(const SavedErrno&) = delete;
+
+private:
+    int saved_;
+};
 
 // kMaxSteps bounds the walk even if a frame chain were corrupt and cyclic.
 constexpr int kMaxSteps = 4096;
@@ -28,6 +45,14 @@ constexpr size_t kMaxStackNodes = size_t(1) << 20;
 struct Interpreter {
     PyThreadState* (*this_thread_state)() = nullptr;
     int (*is_finalizing)() = nullptr;  // may be absent: then only the TSS check guards
+    // &_PyRuntime.gilstate.tstate_current: the thread state of the thread that holds the GIL
+    // (NULL while nobody does). One load instead of _Py_IsFinalizing, PyGILState_Get-
+    // ThisThreadState and pthread_getspecific. The offset comes from the 3.11 headers; it is
+    // trusted (tstate_current_ok) only once the slow path has seen it hold this thread's own
+    // GILState thread state, so a layout that differs from the headers is never dereferenced.
+    const uintptr_t* tstate_current = nullptr;
+    const uintptr_t* finalizing = nullptr;  // &_PyRuntime._finalizing, what _Py_IsFinalizing reads
+    std::atomic<bool> tstate_current_ok{false};
     char version[32] = "";
 };
 Interpreter g_py;
@@ -111,6 +136,12 @@ char* put_decimal(char* p, unsigned v) {
     pystack::g_addr2line =
         reinterpret_cast<int (*)(PyCodeObject*, int)>(dlsym(RTLD_DEFAULT, "PyCode_Addr2Line"));
     g_py.is_finalizing = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "_Py_IsFinalizing"));
+    if (auto* runtime = static_cast<const char*>(dlsym(RTLD_DEFAULT, "_PyRuntime"))) {
+        g_py.tstate_current = reinterpret_cast<const uintptr_t*>(
+            runtime + offsetof(_PyRuntimeState, gilstate.tstate_current));
+        g_py.finalizing =
+            reinterpret_cast<const uintptr_t*>(runtime + offsetof(_PyRuntimeState, _finalizing));
+    }
     supported = supported && g_py.this_thread_state && pystack::g_addr2line;
     if (supported) install_code_watch();
     g_state.store(supported ? kReady : kNoStacks, std::memory_order_release);
@@ -124,6 +155,7 @@ PyStackCache* pystack_cache_new() {
     if (!p) return nullptr;
     auto* c = new (p) PyStackCache();
     c->epoch = g_epoch.load(std::memory_order_relaxed);
+    c->self = static_cast<unsigned long>(pthread_self());
     return c;
 }
 
@@ -154,11 +186,13 @@ const char* python_version() {
 
 uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
     if (__builtin_expect(g_state.load(std::memory_order_acquire) != kReady, 0)) {
+        SavedErrno keep;
         if (!python_init()) return 0;
     }
     if (!c) return 0;
     uint32_t epoch = g_epoch.load(std::memory_order_relaxed);
     if (__builtin_expect(c->epoch != epoch, 0)) {
+        SavedErrno keep;
         c->reset();
         c->epoch = epoch;
     }
@@ -168,12 +202,29 @@ uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
         c->generation = generation;
         c->depth = 0;
     }
-    // Finalization frees other threads' states while theirs may still be in the TSS slot.
-    if (g_py.is_finalizing && g_py.is_finalizing()) return 0;
-    // This thread's own state from the GILState TSS slot (not the GIL holder's): NULL before
-    // the interpreter exists, after it is gone, and in threads Python never saw.
-    PyThreadState* ts = g_py.this_thread_state();
-    if (!ts || ts->thread_id != static_cast<unsigned long>(pthread_self())) return 0;
+    // The common case: this thread holds the GIL, so the GIL holder's state is its own (a
+    // thread's state is the GIL holder's only between its own swap-in and swap-out), and the
+    // interpreter is not finalizing (then the slow path below returns 0). Else:
+    PyThreadState* ts = nullptr;
+    if (PMT_PYSTACK_LIKELY(g_py.tstate_current_ok.load(std::memory_order_relaxed)) &&
+        __atomic_load_n(g_py.finalizing, __ATOMIC_RELAXED) == 0) {
+        ts = reinterpret_cast<PyThreadState*>(
+            __atomic_load_n(g_py.tstate_current, __ATOMIC_RELAXED));
+        if (ts && ts->thread_id != c->self) ts = nullptr;
+    }
+    if (!ts) {
+        // Finalization frees other threads' states while theirs may still be in the TSS slot.
+        if (g_py.is_finalizing && g_py.is_finalizing()) return 0;
+        // This thread's own state from the GILState TSS slot (not the GIL holder's): NULL
+        // before the interpreter exists, after it is gone, and in threads Python never saw.
+        ts = g_py.this_thread_state();
+        if (!ts || ts->thread_id != c->self) return 0;
+        if (PMT_PYSTACK_UNLIKELY(!g_py.tstate_current_ok.load(std::memory_order_relaxed)) &&
+            g_py.tstate_current &&
+            __atomic_load_n(g_py.tstate_current, __ATOMIC_RELAXED) == uintptr_t(ts)) {
+            g_py.tstate_current_ok.store(true, std::memory_order_relaxed);
+        }
+    }
     // The running _PyCFrame is a local of an evaluation loop on this thread's stack, above us
     // (tstate->root_cframe never has frames). Checking that keeps us from following garbage if
     // the state was freed under us: finalization frees daemon threads' states without
@@ -210,6 +261,7 @@ uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
         ++k;
     }
     if (k == m && k == n) return m ? c->memo[m - 1].stack_id : 0;
+    SavedErrno keep;  // interning allocates
     if (__builtin_expect(
             c->text.bytes() > pystack::kMaxTextBytes || c->stacks.size() > kMaxStackNodes, 0)) {
         c->reset();  // new ids from here on; the old ones stay valid in the trace
