@@ -300,8 +300,9 @@ void EventMerger::Impl::decode_columns(const uint8_t* cols, size_t n) {
         queue = &q;
         std::vector<Event>& out = q.events;
         before = out.size();
-        // One event per opcode byte but a realloc's two; geometric growth as in decode().
-        const size_t want = before + static_cast<size_t>(ops_end - ops);
+        // Reserved as decode() reserves for the records this rebuilds (len bytes), so the queue
+        // grows at the same points and the reader's peak memory stays what it was.
+        const size_t want = before + static_cast<size_t>(len / 4);
         if (out.capacity() < want) out.reserve(std::max(want, 2 * out.capacity()));
         uint64_t t = std::max(base << shift, slot.last_time);
         uint64_t a = 0;
