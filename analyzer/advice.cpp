@@ -20,7 +20,7 @@ constexpr uint64_t kPointerBytes = 8;
 
 }  // namespace
 
-void AdviceAnalysis::touch(Site& s, uint64_t seq) {
+[[gnu::always_inline]] inline void AdviceAnalysis::touch(Site& s, uint64_t seq) {
     if (s.snap_for != peak_seq_ && s.last_change <= peak_seq_) {
         s.heap_peak = s.heap;
         s.big_peak = s.big;

@@ -25,6 +25,9 @@ public:
     // `windows` must come before this analysis in the replay's list (its finish() runs first).
     explicit AdviceAnalysis(const WindowAnalysis& windows) : windows_(windows) {}
     void on_event(const Event& e, const LiveHeap& heap) override;
+    void on_step(const Event& e, const LiveHeap& heap, const LiveChanges& changes) override {
+        step_as(this, e, heap, changes);
+    }
     void finish(const TraceReader& reader, const LiveHeap& heap) override;
     void add_json(nlohmann::json& report) const override;
     void add_text(std::string& out) const override;

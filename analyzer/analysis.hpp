@@ -53,6 +53,13 @@ public:
     }
 
 protected:
+    // For a subclass's own on_step: its on_event called directly, not through the vtable.
+    template <class Self>
+    void step_as(Self* self, const Event& e, const LiveHeap& heap, const LiveChanges& changes) {
+        given_ = &changes;
+        self->Self::on_event(e, heap);
+        given_ = nullptr;
+    }
     const LiveChanges& changes() const { return given_ ? *given_ : own_; }
     // Call at the end of on_event.
     void clear_deltas() { own_.clear(); }

@@ -96,7 +96,7 @@ void WindowAnalysis::add(const Block& b, const Stamp* origin, uint64_t seq, cons
         heap.set_tag(b.addr, slot + 1);
 }
 
-// Drops the entries of released records once they are 3/4 of the log.
+// Drops the entries of released records once they are half the log.
 void WindowAnalysis::compact(const LiveHeap& /*heap*/) {
     size_t w = 0;
     for (size_t i = 0; i < log_.size(); ++i) {
@@ -165,7 +165,7 @@ void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
             break;
     }
     clear_deltas();
-    if (log_dead_ >= 4096 && log_dead_ * 4 >= log_.size() * 3) compact(heap);
+    if (log_dead_ >= 4096 && log_dead_ * 2 >= log_.size()) compact(heap);
     if (e.type != EventType::Rss) history_.push(e.seq, heap.live_bytes());
     running_peak_ = heap.peak_bytes();
     since_ = std::max(since_, heap.live_bytes());
@@ -204,11 +204,28 @@ void WindowAnalysis::close_burst(Thread& th, uint64_t /*seq_now*/) {
 
     // The old data's stack: the one that released the most bytes.
     std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> by_stack;  // bytes, max seq
+    // A run of releases from one stack is summed before it goes into the map (the keys still
+    // arrive in the order of their first release, so the map iterates as it would without).
+    uint64_t run_stack = 0, run_bytes = 0, run_max_seq = 0;
+    bool in_run = false;
+    auto flush = [&] {
+        auto& [bytes, max_seq] = by_stack[run_stack];
+        bytes += run_bytes;
+        max_seq = std::max(max_seq, run_max_seq);
+    };
     for (const Burst::Dead& d : bu.dead) {
-        auto& [bytes, max_seq] = by_stack[d.stack];
-        bytes += d.size;
-        max_seq = std::max(max_seq, d.seq);
+        if (in_run && d.stack == run_stack) {
+            run_bytes += d.size;
+            run_max_seq = std::max(run_max_seq, d.seq);
+            continue;
+        }
+        if (in_run) flush();
+        in_run = true;
+        run_stack = d.stack;
+        run_bytes = d.size;
+        run_max_seq = d.seq;
     }
+    if (in_run) flush();
     uint64_t old_stack = 0, dom_bytes = 0, old_max_seq = 0;
     for (const auto& [stack, v] : by_stack)
         if (v.first > dom_bytes) {

@@ -34,6 +34,9 @@ class WindowAnalysis : public BlockDeltaAnalysis {
 public:
     void begin(const TraceReader& reader) override;
     void on_event(const Event& e, const LiveHeap& heap) override;
+    void on_step(const Event& e, const LiveHeap& heap, const LiveChanges& changes) override {
+        step_as(this, e, heap, changes);
+    }
     void finish(const TraceReader& reader, const LiveHeap& heap) override;
     void add_json(nlohmann::json& report) const override;
     void add_text(std::string& out) const override;
@@ -117,7 +120,7 @@ private:
     // slot is reused at once); a heap block finds its record through its tag in LiveHeap
     // (slot + 1), a mapping through map_seq_: no per-event allocation, no tree. log_ lists
     // (seq, slot) in seq order; an entry whose slot no longer holds that seq (slot_seq_) is a
-    // released record's, dropped at the next compaction, once such entries are 3/4 of the log.
+    // released record's, dropped at the next compaction, once such entries are half the log.
     // Compacting touches neither the records nor the tags.
     struct LogEntry {
         uint64_t seq;

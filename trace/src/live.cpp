@@ -63,13 +63,6 @@ void LiveHeap::free_block(uint64_t addr, uint64_t t, Sink& l) {
     l.dead(b, t);
 }
 
-bool LiveHeap::set_tag(uint64_t addr, uint32_t tag) const {
-    Block* b = last_added_ && last_added_->addr == addr ? last_added_ : blocks_.find(addr);
-    if (!b) return false;
-    b->tag = tag;
-    return true;
-}
-
 template <class Sink>
 void LiveHeap::add_mapping(const Block& b, Sink& l) {
     if (b.size == 0) return;

@@ -68,7 +68,12 @@ public:
     // Tags the live heap block at addr (Block::tag; not mappings); false when there is none.
     // Tags are listeners' annotations, not heap state: setting one is allowed on a const heap.
     // The block the latest event made live is found without a lookup.
-    bool set_tag(uint64_t addr, uint32_t tag) const;
+    bool set_tag(uint64_t addr, uint32_t tag) const {
+        Block* b = last_added_ && last_added_->addr == addr ? last_added_ : blocks_.find(addr);
+        if (!b) return false;
+        b->tag = tag;
+        return true;
+    }
 
     template <class F>
     void for_each_live(F&& f) const {
