@@ -23,30 +23,29 @@ namespace {
 
 inline uint64_t addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
 
-// errno is saved around all recording: the program must see the real call's errno only.
+// The program must see the real call's errno only. The recording fast path below makes no
+// call that can set errno; each cold path that can (thread creation, throttle_wait,
+// acquire_slow, hand_off_full, the stack walker's interning, the clock's set-up) saves and
+// restores it itself, so the hottest hooks do not pay for __errno_location on every event.
 void record_alloc(AllocKind kind, const void* p, uint64_t size) {
-    int saved = errno;
     if (ThreadState* s = thread_state()) {
         acquire(s);
         uint64_t stack = capture_stack(s);
-        uint64_t t = now_ns();
+        uint64_t t = event_now_ns();
         emit(s, [&](RecordEncoder& e) { return e.alloc(kind, t, addr(p), size, stack); });
         s->last_t = t;
         release(s);
     }
-    errno = saved;
 }
 
 void record_free(const void* p) {
-    int saved = errno;
     if (ThreadState* s = thread_state()) {
         acquire(s);
-        uint64_t t = now_ns();
+        uint64_t t = event_now_ns();
         emit(s, [&](RecordEncoder& e) { return e.free(t, addr(p)); });
         s->last_t = t;
         release(s);
     }
-    errno = saved;
 }
 
 // realloc and reallocarray: the buffer is held across the real call, so that the old block's
@@ -56,12 +55,12 @@ void* traced_realloc(AllocKind kind, void* old, uint64_t size, Call&& call) {
     ThreadState* s = thread_state();
     if (!s) return call();
     acquire(s);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = event_now_ns();
     void* p = call();
     int saved = errno;
     if (p || size == 0) {  // a failed call leaves the old block live: not recorded
         uint64_t stack = p ? capture_stack(s) : 0;
-        uint64_t t1 = now_ns();
+        uint64_t t1 = event_now_ns();
         uint64_t n = p ? size : 0;
         emit(s, [&](RecordEncoder& e) {
             return e.realloc(kind, t0, t1, addr(old), addr(p), n, stack);
@@ -312,7 +311,7 @@ void* traced_mmap(void* (*fn)(void*, size_t, int, int, int, off_t), void* a, siz
     if (ThreadState* s = thread_state()) {
         acquire(s);
         uint64_t stack = capture_stack(s);
-        uint64_t t = now_ns();
+        uint64_t t = event_now_ns();
         emit(s, [&](RecordEncoder& e) {
             return e.mmap(t, addr(p), len, static_cast<uint32_t>(prot),
                           static_cast<uint32_t>(flags), fd, stack);
@@ -365,7 +364,7 @@ PMT_EXPORT int munmap(void* a, size_t len) noexcept {
     ThreadState* s = thread_state();
     if (!s) return g_real.munmap(a, len);
     acquire(s);
-    uint64_t t = now_ns();
+    uint64_t t = event_now_ns();
     int r = g_real.munmap(a, len);
     int saved = errno;
     if (r == 0) {
@@ -405,12 +404,12 @@ PMT_EXPORT void* mremap(void* old, size_t old_len, size_t new_len, int flags, ..
     ThreadState* s = thread_state();
     if (!s) return g_real.mremap(old, old_len, new_len, flags, target);
     acquire(s);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = event_now_ns();
     void* p = g_real.mremap(old, old_len, new_len, flags, target);
     int saved = errno;
     if (p != MAP_FAILED) {
         uint64_t stack = capture_stack(s);
-        uint64_t t1 = now_ns();
+        uint64_t t1 = event_now_ns();
         emit(s, [&](RecordEncoder& e) {
             return e.mremap(t0, t1, addr(old), old_len, addr(p), new_len, stack);
         });

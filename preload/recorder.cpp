@@ -6,6 +6,7 @@
 #include <cpuid.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -24,6 +25,8 @@ namespace pmt::preload {
 
 __thread ThreadState* t_state __attribute__((tls_model("initial-exec"))) = nullptr;
 std::atomic<uint32_t> g_throttle{0};
+std::atomic<bool> g_light_acquire{false};
+std::atomic<bool> g_event_rdtsc{false};
 TraceClock g_clock;
 
 namespace {
@@ -40,6 +43,8 @@ pthread_key_t g_exit_key;
 // kThrottleBytes the writer is behind: recording threads wait (throttle_wait) until it has
 // finished its cycle, so memory stays bounded; no event is ever dropped.
 std::atomic<size_t> g_pending_bytes{0};
+// Program threads (not ours) that have made a state since the process (or fork child) began.
+std::atomic<uint32_t> g_program_threads{0};
 constexpr size_t kWakeBytes = 128u << 10;
 constexpr size_t kThrottleBytes = 512u << 10;
 
@@ -133,6 +138,7 @@ void clock_switch(uint64_t now) {
 }  // namespace
 
 uint64_t clock_slow_ns() {
+    const int saved_errno = errno;  // the hooks' fast path does not save errno
     uint64_t now = vdso_mono_ns();
 #if defined(__x86_64__)
     uint32_t m = g_clock.mode.load(std::memory_order_acquire);
@@ -146,6 +152,7 @@ uint64_t clock_slow_ns() {
         if (g_clock.mode.compare_exchange_strong(m, kClockCalibrating)) clock_switch(now);
     }
 #endif
+    errno = saved_errno;
     return now;
 }
 
@@ -215,8 +222,23 @@ bool thread_is_gone(uint32_t tid) {
 
 }  // namespace
 
+namespace {
+ThreadState* make_thread_state();
+}
+
+// Keeps errno: the hooks' fast path does not save it (hooks.cpp).
 ThreadState* create_thread_state() {
+    int saved_errno = errno;
+    ThreadState* s = make_thread_state();
+    errno = saved_errno;
+    return s;
+}
+
+namespace {
+ThreadState* make_thread_state() {
     if (!tracing()) return nullptr;
+    // Before this thread's first clock reading (runtime.hpp, g_event_rdtsc).
+    if (t_in_hook == kGuardHook && g_program_threads.fetch_add(1) >= 1) g_event_rdtsc.store(false);
     void* mem = nullptr;
     if (g_real.posix_memalign(&mem, alignof(ThreadState), sizeof(ThreadState)) != 0) {
         fail_tracing("cannot allocate thread state");
@@ -243,6 +265,7 @@ ThreadState* create_thread_state() {
     t_state = s;
     return s;
 }
+}  // namespace
 
 void hand_off_full(ThreadState* s) {
     int saved_errno = errno;
@@ -271,19 +294,30 @@ void hand_off_full(ThreadState* s) {
 // A hook that waits here holds no flag: a signal handler's calls meanwhile are recorded as
 // usual rather than through the side ring, which a long wait would overflow (side_ring.hpp).
 void acquire_slow(ThreadState* s) {
+    const int saved_errno = errno;  // sched_yield: the hooks' fast path does not save errno
     const uint8_t guard = t_in_hook;
     for (unsigned spins = 0;; ++spins) {
+        s->busy.store(0, std::memory_order_release);  // the writer may go on
         if (guard == kGuardHook) t_in_hook = 0;
-        // Test-and-test-and-set: spin on a shared read, not on the exchange.
-        while (s->owned.load(std::memory_order_relaxed)) {
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        while (s->collecting.load(std::memory_order_relaxed)) {
             if (++spins < 200)
                 __builtin_ia32_pause();
             else
                 sched_yield();
         }
-        t_in_hook = guard;  // before the flag may be ours
+        t_in_hook = guard;  // before the buffer may be ours
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        if (!s->owned.exchange(1, std::memory_order_acquire)) return;
+        set_busy(s);
+        if (!s->collecting.load(std::memory_order_acquire)) {
+            errno = saved_errno;
+#if defined(__x86_64__)
+            // The caller's clock reading (maybe rdtsc) follows this load and the one that
+            // sent us here (collect_buffers has the argument).
+            __builtin_ia32_lfence();
+#endif
+            return;
+        }
     }
 }
 
@@ -323,13 +357,76 @@ void ThreadState::define_stack(uint64_t id, uint64_t parent_id, uint64_t locatio
     emit(this, [&](RecordEncoder& e) { return e.stack(id, parent_id, location_id); });
 }
 
+// The Epoch promise (FORMAT.md, "Epoch chunk"): the writer reads the clock, T, then collects;
+// every record whose clock reading c is below T must be in what it collects. A record is
+//   thread X:  busy = 1; compiler barrier; if (collecting) acquire_slow (ends with lfence);
+//              c = clock (rdtscp, or rdtsc: runtime.hpp, g_event_rdtsc); ...; busy = 0
+//   writer:    T = rdtscp; lfence; collecting = 1 (every thread); membarrier; for each
+//              thread: wait for busy == 0; take the buffer; collecting = 0
+// membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) returns only after every thread of the process
+// has passed a point P (an interrupt, or not running at all) where its memory accesses before
+// P are visible to all and those after P see what the writer stored before the call; what X
+// executes after P it executes after the interrupt (or after being scheduled again), so after
+// the writer's lfence, so after T was read. Take a record of X and its store busy = 1:
+// - before P: the writer's load of busy after the call sees it or a later store of X. Seeing
+//   1, it waits for a 0. A 0 that is a record's release makes this record visible (release/
+//   acquire): it is collected. A 0 from acquire_slow means X saw collecting == 1, which the
+//   writer stored after T, and waits for the writer's 0; its lfence then keeps its clock
+//   reading after both loads: c > T, the record is left for the next cycle.
+// - after P: X's load of collecting and its clock reading come after P: c > T.
+// So c < T implies the record is collected. Without membarrier the thread's store is an
+// xchg and the writer's a seq_cst fence (the same mutual exclusion by full barriers), and
+// X's clock is rdtscp, which waits for the xchg and the load of collecting.
+namespace {
+bool membarrier_register() {
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED)) return false;
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+void heavy_barrier() {
+    if (g_light_acquire.load(std::memory_order_relaxed)) {
+        int saved_errno = errno;
+        long r = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+        errno = saved_errno;
+        if (r == 0) return;
+        // Refused after a successful registration (a seccomp filter installed with TSYNC
+        // later): threads take the full-barrier path from their next record on. A record
+        // that started before it sees the change is not ordered by this cycle's fence, so
+        // at worst one event timed just before T is collected a cycle late; the writer then
+        // gives it a time at or after this epoch (FORMAT.md, "Event times") and the written
+        // trace still keeps the promise.
+        g_event_rdtsc.store(false);
+        g_light_acquire.store(false);
+    }
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+void wait_idle(ThreadState* s) {
+    for (unsigned spins = 0; s->busy.load(std::memory_order_acquire); ++spins) {
+        if (spins < 200)
+            __builtin_ia32_pause();
+        else
+            sched_yield();
+    }
+}
+}  // namespace
+
 void collect_buffers(std::vector<Buffer*>& out) {
+#if defined(__x86_64__)
+    // The caller's T (rdtscp) is read before anything below starts, membarrier's interrupts
+    // included: a thread that rdtsc times after its interrupt (case "after P") reads above T.
+    __builtin_ia32_lfence();
+#endif
     std::lock_guard<std::mutex> lock(g_registry_mutex);
+    for (ThreadState* s = g_threads; s; s = s->next_registered)
+        s->collecting.store(1, std::memory_order_relaxed);
+    heavy_barrier();
     ThreadState** link = &g_threads;
     while (ThreadState* s = *link) {
         // Read before collecting: a thread seen exited and gone has recorded its last event.
         bool gone = s->exited.load() && thread_is_gone(s->tid);
-        acquire(s);
+        wait_idle(s);
         for (Buffer* b = s->pending_head; b; b = b->next) {
             out.push_back(b);
             g_pending_bytes.fetch_sub(b->size, std::memory_order_relaxed);
@@ -343,7 +440,7 @@ void collect_buffers(std::vector<Buffer*>& out) {
                 s->enc.reset(s->current->data, kBufferBytes, s->tid, s->last_t);
             }
         }
-        release(s);
+        s->collecting.store(0, std::memory_order_release);
         if (gone) {
             *link = s->next_registered;
             destroy_state(s);
@@ -358,7 +455,14 @@ void return_buffers(std::vector<Buffer*>& bufs) {
     bufs.clear();
 }
 
-void recorder_init() { pthread_key_create(&g_exit_key, on_thread_exit); }
+void recorder_init() {
+    pthread_key_create(&g_exit_key, on_thread_exit);
+    int saved_errno = errno;
+    bool light = membarrier_register();
+    g_light_acquire.store(light);
+    g_event_rdtsc.store(light && g_program_threads.load() <= 1);
+    errno = saved_errno;
+}
 
 // Fork hazard: a thread holding the registry or pool mutex at fork would leave it locked
 // forever in the child; taking both here makes fork wait for those short sections.
@@ -383,6 +487,15 @@ void recorder_fork_child() {
     g_threads = nullptr;
     g_pending_bytes.store(0);
     g_throttle.store(0);
+    // The child is a new process (mm) with this one thread: register it for membarrier
+    // itself, or take the full-barrier path.
+    if (g_light_acquire.load()) {
+        int saved_errno = errno;
+        g_light_acquire.store(membarrier_register());
+        errno = saved_errno;
+    }
+    g_program_threads.store(self ? 1 : 0);  // a fork is a program thread's call
+    g_event_rdtsc.store(g_light_acquire.load());
     if (!self) return;
     // This thread's records belong to the parent's trace (the parent writes them).
     for (Buffer* b = self->pending_head; b;) {
@@ -391,7 +504,8 @@ void recorder_fork_child() {
         b = n;
     }
     self->pending_head = self->pending_tail = nullptr;
-    self->owned.store(0);
+    self->busy.store(0);
+    self->collecting.store(0);
     self->tid = static_cast<uint32_t>(syscall(SYS_gettid));
     self->last_t = 0;
     start_buffer(self, self->current);

@@ -1,5 +1,5 @@
 // Per-thread recording: each thread owns a buffer of encoded records (FORMAT.md, "Thread
-// events chunk") guarded by an ownership flag that the writer thread also takes to collect it.
+// events chunk") guarded by a pair of flags that the writer thread checks to collect it.
 // Used by hooks.cpp (record_*), the sampler (rss) and the writer (collect/return buffers).
 #pragma once
 #include <atomic>
@@ -23,12 +23,14 @@ struct Buffer {
 };
 
 struct alignas(64) ThreadState final : DefinitionSink {
-    // 1 while the thread records or the writer collects. The thread takes it before reading
-    // the clock and drops it once the record is complete (the Epoch promise, FORMAT.md).
-    std::atomic<uint32_t> owned{0};
+    // 1 while the thread records: set before it reads the clock, cleared once the record is
+    // complete (the Epoch promise, FORMAT.md). Written by this thread only.
+    std::atomic<uint32_t> busy{0};
+    // 1 while the writer collects this thread's buffers. Written by the writer only.
+    std::atomic<uint32_t> collecting{0};
     RecordEncoder enc;
     Buffer* current = nullptr;
-    Buffer* pending_head = nullptr;  // full buffers, oldest first (guarded by owned)
+    Buffer* pending_head = nullptr;  // full buffers, oldest first (guarded by the flags)
     Buffer* pending_tail = nullptr;
     uint64_t last_t = 0;  // latest time recorded: the base time of the next buffer
     uint32_t tid = 0;
@@ -57,14 +59,32 @@ inline ThreadState* thread_state() {
     return PMT_LIKELY(s != nullptr) ? s : create_thread_state();
 }
 
-// Contended only while the writer copies this thread's buffer, or the writer waits for a
-// record to finish. Either side may be preempted while holding the flag (few cores, many
-// threads): after a short spin the waiter yields its time slice instead of burning it.
+// The buffer is this thread's while it has busy set and collecting is clear; the writer's
+// while it has collecting set and busy is clear. Dekker's mutual exclusion: each side stores
+// its own flag, orders that store before its load of the other side's flag, and backs off if
+// it sees the other's. The writer's side is rare (once per cycle per thread), the thread's is
+// every event, so the ordering is asymmetric (recorder.cpp, collect_buffers, has the whole
+// argument): with membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) registered, the thread's
+// store-load order is kept by a compiler barrier only and the writer's membarrier call forces
+// it on every running thread; without it (old kernel, seccomp), the thread's store is a full
+// barrier (xchg) and the writer uses a fence. Contended only while the writer copies this
+// thread's buffer or waits for a record to finish; either side may be preempted meanwhile
+// (few cores, many threads): after a short spin the waiter yields its time slice.
+extern std::atomic<bool> g_light_acquire;  // membarrier is registered and works
 void acquire_slow(ThreadState* s);
-inline void acquire(ThreadState* s) {
-    if (PMT_UNLIKELY(s->owned.exchange(1, std::memory_order_acquire))) acquire_slow(s);
+inline void set_busy(ThreadState* s) {
+    if (PMT_LIKELY(g_light_acquire.load(std::memory_order_relaxed))) {
+        s->busy.store(1, std::memory_order_relaxed);
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+    } else {
+        s->busy.store(1, std::memory_order_seq_cst);
+    }
 }
-inline void release(ThreadState* s) { s->owned.store(0, std::memory_order_release); }
+inline void acquire(ThreadState* s) {
+    set_busy(s);
+    if (PMT_UNLIKELY(s->collecting.load(std::memory_order_acquire))) acquire_slow(s);
+}
+inline void release(ThreadState* s) { s->busy.store(0, std::memory_order_release); }
 
 // Moves the full current buffer to the pending chain and starts a fresh one (cold path).
 void hand_off_full(ThreadState* s);
@@ -85,7 +105,8 @@ void collect_buffers(std::vector<Buffer*>& out);
 void return_buffers(std::vector<Buffer*>& bufs);
 
 // Thread lifetime and fork (called from lifecycle.cpp).
-void recorder_init();  // creates the pthread key whose destructor marks a thread exited
+// Creates the pthread key whose destructor marks a thread exited; registers membarrier.
+void recorder_init();
 void recorder_fork_prepare();
 void recorder_fork_parent();
 void recorder_fork_child();  // drops other threads' state, restarts this thread's buffer

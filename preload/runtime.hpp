@@ -136,6 +136,36 @@ inline uint64_t now_ns() {
     return t > g_settings.start_mono_ns ? t - g_settings.start_mono_ns : 0;
 }
 
+// Set while plain rdtsc may time the hooks' events (recorder.cpp keeps it): the writer orders
+// its collections with membarrier, and at most one program thread has ever recorded.
+// rdtscp's wait for every earlier instruction (~27 ns here against ~10 ns for rdtsc) does two
+// jobs. (1) Between threads: a free timed after the malloc that another thread handed its
+// block over from; with a single recording thread there is no other thread. (2) The Epoch
+// promise; with membarrier that argument no longer needs the wait (recorder.cpp,
+// collect_buffers). A reading that rdtsc takes early is harmless in itself: a thread's own
+// times are clamped to never decrease (the encoder). The second program thread clears the
+// flag before its first clock reading; a block it hands over carries that store with it (x86
+// stores are seen in order), so the receiving thread then times with rdtscp too.
+extern std::atomic<bool> g_event_rdtsc;
+
+// Trace time of a hook's event.
+inline uint64_t event_now_ns() {
+#if defined(__x86_64__)
+    if (PMT_LIKELY(g_clock.mode.load(std::memory_order_acquire) == kClockTsc)) {
+        uint64_t tsc;
+        if (PMT_LIKELY(g_event_rdtsc.load(std::memory_order_relaxed))) {
+            tsc = __builtin_ia32_rdtsc();
+        } else {
+            unsigned aux;
+            tsc = __builtin_ia32_rdtscp(&aux);
+        }
+        uint64_t t = tsc_to_ns(tsc);
+        return t > g_settings.start_mono_ns ? t - g_settings.start_mono_ns : 0;
+    }
+#endif
+    return now_ns();
+}
+
 // One line on stderr, formatted without allocating (snprintf into a stack buffer, write()).
 void say(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 // Stops tracing after an internal failure: one line on stderr, then hooks only forward.
