@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "pmt/format.hpp"
@@ -26,7 +27,7 @@ public:
     void begin(size_t raw_bytes, uint64_t* times) {
         size_t room = raw_bytes + 2 * kMaxRecordBytes;
         for (size_t i = 0; i < kColumns; ++i) {
-            if (col_[i].size() < room) col_[i].resize(room);
+            if (i != kTimes) col_[i].reserve(room);
             w_[i] = col_[i].data();
         }
         times_ = times;
@@ -150,7 +151,20 @@ private:
         a_ = addr;
     }
 
-    std::vector<uint8_t> col_[kColumns];
+    // A column's bytes: grown, never zero-filled (pages never written stay out of the RSS).
+    struct Buffer {
+        std::unique_ptr<uint8_t[]> p;
+        size_t cap = 0;
+        void reserve(size_t n) {
+            if (cap >= n) return;
+            p.reset();
+            cap = 0;
+            p.reset(new uint8_t[n]);
+            cap = n;
+        }
+        uint8_t* data() const { return p.get(); }
+    };
+    Buffer col_[kColumns];
     uint8_t* w_[kColumns] = {};
     uint8_t head_[1 + 10 * (1 + kColumns)];  // shift, L and the column lengths
     uint8_t tid_base_[20];                   // the first two fields of the other column
@@ -165,7 +179,7 @@ inline void ColumnBuilder::finish_pieces(uint64_t tid, uint64_t base, const uint
     const size_t head_len = static_cast<size_t>(h - tid_base_);
     // The rebuilt record payload's length L: every field in its shortest varint, times in ns.
     size_t len = varint_len(tid) + varint_len(base << shift);
-    if (col_[kTimes].size() < n * 10) col_[kTimes].resize(n * 10);
+    col_[kTimes].reserve(n * 10);
     uint8_t* w = col_[kTimes].data();
     // Bytes beyond the first of a rebuilt delta (d << shift): extra[b] when d has b bits,
     // small[d] for a one-byte d (most of them).
