@@ -14,7 +14,14 @@ static volatile int sink;
 
 int main(void) {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    /* The first traced call makes this thread's recording state (the hooks' cold path, which
+       keeps errno itself: their fast path does not save it); a successful malloc leaves errno. */
+    errno = EDOM;
     void* m = malloc(1000);
+    if (errno != EDOM) {
+        printf("errno changed by the first malloc\n");
+        return 1;
+    }
     void* c = calloc(10, 100);
     void* r = realloc(NULL, 3000);
     r = realloc(r, 5000);
@@ -55,6 +62,7 @@ int main(void) {
     if (big != NULL) return 1;
     int e = errno;
     void* small = malloc(10);
+    sink += ((volatile char*)small)[0] = 1;
     free(small);
     if (errno != e) {
         printf("errno changed\n");
