@@ -20,24 +20,22 @@ void WindowAnalysis::begin(const TraceReader& reader) { frames_.attach(&reader);
 size_t WindowAnalysis::first_after(uint64_t s) const {
     return static_cast<size_t>(
         std::upper_bound(log_.begin(), log_.end(), s,
-                         [](uint64_t v, const LogEntry& r) { return v < r.seq; }) -
+                         [](uint64_t v, const Rec& r) { return v < r.seq; }) -
         log_.begin());
 }
 
 WindowAnalysis::Rec* WindowAnalysis::by_seq(uint64_t s) {
     auto it = std::lower_bound(log_.begin(), log_.end(), s,
-                               [](const LogEntry& r, uint64_t v) { return r.seq < v; });
-    return it != log_.end() && it->seq == s && slot_seq_[it->slot] == s ? &recs_[it->slot]
-                                                                        : nullptr;
+                               [](const Rec& r, uint64_t v) { return r.seq < v; });
+    return it != log_.end() && it->seq == s && !it->dead ? &*it : nullptr;
 }
 
 const WindowAnalysis::Rec* WindowAnalysis::remove(const Block& b) {
     Rec* rec = nullptr;
     if (!b.mapping) {
-        if (b.tag == 0 || b.tag > recs_.size()) return nullptr;
-        rec = &recs_[b.tag - 1];
-        if (slot_seq_[b.tag - 1] == kFreeSlot || rec->mapping || rec->addr != b.addr)
-            return nullptr;
+        if (b.tag == 0 || b.tag > log_.size()) return nullptr;
+        rec = &log_[b.tag - 1];
+        if (rec->dead || rec->mapping || rec->addr != b.addr) return nullptr;
     } else {
         // The released part may start inside a mapping (partial munmap).
         auto it = map_seq_.upper_bound(b.addr);
@@ -47,7 +45,7 @@ const WindowAnalysis::Rec* WindowAnalysis::remove(const Block& b) {
         rec = by_seq(seq);
         if (!rec || b.addr >= rec->addr + rec->size) return nullptr;
         Rec& r = *rec;
-        if (b.size < r.size) {  // part of it stays live: shrink the record, keep its slot
+        if (b.size < r.size) {  // part of it stays live: shrink the record, keep its index
             part_ = r;
             part_.addr = b.addr;
             part_.size = b.size;
@@ -61,26 +59,13 @@ const WindowAnalysis::Rec* WindowAnalysis::remove(const Block& b) {
         }
         map_seq_.erase(it);
     }
-    // The slot is free for the next add; rec stays readable until then.
-    const auto slot = static_cast<uint32_t>(rec - recs_.data());
-    slot_seq_[slot] = kFreeSlot;
-    free_slots_.push_back(slot);
+    rec->dead = true;
     ++log_dead_;
     return rec;
 }
 
 void WindowAnalysis::add(const Block& b, const Stamp* origin, uint64_t seq, const LiveHeap& heap) {
-    uint32_t slot;
-    if (!free_slots_.empty()) {
-        slot = free_slots_.back();
-        free_slots_.pop_back();
-    } else {
-        slot = static_cast<uint32_t>(recs_.size());
-        recs_.emplace_back();
-        slot_seq_.push_back(kFreeSlot);
-    }
-    slot_seq_[slot] = seq;
-    Rec& r = recs_[slot];
+    Rec r;
     r.addr = b.addr;
     r.size = b.size;
     r.stack = b.stack_id;
@@ -89,19 +74,21 @@ void WindowAnalysis::add(const Block& b, const Stamp* origin, uint64_t seq, cons
     r.latest = {b.time_ns, seq, running_peak_, since_, detection_max_.size()};
     // A block that grew (realloc, mremap) keeps the age of the first one.
     r.origin = origin ? *origin : r.latest;
-    log_.push_back({seq, slot});
+    log_.push_back(r);
     if (b.mapping)
         map_seq_[b.addr] = seq;
-    else if (slot + 1u < UINT32_MAX)  // else untagged: its release reads as unknown
-        heap.set_tag(b.addr, slot + 1);
+    else if (log_.size() < UINT32_MAX)  // else untagged: its release reads as unknown
+        heap.set_tag(b.addr, static_cast<uint32_t>(log_.size()));
 }
 
-// Drops the entries of released records once they are half the log.
-void WindowAnalysis::compact(const LiveHeap& /*heap*/) {
+// Drops the holes once they are half the log; each live heap block gets its new index.
+void WindowAnalysis::compact(const LiveHeap& heap) {
     size_t w = 0;
     for (size_t i = 0; i < log_.size(); ++i) {
-        const LogEntry entry = log_[i];
-        if (slot_seq_[entry.slot] == entry.seq) log_[w++] = entry;
+        if (log_[i].dead) continue;
+        if (w != i) log_[w] = log_[i];
+        ++w;
+        if (!log_[w - 1].mapping) heap.set_tag(log_[w - 1].addr, static_cast<uint32_t>(w));
     }
     log_.resize(w);
     log_dead_ = 0;
@@ -257,9 +244,8 @@ void WindowAnalysis::close_burst(Thread& th, uint64_t /*seq_now*/) {
     const Stamp* first = nullptr;
     const Stamp* first_small = nullptr;
     for (size_t i = first_after(old_max_seq); i < log_.size(); ++i) {
-        const Rec* live = live_at(i);
-        if (!live || !frames_.has_prefix(live->stack, prefix)) continue;
-        const Rec& r = *live;
+        const Rec& r = log_[i];
+        if (r.dead || !frames_.has_prefix(r.stack, prefix)) continue;
         w.new_bytes += r.size;
         new_by_stack[r.stack] += r.size;
         // A buffer older than the old data that this statement merely grew (an interpreter

@@ -64,8 +64,9 @@ private:
         uint64_t addr = 0, size = 0, stack = 0;
         uint64_t seq = 0;
         bool mapping = false;
-        Stamp origin;  // the first block of a realloc/mremap chain
-        Stamp latest;  // this block itself
+        bool dead = false;  // released: a hole in log_ until the next compaction
+        Stamp origin;       // the first block of a realloc/mremap chain
+        Stamp latest;       // this block itself
     };
     struct Burst {  // releases on one thread with no allocation of that thread between them
         bool active = false;
@@ -89,10 +90,10 @@ private:
     const Rec* remove(const Block& b);
     // origin: the age a grown block keeps (nullptr: its own).
     void add(const Block& b, const Stamp* origin, uint64_t seq, const LiveHeap& heap);
-    // Index in log_ of the first entry with seq > s; the live record with exactly seq s.
+    // Index in log_ of the first record with seq > s; the live record with exactly seq s.
     size_t first_after(uint64_t s) const;
     Rec* by_seq(uint64_t s);
-    void compact(const LiveHeap& heap);  // drops released records' log_ entries
+    void compact(const LiveHeap& heap);  // drops the holes (call once they are half of log_)
     Thread& thread(uint32_t tid) {
         if (tid != last_tid_ || !last_thread_) {
             last_thread_ = &threads_[tid];  // node-based map: the reference stays valid
@@ -116,26 +117,11 @@ private:
     static std::string remedy_for(const Window& w);
 
     mutable StackFrames frames_;
-    // Live blocks' records in slots that never move while the block lives (a released one's
-    // slot is reused at once); a heap block finds its record through its tag in LiveHeap
-    // (slot + 1), a mapping through map_seq_: no per-event allocation, no tree. log_ lists
-    // (seq, slot) in seq order; an entry whose slot no longer holds that seq (slot_seq_) is a
-    // released record's, dropped at the next compaction, once such entries are half the log.
-    // Compacting touches neither the records nor the tags.
-    struct LogEntry {
-        uint64_t seq;
-        uint32_t slot;
-    };
-    static constexpr uint64_t kFreeSlot = UINT64_MAX;
-    std::vector<Rec> recs_;
-    std::vector<uint64_t> slot_seq_;  // per slot: the seq of its live record, or kFreeSlot
-    std::vector<uint32_t> free_slots_;
-    std::vector<LogEntry> log_;
+    // Live blocks' records in seq order, with holes for released ones (compacted once they
+    // are half of it). A heap block finds its record through its tag in LiveHeap (index + 1),
+    // a mapping through map_seq_: no per-event allocation, no tree.
+    std::vector<Rec> log_;
     size_t log_dead_ = 0;
-    const Rec* live_at(size_t i) const {
-        const LogEntry e = log_[i];
-        return slot_seq_[e.slot] == e.seq ? &recs_[e.slot] : nullptr;
-    }
     Rec part_;                              // remove()'s answer for a piece of a mapping
     std::map<uint64_t, uint64_t> map_seq_;  // mapping start -> seq (mappings are few)
     std::unordered_map<uint32_t, Thread> threads_;
