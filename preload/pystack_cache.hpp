@@ -111,6 +111,20 @@ struct PyStackCache {
     uint64_t generation = 0;
     uint64_t next_code_serial = 1;
     pystack::Memo memo[pystack::kMaxDepth];
+    // The innermost frames of recent walks, by (code, instruction, stack id of the frames
+    // outside): a frame that alternates between a few allocating instructions while its
+    // callers stay put (a loop body) finds its stack id here instead of in the hash tables.
+    // Trusted within one code-creation generation, like memo; cleared with it.
+    struct Recent {
+        pystack::Level key;
+        uint64_t parent, code_serial, location_id, stack_id;
+    };
+    static constexpr unsigned kRecent = 4;
+    Recent recent[kRecent];
+    unsigned recent_next = 0;
+    void forget_recent() {
+        for (Recent& r : recent) r.key.code = nullptr;  // a walk never has a null code
+    }
     pystack::OpenTable<pystack::CodeInfo> codes;
     pystack::OpenTable<pystack::CodeOffset> offsets;
     pystack::OpenTable<pystack::LocationKey> locations;
@@ -121,6 +135,7 @@ struct PyStackCache {
 
     void reset() {
         depth = 0;
+        forget_recent();
         next_code_serial = 1;
         codes.clear();
         offsets.clear();

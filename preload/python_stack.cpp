@@ -201,6 +201,7 @@ uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
     if (generation != c->generation) {
         c->generation = generation;
         c->depth = 0;
+        c->forget_recent();
     }
     // The common case: this thread holds the GIL, so the GIL holder's state is its own (a
     // thread's state is the GIL holder's only between its own swap-in and swap-out), and the
@@ -261,6 +262,17 @@ uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
         ++k;
     }
     if (k == m && k == n) return m ? c->memo[m - 1].stack_id : 0;
+    if (k == m - 1) {  // only the innermost frame differs from the previous walk
+        const Level& l = cur[0];
+        uint64_t parent = k ? c->memo[k - 1].stack_id : 0;
+        for (const PyStackCache::Recent& r : c->recent) {
+            if (r.key.code == l.code && r.key.instr == l.instr && r.parent == parent) {
+                c->memo[k] = Memo{l, r.code_serial, r.location_id, r.stack_id};
+                c->depth = m;
+                return r.stack_id;
+            }
+        }
+    }
     SavedErrno keep;  // interning allocates
     if (__builtin_expect(
             c->text.bytes() > pystack::kMaxTextBytes || c->stacks.size() > kMaxStackNodes, 0)) {
@@ -288,6 +300,12 @@ uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
         parent = id;
     }
     c->depth = m;
+    if (m) {
+        const Memo& inner = c->memo[m - 1];
+        c->recent[c->recent_next++ % PyStackCache::kRecent] =
+            PyStackCache::Recent{inner.key, m > 1 ? c->memo[m - 2].stack_id : 0, inner.code_serial,
+                                 inner.location_id, inner.stack_id};
+    }
     return parent;
 }
 
