@@ -1,12 +1,14 @@
 // Unit tests of format version 2's size levers (FORMAT.md): times rounded to 2^k ns, the
 // column form and the file-wide zstd stream (codecs 3 and 4), with truncation at every chunk
 // boundary and inside chunks, and corruption of a continued stream chunk.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "pmt/chunk.hpp"
+#include "pmt/column_builder.hpp"
 #include "pmt/encoder.hpp"
 #include "pmt/reader.hpp"
 #include "test_trace_util.hpp"
@@ -252,4 +254,50 @@ TEST_CASE("payloads whose times are not multiples of the resolution keep exact t
     out.clear();
     stream.append_thread_chunk(out, junk.data(), junk.size());
     CHECK(parse_chunk_header(out.data()).codec != Codec::ZstdStream);
+}
+
+TEST_CASE("a column form handed to the stream in pieces reads back exactly, across zstd blocks",
+          "[trace]") {
+    // Payloads of ~1 MB (the column form spans several 128 KiB zstd blocks), given to
+    // ChunkStream::column_chunk as ColumnBuilder's pieces cut into 1000-byte spans: two chunks
+    // in one stream (codec 3, then 4) must decode to the records they were built from.
+    ChunkStream stream(1, 0);
+    ChunkDecoder d;
+    uint64_t t = 1000;
+    for (int chunk = 0; chunk < 2; ++chunk) {
+        std::vector<uint8_t> buf(1 << 20);
+        RecordEncoder e;
+        e.reset(buf.data(), buf.size(), 9, t);
+        every_record(e, t, 1 + chunk);
+        for (uint64_t i = 0; e.remaining() > 64; ++i) {
+            t += i % 7 * 1000 + i % 3;
+            uint64_t addr = 0x7f0000000000 + (i * 7919 % 100000) * 64;
+            REQUIRE(e.alloc(AllocKind::Malloc, t, addr, 16 + i % 5000, 1 + i % 300));
+            REQUIRE(e.free(t + 11, addr));
+        }
+        std::vector<uint8_t> raw(e.data(), e.data() + e.size());
+        detail::ByteCursor c{raw.data(), raw.data() + raw.size()};
+        uint64_t tid = c.varint(), base = c.varint();
+        ColumnBuilder cols;
+        std::vector<uint64_t> times(raw.size() + 2);
+        cols.begin(raw.size(), times.data());
+        decode_records(c.p, c.end, base, 0, cols);
+        ByteSpan pieces[ColumnBuilder::kPieces];
+        cols.finish_pieces(tid, base, times.data(),
+                           static_cast<size_t>(cols.times_end() - times.data()), 0, pieces);
+        std::vector<ByteSpan> small;
+        for (const ByteSpan& p : pieces)
+            for (size_t at = 0; at < p.size; at += 1000)
+                small.push_back(ByteSpan{p.data + at, std::min<size_t>(1000, p.size - at)});
+        CHECK(small.size() > 256);
+        ByteSpan out = stream.column_chunk(small.data(), small.size());
+        REQUIRE(out.size > kChunkHeaderBytes);
+        ChunkHeader h = parse_chunk_header(out.data);
+        CHECK(h.codec == (chunk == 0 ? Codec::ZstdStreamStart : Codec::ZstdStream));
+        REQUIRE(h.stored_len == out.size - kChunkHeaderBytes);
+        CHECK(chunk_crc(out.data, out.data + kChunkHeaderBytes, h.stored_len) == h.crc);
+        std::vector<uint8_t> back;
+        d.decode(h, out.data + kChunkHeaderBytes, back);
+        CHECK(back == raw);
+    }
 }
