@@ -98,20 +98,25 @@ struct EventMerger::Impl {
     void decode_columns(const uint8_t* cols, size_t n);
     std::vector<uint8_t> rebuilt;  // decode_columns' fallback: the records from_columns makes
 
-    // Numbers [p, end) and hands it to the visitor in one call.
+    // Numbers [p, end) and hands it to the visitor, a few hundred events at a time: they are
+    // still in the cache when the visitor reads them (a run can be a whole epoch, megabytes).
     void deliver(Event* p, Event* end, EventVisitor& v) {
-        if (p == end) return;
-        uint64_t last = last_time, seq = delivered;
-        for (Event* e = p; e < end; ++e) {
-            // Only a writer breaking the epoch promise could make time go back here; clamping
-            // keeps the stream's documented order for every consumer.
-            if (e->time_ns < last) e->time_ns = last;
-            last = e->time_ns;
-            e->seq = seq++;
+        constexpr size_t kBatch = 256;
+        while (p != end) {
+            Event* stop = static_cast<size_t>(end - p) > kBatch ? p + kBatch : end;
+            uint64_t last = last_time, seq = delivered;
+            for (Event* e = p; e < stop; ++e) {
+                // Only a writer breaking the epoch promise could make time go back here;
+                // clamping keeps the stream's documented order for every consumer.
+                if (e->time_ns < last) e->time_ns = last;
+                last = e->time_ns;
+                e->seq = seq++;
+            }
+            last_time = last;
+            delivered = seq;
+            v.on_events(p, static_cast<size_t>(stop - p));
+            p = stop;
         }
-        last_time = last;
-        delivered = seq;
-        v.on_events(p, static_cast<size_t>(end - p));
     }
 };
 
