@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 
+#include "column_stream_reader.hpp"
 #include "columns.hpp"
 #include "pmt/chunk.hpp"
 #include "varint.hpp"
@@ -20,8 +21,6 @@ namespace {
 // 1 MiB of history: on the churn workload 2^20 compresses as well as 2^23 (one loop
 // iteration's records fit) and costs the traced process and the reader 7 MiB less.
 constexpr int kWindowLog = 20;
-// Readers accept more than the writer uses, but bound what a hostile frame can make them hold.
-constexpr int kMaxReadWindowLog = 24;
 
 void frame(uint8_t* h, Codec codec, size_t stored_len, size_t raw_len) {
     std::memcpy(h, kChunkMagic, 4);
@@ -144,21 +143,16 @@ size_t ChunkStream::compress(const ByteSpan* pieces, size_t n, size_t total) {
     return kChunkHeaderBytes + ob.pos;
 }
 
+// The zstd stream handling is ColumnStreamReader's (the reader's own path); this adds the
+// rebuild of the records from the column form.
 struct ChunkDecoder::Impl {
-    ZSTD_DCtx* dctx = nullptr;
-    bool in_stream = false;  // the last stream chunk decoded: a codec-4 chunk may follow
+    detail::ColumnStreamReader stream;
     std::vector<uint8_t> cols;
 };
 
-ChunkDecoder::ChunkDecoder() : impl_(new Impl) {
-    impl_->dctx = ZSTD_createDCtx();
-    if (impl_->dctx) ZSTD_DCtx_setParameter(impl_->dctx, ZSTD_d_windowLogMax, kMaxReadWindowLog);
-}
+ChunkDecoder::ChunkDecoder() : impl_(new Impl) {}
 
-ChunkDecoder::~ChunkDecoder() {
-    ZSTD_freeDCtx(impl_->dctx);
-    delete impl_;
-}
+ChunkDecoder::~ChunkDecoder() { delete impl_; }
 
 void ChunkDecoder::decode(const ChunkHeader& h, const uint8_t* stored, std::vector<uint8_t>& raw) {
     Impl& m = *impl_;
@@ -166,34 +160,9 @@ void ChunkDecoder::decode(const ChunkHeader& h, const uint8_t* stored, std::vect
         decode_chunk_payload(h, stored, raw);
         return;
     }
-    if (!m.dctx) throw TraceError("cannot make a zstd decompression context");
-    if (h.type != ChunkType::ThreadEvents)
-        throw TraceError("a zstd stream codec on a chunk that is not thread events");
-    if (h.codec == Codec::ZstdStreamStart)
-        ZSTD_DCtx_reset(m.dctx, ZSTD_reset_session_only);
-    else if (!m.in_stream)
-        throw TraceError("zstd stream chunk (codec 4) without the chunks its stream began in");
-    m.in_stream = false;  // until this chunk has decoded completely
-    m.cols.resize(h.raw_len);
-    ZSTD_inBuffer in{stored, h.stored_len, 0};
-    ZSTD_outBuffer out{m.cols.data(), m.cols.size(), 0};
-    for (;;) {
-        size_t in_before = in.pos, out_before = out.pos;
-        size_t r = ZSTD_decompressStream(m.dctx, &out, &in);
-        if (ZSTD_isError(r)) throw TraceError(std::string("zstd: ") + ZSTD_getErrorName(r));
-        if (in.pos == in.size && out.pos == out.size) break;
-        if (in.pos == in_before && out.pos == out_before) break;  // no progress: cut short
-    }
-    if (out.pos != out.size) throw TraceError("zstd stream chunk shorter than its declared length");
-    // Input left over, or output beyond the declared length still held by the context.
-    uint8_t extra;
-    ZSTD_outBuffer probe{&extra, 1, 0};
-    ZSTD_inBuffer none{nullptr, 0, 0};
-    if (in.pos != in.size ||
-        (!ZSTD_isError(ZSTD_decompressStream(m.dctx, &probe, &none)) && probe.pos != 0))
-        throw TraceError("zstd stream chunk longer than its declared length");
+    m.stream.decode(h, stored, m.cols);
     detail::from_columns(m.cols.data(), m.cols.size(), raw);
-    m.in_stream = true;
+    m.stream.end_stream_chunk();
 }
 
 }  // namespace pmt

@@ -1,5 +1,5 @@
-// ColumnStreamReader (column_stream_reader.hpp): ChunkDecoder's zstd stream handling without
-// the rebuild of the records, for TraceReader.
+// ColumnStreamReader (column_stream_reader.hpp): the zstd stream handling of codecs 3 and 4, for
+// TraceReader (columns straight to events) and ChunkDecoder (which rebuilds the records).
 #include "column_stream_reader.hpp"
 
 #include <zstd.h>
@@ -9,8 +9,8 @@
 namespace pmt::detail {
 
 namespace {
-// As ChunkDecoder: readers accept more than the writer uses, but bound what a hostile frame can
-// make them hold.
+// Readers accept more than the writer uses (chunk_stream.cpp, kWindowLog), but bound what a
+// hostile frame can make them hold.
 constexpr int kMaxReadWindowLog = 24;
 }  // namespace
 
