@@ -7,6 +7,7 @@
 
 #include "pmt/chunk.hpp"
 #include "pmt/encoder.hpp"
+#include "pmt/varint.hpp"
 
 using namespace pmt;
 
@@ -170,4 +171,39 @@ TEST_CASE("an encoder record that does not fit writes nothing", "[trace]") {
     }
     CHECK(e.remaining() < 3);
     CHECK(e.size() <= 30);
+}
+
+TEST_CASE("varints of every length read back exactly, near the end of a payload or not",
+          "[trace]") {
+    // Values of every bit length and their neighbours, including non-shortest forms (a
+    // reader must accept what FORMAT.md allows, e.g. 0x80 0x00 for 0).
+    std::vector<uint64_t> values = {0, 1, 0x7f, 0x80, 0x3fff, 0x4000, ~uint64_t{0}};
+    for (unsigned b = 1; b < 64; ++b) {
+        const uint64_t v = uint64_t{1} << b;
+        values.insert(values.end(), {v - 1, v, v + 1, v | (v >> 1), v ^ 0x5555555555555555ull});
+    }
+    std::vector<uint8_t> buf;
+    for (uint64_t v : values) {
+        uint8_t tmp[10];
+        buf.insert(buf.end(), tmp, detail::put_varint(tmp, v));
+    }
+    const std::vector<uint8_t> padded_zero = {0x80, 0x80, 0x00};  // 0 in 3 bytes
+    buf.insert(buf.end(), padded_zero.begin(), padded_zero.end());
+    // Read from the whole buffer (8 readable bytes after most varints) and from copies that
+    // end right after each varint (fewer than 8 readable).
+    detail::ByteCursor all{buf.data(), buf.data() + buf.size()};
+    for (uint64_t v : values) {
+        const uint8_t* before = all.p;
+        CHECK(all.varint() == v);
+        std::vector<uint8_t> alone(before, all.p);
+        detail::ByteCursor tail{alone.data(), alone.data() + alone.size()};
+        CHECK(tail.varint() == v);
+        CHECK(tail.at_end());
+    }
+    CHECK(all.varint() == 0);
+    CHECK(all.at_end());
+    // A varint cut short is an error, however many bytes follow in the buffer's memory.
+    std::vector<uint8_t> cut = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01};
+    detail::ByteCursor short_view{cut.data(), cut.data() + 3};
+    CHECK_THROWS_WITH(short_view.varint(), "record runs past the end of its payload");
 }
