@@ -14,13 +14,13 @@ namespace pmt::preload {
 
 __thread uint8_t t_in_hook __attribute__((tls_model("initial-exec"))) = 0;
 RealFunctions g_real;
+alignas(16) unsigned char g_bootstrap_arena[kBootstrapArenaBytes];
 
 namespace {
 
-// dlsym needs a few hundred bytes once; 64 KiB leaves room for a few threads racing at start.
-constexpr size_t kArenaBytes = 64 * 1024;
-constexpr size_t kAlign = 16;
-alignas(kAlign) unsigned char g_arena[kArenaBytes];
+constexpr size_t kArenaBytes = kBootstrapArenaBytes;
+constexpr size_t kAlign = 16;  // g_bootstrap_arena's alignment
+unsigned char* const g_arena = g_bootstrap_arena;
 std::atomic<size_t> g_arena_used{0};
 
 // 0 = not resolved, 1 = resolving (dlsym is running), 2 = done.
@@ -82,11 +82,6 @@ void* bootstrap_alloc(size_t n) {
     unsigned char* p = g_arena + off;
     *reinterpret_cast<size_t*>(p + kAlign - sizeof(size_t)) = n;
     return p + kAlign;
-}
-
-bool in_bootstrap_arena(const void* p) {
-    auto a = reinterpret_cast<const unsigned char*>(p);
-    return a >= g_arena && a < g_arena + kArenaBytes;
 }
 
 size_t bootstrap_block_size(const void* p) {

@@ -62,7 +62,14 @@ extern RealFunctions g_real;
 void resolve_real();
 bool real_resolved();
 void* bootstrap_alloc(size_t n);
-bool in_bootstrap_arena(const void* p);
+// dlsym needs a few hundred bytes once; 64 KiB leaves room for a few threads racing at start.
+inline constexpr size_t kBootstrapArenaBytes = 64 * 1024;
+extern unsigned char g_bootstrap_arena[kBootstrapArenaBytes];
+// Inline: free() asks it on every call.
+inline bool in_bootstrap_arena(const void* p) {
+    auto a = reinterpret_cast<const unsigned char*>(p);
+    return a >= g_bootstrap_arena && a < g_bootstrap_arena + kBootstrapArenaBytes;
+}
 size_t bootstrap_block_size(const void* p);
 
 // True while events are recorded. Read (relaxed) on every hook call.
