@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import tempfile
+import types
 import unittest
 import unittest.mock
 
@@ -180,13 +181,13 @@ class NativeTests(unittest.TestCase):
         sizes = [e["size"] for e in info["events"] if e["type"] == "alloc"]
         self.assertTrue(any(12_345_678 <= n <= 12_345_678 + 64 for n in sizes))
 
-    def test_a_block_freed_by_another_thread_is_delivered_after_its_malloc(self):
-        # Producer/consumer hand-off: the free often follows the malloc within a microsecond
-        # on another thread. Every free must find its block live (no "unknown" free), and the
-        # program's blocks must all be gone at the end: exact live bytes across threads.
-        run = Traced(self, [os.path.join(BIN, "native_handoff")])
-        self.assertEqual((run.proc.returncode, run.proc.stdout), (0, "100000\n"))
+    def check_handoff(self, run):
+        """native_handoff's trace: every free finds its block live (no "unknown" free) and the
+        program's blocks are all gone at the end: exact live bytes across threads."""
+        self.assertEqual((run.proc.returncode, run.proc.stdout), (0, "100000\n"), run.proc.stderr)
+        self.assertEqual(len(run.traces), 1)
         info = dump(run.traces[0], events=True)
+        self.assertTrue(info.get("end") and not info["truncated"])
         live, unknown, freed = {}, 0, 0
         for e in info["events"]:
             if e["type"] == "alloc":
@@ -199,6 +200,30 @@ class NativeTests(unittest.TestCase):
         self.assertEqual(unknown, 0)
         self.assertGreaterEqual(freed, 100000)
         self.assertEqual([n for n in live.values() if 64 <= n <= 160 and n % 16 == 0], [])
+
+    def test_a_block_freed_by_another_thread_is_delivered_after_its_malloc(self):
+        # Producer/consumer hand-off: the free often follows the malloc within a microsecond
+        # on another thread.
+        self.check_handoff(Traced(self, [os.path.join(BIN, "native_handoff")]))
+
+    def test_without_membarrier_from_the_start_the_locked_fallback_keeps_the_order(self):
+        # A seccomp filter refuses membarrier before the interposer loads: its threads mark
+        # their buffers with locked stores instead (preload/recorder.cpp).
+        tmp = tempfile.TemporaryDirectory(prefix="pmt-native-")
+        self.addCleanup(tmp.cleanup)
+        env = dict(os.environ, PYMEMTRACE_OUTPUT=tmp.name, PYMEMTRACE_QUIET="1")
+        env.pop("LD_PRELOAD", None)
+        run = types.SimpleNamespace()
+        run.proc = subprocess.run([os.path.join(BIN, "native_deny_membarrier"), LIB,
+                                   os.path.join(BIN, "native_handoff")],
+                                  env=env, capture_output=True, text=True)
+        run.traces = sorted(glob.glob(os.path.join(tmp.name, "*.pmt")))
+        self.check_handoff(run)
+
+    def test_membarrier_refused_mid_run_keeps_the_order(self):
+        # The program makes membarrier fail for all its threads 50 ms in, while the hand-off
+        # runs (~150 ms traced): writer cycles before and after the switch to the fallback.
+        self.check_handoff(Traced(self, [os.path.join(BIN, "native_handoff"), "50"]))
 
     def test_an_unwritable_output_runs_the_program_untraced(self):
         env = dict(os.environ, LD_PRELOAD=LIB, PYMEMTRACE_OUTPUT="/nonexistent/dir/x.pmt")
