@@ -23,10 +23,10 @@ namespace {
 
 inline uint64_t addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
 
-// The program must see the real call's errno only. The recording fast path below makes no
+// The program must see the real call's errno only. Recording after the real call makes no
 // call that can set errno; each cold path that can (thread creation, throttle_wait,
-// acquire_slow, hand_off_full, the stack walker's interning, the clock's set-up) saves and
-// restores it itself, so the hottest hooks do not pay for __errno_location on every event.
+// acquire_slow, hand_off_full, the stack walker's interning, the clock's set-up) holds an
+// ErrnoGuard (runtime.hpp), so no hook pays for __errno_location on every event.
 void record_alloc(AllocKind kind, const void* p, uint64_t size) {
     if (ThreadState* s = thread_state()) {
         acquire(s);
@@ -57,7 +57,6 @@ void* traced_realloc(AllocKind kind, void* old, uint64_t size, Call&& call) {
     acquire(s);
     uint64_t t0 = event_now_ns();
     void* p = call();
-    int saved = errno;
     if (p || size == 0) {  // a failed call leaves the old block live: not recorded
         uint64_t stack = p ? capture_stack(s) : 0;
         uint64_t t1 = event_now_ns();
@@ -68,7 +67,6 @@ void* traced_realloc(AllocKind kind, void* old, uint64_t size, Call&& call) {
         s->last_t = t1;
     }
     release(s);
-    errno = saved;
     return p;
 }
 
@@ -91,9 +89,8 @@ void* traced_realloc(AllocKind kind, void* old, uint64_t size, Call&& call) {
 // the real call's.
 #define PMT_CALLER __builtin_return_address(0)
 [[gnu::cold, gnu::noinline]] void nested_slow(const void* caller, const SideEvent& e) {
-    int saved = errno;
+    ErrnoGuard keep;
     if (side_wanted(caller)) side_push(e);
-    errno = saved;
 }
 // Our own threads and code (kGuardOwn) only forward: not even the event is made for them.
 inline void nested(const void* caller, const SideEvent& e) {
@@ -307,7 +304,6 @@ void* traced_mmap(void* (*fn)(void*, size_t, int, int, int, off_t), void* a, siz
     TracedGuard g;
     void* p = fn(a, len, prot, flags, fd, off);
     if (p == MAP_FAILED) return p;
-    int saved = errno;
     if (ThreadState* s = thread_state()) {
         acquire(s);
         uint64_t stack = capture_stack(s);
@@ -319,7 +315,6 @@ void* traced_mmap(void* (*fn)(void*, size_t, int, int, int, off_t), void* a, siz
         s->last_t = t;
         release(s);
     }
-    errno = saved;
     return p;
 }
 
@@ -366,13 +361,11 @@ PMT_EXPORT int munmap(void* a, size_t len) noexcept {
     acquire(s);
     uint64_t t = event_now_ns();
     int r = g_real.munmap(a, len);
-    int saved = errno;
     if (r == 0) {
         emit(s, [&](RecordEncoder& e) { return e.munmap(t, addr(a), len); });
         s->last_t = t;
     }
     release(s);
-    errno = saved;
     return r;
 }
 
@@ -406,7 +399,6 @@ PMT_EXPORT void* mremap(void* old, size_t old_len, size_t new_len, int flags, ..
     acquire(s);
     uint64_t t0 = event_now_ns();
     void* p = g_real.mremap(old, old_len, new_len, flags, target);
-    int saved = errno;
     if (p != MAP_FAILED) {
         uint64_t stack = capture_stack(s);
         uint64_t t1 = event_now_ns();
@@ -416,6 +408,5 @@ PMT_EXPORT void* mremap(void* old, size_t old_len, size_t new_len, int flags, ..
         s->last_t = t1;
     }
     release(s);
-    errno = saved;
     return p;
 }

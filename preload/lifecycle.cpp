@@ -141,11 +141,10 @@ void before_exec() {
 
 void after_failed_exec() {
     if (!t_exec_paused) return;
-    int saved = errno;
+    ErrnoGuard keep;
     HookGuard g;
     writer_resume_after_exec();
     t_exec_paused = false;
-    errno = saved;
 }
 
 __attribute__((constructor)) void on_load() {
@@ -181,14 +180,13 @@ void say(const char* fmt, ...) {
     size_t len =
         static_cast<size_t>(n) < sizeof(line) - 1 ? static_cast<size_t>(n) : sizeof(line) - 2;
     line[len++] = '\n';
-    int saved = errno;
+    ErrnoGuard keep;
     if (private_fds_active()) {  // one of our threads: fd 2 is not the program's here
         private_fds_say(line, len);
     } else {
         ssize_t r = write(STDERR_FILENO, line, len);
         (void)r;
     }
-    errno = saved;
 }
 
 void stop_tracing_silently() {

@@ -3,6 +3,7 @@
 // GIL, and reuses the previous walk's ids for the outer frames that did not move. Interning
 // lives in pystack_intern.cpp. CPython's headers give layouts only; nothing is linked.
 #include "pystack_cache.hpp"
+#include "runtime.hpp"
 // pystack_cache.hpp brings Python.h first.
 #include <dlfcn.h>
 #include <pthread.h>
@@ -17,22 +18,6 @@ namespace {
 
 using pystack::Level;
 using pystack::Memo;
-
-#define PMT_PYSTACK_LIKELY(x) __builtin_expect(!!(x), 1)
-#define PMT_PYSTACK_UNLIKELY(x) __builtin_expect(!!(x), 0)
-
-// The interposer's hooks do not save errno on their fast path (hooks.cpp): every path here
-// that may call into libc (allocation, dlsym) keeps it.
-class SavedErrno {
-public:
-    SavedErrno() : saved_(errno) {}
-    ~SavedErrno() { errno = saved_; }
-    SavedErrno(const SavedErrno&) = delete;
-    SavedErrno& operator=(const SavedErrno&) = delete;
-
-private:
-    int saved_;
-};
 
 // kMaxSteps bounds the walk even if a frame chain were corrupt and cyclic.
 constexpr int kMaxSteps = 4096;
@@ -186,13 +171,13 @@ const char* python_version() {
 
 uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
     if (__builtin_expect(g_state.load(std::memory_order_acquire) != kReady, 0)) {
-        SavedErrno keep;
+        ErrnoGuard keep;
         if (!python_init()) return 0;
     }
     if (!c) return 0;
     uint32_t epoch = g_epoch.load(std::memory_order_relaxed);
     if (__builtin_expect(c->epoch != epoch, 0)) {
-        SavedErrno keep;
+        ErrnoGuard keep;
         c->reset();
         c->epoch = epoch;
     }
@@ -207,7 +192,7 @@ uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
     // thread's state is the GIL holder's only between its own swap-in and swap-out), and the
     // interpreter is not finalizing (then the slow path below returns 0). Else:
     PyThreadState* ts = nullptr;
-    if (PMT_PYSTACK_LIKELY(g_py.tstate_current_ok.load(std::memory_order_relaxed)) &&
+    if (PMT_LIKELY(g_py.tstate_current_ok.load(std::memory_order_relaxed)) &&
         __atomic_load_n(g_py.finalizing, __ATOMIC_RELAXED) == 0) {
         ts = reinterpret_cast<PyThreadState*>(
             __atomic_load_n(g_py.tstate_current, __ATOMIC_RELAXED));
@@ -220,7 +205,7 @@ uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
         // before the interpreter exists, after it is gone, and in threads Python never saw.
         ts = g_py.this_thread_state();
         if (!ts || ts->thread_id != c->self) return 0;
-        if (PMT_PYSTACK_UNLIKELY(!g_py.tstate_current_ok.load(std::memory_order_relaxed)) &&
+        if (PMT_UNLIKELY(!g_py.tstate_current_ok.load(std::memory_order_relaxed)) &&
             g_py.tstate_current &&
             __atomic_load_n(g_py.tstate_current, __ATOMIC_RELAXED) == uintptr_t(ts)) {
             g_py.tstate_current_ok.store(true, std::memory_order_relaxed);
@@ -273,7 +258,7 @@ uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
             }
         }
     }
-    SavedErrno keep;  // interning allocates
+    ErrnoGuard keep;  // interning allocates
     if (__builtin_expect(
             c->text.bytes() > pystack::kMaxTextBytes || c->stacks.size() > kMaxStackNodes, 0)) {
         c->reset();  // new ids from here on; the old ones stay valid in the trace

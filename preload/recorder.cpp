@@ -91,12 +91,11 @@ uint64_t g_clock_width0 = 0;  // width of the first pair
 // Runs once, from the first reading (the constructor): takes the first pair and schedules
 // the switch, or stays on CLOCK_MONOTONIC.
 void clock_setup(uint64_t now) {
-    int saved_errno = errno;
+    ErrnoGuard keep;
     if (tsc_usable()) {
         tsc_pair(g_clock.tsc0, g_clock.mono0, g_clock_width0);
         g_clock.calibrate_at.store(now + kClockCalibrateNs, std::memory_order_relaxed);
     }
-    errno = saved_errno;
 }
 
 // Measures the rate over the time since the first pair and switches to the TSC when it is
@@ -138,7 +137,7 @@ void clock_switch(uint64_t now) {
 }  // namespace
 
 uint64_t clock_slow_ns() {
-    const int saved_errno = errno;  // the hooks' fast path does not save errno
+    ErrnoGuard keep;
     uint64_t now = vdso_mono_ns();
 #if defined(__x86_64__)
     uint32_t m = g_clock.mode.load(std::memory_order_acquire);
@@ -152,7 +151,6 @@ uint64_t clock_slow_ns() {
         if (g_clock.mode.compare_exchange_strong(m, kClockCalibrating)) clock_switch(now);
     }
 #endif
-    errno = saved_errno;
     return now;
 }
 
@@ -226,12 +224,9 @@ namespace {
 ThreadState* make_thread_state();
 }
 
-// Keeps errno: the hooks' fast path does not save it (hooks.cpp).
 ThreadState* create_thread_state() {
-    int saved_errno = errno;
-    ThreadState* s = make_thread_state();
-    errno = saved_errno;
-    return s;
+    ErrnoGuard keep;
+    return make_thread_state();
 }
 
 namespace {
@@ -268,7 +263,7 @@ ThreadState* make_thread_state() {
 }  // namespace
 
 void hand_off_full(ThreadState* s) {
-    int saved_errno = errno;
+    ErrnoGuard keep;
     Buffer* full = s->current;
     full->size = s->enc.size();
     Buffer* fresh = buffer_get();
@@ -276,7 +271,6 @@ void hand_off_full(ThreadState* s) {
         // Out of memory for buffers: keep the records we have, stop taking more.
         fail_tracing("cannot allocate a trace buffer");
         s->enc.reset(full->data, 0, s->tid, s->last_t);
-        errno = saved_errno;
         return;
     }
     if (s->pending_tail)
@@ -288,13 +282,12 @@ void hand_off_full(ThreadState* s) {
     size_t pending = g_pending_bytes.fetch_add(full->size, std::memory_order_relaxed) + full->size;
     if (pending >= kThrottleBytes) g_throttle.store(1, std::memory_order_relaxed);
     if (pending >= kWakeBytes) writer_wake();
-    errno = saved_errno;
 }
 
 // A hook that waits here holds no flag: a signal handler's calls meanwhile are recorded as
 // usual rather than through the side ring, which a long wait would overflow (side_ring.hpp).
 void acquire_slow(ThreadState* s) {
-    const int saved_errno = errno;  // sched_yield: the hooks' fast path does not save errno
+    ErrnoGuard keep;  // sched_yield
     const uint8_t guard = t_in_hook;
     for (unsigned spins = 0;; ++spins) {
         s->busy.store(0, std::memory_order_release);  // the writer may go on
@@ -310,7 +303,6 @@ void acquire_slow(ThreadState* s) {
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
         set_busy(s);
         if (!s->collecting.load(std::memory_order_acquire)) {
-            errno = saved_errno;
 #if defined(__x86_64__)
             // The caller's clock reading (maybe rdtsc) follows this load and the one that
             // sent us here (collect_buffers has the argument).
@@ -322,7 +314,7 @@ void acquire_slow(ThreadState* s) {
 }
 
 void throttle_wait() {
-    int saved_errno = errno;
+    ErrnoGuard keep;
     // A vfork child (or a child of a raw clone(), which runs no atfork handler) shares or
     // copies our state but has no writer of its own: waiting would hang it.
     if (getpid() != g_settings.pid) return;
@@ -336,7 +328,6 @@ void throttle_wait() {
     }
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     t_in_hook = guard;
-    errno = saved_errno;
 }
 
 void throttle_release() {
@@ -386,9 +377,11 @@ bool membarrier_register() {
 
 void heavy_barrier() {
     if (g_light_acquire.load(std::memory_order_relaxed)) {
-        int saved_errno = errno;
-        long r = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
-        errno = saved_errno;
+        long r;
+        {
+            ErrnoGuard keep;
+            r = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+        }
         if (r == 0) return;
         // Refused after a successful registration (a seccomp filter installed with TSYNC
         // later): threads take the full-barrier path from their next record on. A record
@@ -457,11 +450,10 @@ void return_buffers(std::vector<Buffer*>& bufs) {
 
 void recorder_init() {
     pthread_key_create(&g_exit_key, on_thread_exit);
-    int saved_errno = errno;
+    ErrnoGuard keep;
     bool light = membarrier_register();
     g_light_acquire.store(light);
     g_event_rdtsc.store(light && g_program_threads.load() <= 1);
-    errno = saved_errno;
 }
 
 // Fork hazard: a thread holding the registry or pool mutex at fork would leave it locked
@@ -490,9 +482,8 @@ void recorder_fork_child() {
     // The child is a new process (mm) with this one thread: register it for membarrier
     // itself, or take the full-barrier path.
     if (g_light_acquire.load()) {
-        int saved_errno = errno;
+        ErrnoGuard keep;
         g_light_acquire.store(membarrier_register());
-        errno = saved_errno;
     }
     g_program_threads.store(self ? 1 : 0);  // a fork is a program thread's call
     g_event_rdtsc.store(g_light_acquire.load());

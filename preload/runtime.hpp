@@ -2,6 +2,7 @@
 // (next) functions, the tracing switch, the trace clock and the settings read at start.
 // Depends on nothing but libc; included by hooks, recorder, writer, sampler and lifecycle.
 #pragma once
+#include <errno.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -30,6 +31,20 @@ public:
     ~HookGuard() { t_in_hook = false; }
     HookGuard(const HookGuard&) = delete;
     HookGuard& operator=(const HookGuard&) = delete;
+};
+
+// Keeps the program's errno across a scope of ours. The hooks' fast path makes no call that
+// can set errno; every cold path that can (thread state creation, buffer hand-off, waiting for
+// the writer, the clock's set-up, the stack walker's interning) holds one of these instead.
+class ErrnoGuard {
+public:
+    ErrnoGuard() : saved_(errno) {}
+    ~ErrnoGuard() { errno = saved_; }
+    ErrnoGuard(const ErrnoGuard&) = delete;
+    ErrnoGuard& operator=(const ErrnoGuard&) = delete;
+
+private:
+    int saved_;
 };
 
 // The definitions our hooks forward to (dlsym(RTLD_NEXT, ...)), filled by resolve_real().

@@ -123,7 +123,7 @@ void side_push(const SideEvent& e) {
 }
 
 void side_drain() {
-    int saved = errno;
+    ErrnoGuard keep;
     SideRing& r = t_side;
     do {
         t_in_hook = kGuardHook;  // a handler interrupting the drain pushes too
@@ -144,7 +144,6 @@ void side_drain() {
         }
         t_in_hook = 0;
     } while (PMT_UNLIKELY(side_pending()));  // a handler between the last look and here
-    errno = saved;
 }
 
 uint64_t side_lost() { return g_lost.load(std::memory_order_relaxed); }

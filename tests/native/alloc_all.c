@@ -68,5 +68,24 @@ int main(void) {
         printf("errno changed\n");
         return 1;
     }
+    /* and a failing realloc, munmap or mremap leaves its own errno: their hooks record around
+       the real call (nothing is recorded for a failure) */
+    void* kept = malloc(100);
+    errno = 0;
+    if (realloc(kept, (size_t)1 << 62) != NULL || errno != ENOMEM) {
+        printf("errno of a failed realloc changed\n");
+        return 1;
+    }
+    free(kept);
+    errno = 0;
+    if (munmap((void*)1, page) == 0 || errno != EINVAL) {
+        printf("errno of a failed munmap changed\n");
+        return 1;
+    }
+    errno = 0;
+    if (mremap((void*)1, page, 2 * page, 0) != MAP_FAILED || errno != EINVAL) {
+        printf("errno of a failed mremap changed\n");
+        return 1;
+    }
     return 0;
 }
