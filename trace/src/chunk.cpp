@@ -73,10 +73,11 @@ std::vector<uint8_t> encode_file_header(const TraceHeader& h) {
     field_bytes(payload, 11, h.exe);
     field_varint(payload, 12, h.forked ? 1 : 0);
     field_varint(payload, 13, h.time_shift);
+    if (h.tick_shift != 0) field_varint(payload, 14, h.tick_shift);  // absent = 0
 
     std::vector<uint8_t> out(kFileHeaderFixedBytes + payload.size() + 4);
     std::memcpy(out.data(), kFileMagic, 8);
-    put_u16(out.data() + 8, kFormatVersion);
+    put_u16(out.data() + 8, h.version);
     put_u16(out.data() + 10, 0);
     put_u32(out.data() + 12, static_cast<uint32_t>(payload.size()));
     if (!payload.empty()) std::memcpy(out.data() + 16, payload.data(), payload.size());
@@ -186,6 +187,10 @@ TraceHeader decode_header_payload(const uint8_t* p, size_t n) {
                     case 13:
                         if (v > 40) throw TraceError("time resolution over 2^40 ns");
                         h.time_shift = v;
+                        break;
+                    case 14:
+                        if (v > kMaxTickShift) throw TraceError("tick shift over 40");
+                        h.tick_shift = v;
                         break;
                     default:
                         break;

@@ -11,6 +11,11 @@ namespace pmt {
 inline constexpr char kFileMagic[8] = {'P', 'Y', 'M', 'T', 'R', 'A', 'C', 'E'};
 inline constexpr uint16_t kFormatVersion = 2;
 inline constexpr uint16_t kOldestReadableVersion = 1;  // version 1 is version 2 minus codecs 3/4
+// Version 3 (FORMAT.md, "Version 3"): one event stream per file. TraceHeader still defaults to
+// kFormatVersion (2): the tests' builders write version-2 files with it; a writer of stream
+// payloads sets version = kStreamFormatVersion and tick_shift.
+inline constexpr uint16_t kStreamFormatVersion = 3;
+inline constexpr uint16_t kNewestReadableVersion = 3;
 inline constexpr char kChunkMagic[4] = {'P', 'M', 'C', 'K'};
 inline constexpr size_t kFileHeaderFixedBytes = 16;  // magic, version, flags, payload length
 inline constexpr size_t kChunkHeaderBytes = 20;
@@ -30,6 +35,10 @@ enum class Codec : uint8_t { None = 0, Zstd = 1, Lz4 = 2, ZstdStreamStart = 3, Z
 // that events of different threads never share a unit (FORMAT.md, "Event times").
 inline constexpr unsigned kTimeShift = 0;
 inline constexpr unsigned kWriterTimeShift = 10;
+// Version 3: the writer emits a TICK whenever time moves 2^kTickShift units of 2^k ns or more
+// past the running time (header key 14), so event times are within 2^(k+m) ns below the truth.
+inline constexpr unsigned kTickShift = 10;
+inline constexpr unsigned kMaxTickShift = 40;  // k + m must stay below 64 as well
 inline constexpr uint64_t quantize_time(uint64_t t_ns, unsigned shift = kTimeShift) {
     return t_ns & ~((uint64_t(1) << shift) - 1);
 }
@@ -48,6 +57,37 @@ enum class Op : uint8_t {
     ThreadName = 11,
 };
 
+// Version-3 stream opcodes (FORMAT.md, "Version 3", ops table), shared by StreamEncoder and
+// the reader's stream decoder. ALLOC and PAIR carry the allocation kind in the opcode
+// (base + kind); the three free records come in three groups (plain, realloc, reallocarray).
+enum class Op3 : uint8_t {
+    Alloc = 0x01,  // 0x01 + AllocKind (0x01..0x09)
+    Pair = 0x11,   // 0x11 + AllocKind (0x11..0x19)
+    Free = 0x20,
+    FreeOther = 0x21,
+    FreeUnknown = 0x22,
+    ReallocFree = 0x23,
+    ReallocFreeOther = 0x24,
+    ReallocFreeUnknown = 0x25,
+    ReallocArrayFree = 0x26,
+    ReallocArrayFreeOther = 0x27,
+    ReallocArrayFreeUnknown = 0x28,
+    Mmap = 0x30,
+    Munmap = 0x31,
+    Mremap = 0x32,
+    Rss = 0x33,
+    Tick = 0x40,
+    Thread = 0x41,
+    String = 0x50,
+    Location = 0x51,
+    Stack = 0x52,
+    ThreadName = 0x53,
+};
+inline constexpr unsigned kAllocKindCount = 9;  // AllocKind 0..8
+// Free-record variants: add to Op3::Free (plain free, owner = cur), FreeOther, FreeUnknown.
+inline constexpr uint8_t kOp3FreeGroupStride =
+    3;  // Free + 3 * group: 0 free, 1 realloc, 2 reallocarray
+
 enum class AllocKind : uint8_t {
     Malloc = 0,
     Calloc = 1,
@@ -60,6 +100,24 @@ enum class AllocKind : uint8_t {
     Pvalloc = 8,
 };
 const char* alloc_kind_name(AllocKind k);
+
+// Version-3 opcode helpers. op3_free_group: 0 for Malloc (free()), 1 for Realloc, 2 for
+// ReallocArray (the free half of a realloc call); any other kind is a plain free (0).
+inline constexpr uint8_t op3_alloc(AllocKind k) { return uint8_t(Op3::Alloc) + uint8_t(k); }
+inline constexpr uint8_t op3_pair(AllocKind k) { return uint8_t(Op3::Pair) + uint8_t(k); }
+inline constexpr unsigned op3_free_group(AllocKind k) {
+    return k == AllocKind::Realloc ? 1 : k == AllocKind::ReallocArray ? 2 : 0;
+}
+// base is Op3::Free, Op3::FreeOther or Op3::FreeUnknown.
+inline constexpr uint8_t op3_free(Op3 base, AllocKind k) {
+    return uint8_t(uint8_t(base) + kOp3FreeGroupStride * op3_free_group(k));
+}
+// The free kind a free-record opcode (0x20..0x28) delivers.
+inline constexpr AllocKind op3_free_kind(uint8_t op) {
+    return (op - uint8_t(Op3::Free)) / kOp3FreeGroupStride == 1   ? AllocKind::Realloc
+           : (op - uint8_t(Op3::Free)) / kOp3FreeGroupStride == 2 ? AllocKind::ReallocArray
+                                                                  : AllocKind::Malloc;
+}
 
 inline constexpr uint64_t kMapAnonymous = 0x20;  // MAP_ANONYMOUS on Linux
 
@@ -79,6 +137,7 @@ struct TraceHeader {
     std::string exe;
     bool forked = false;
     uint64_t time_shift = kTimeShift;  // times are multiples of 2^time_shift ns (v1: 0)
+    uint64_t tick_shift = 0;           // key 14 (version 3): tick threshold 2^m units; absent 0
 };
 
 // The end chunk's payload.
