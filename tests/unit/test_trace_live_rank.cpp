@@ -1,0 +1,185 @@
+// Unit tests of LiveRank (pmt/live_rank.hpp), the order-statistic structure of the version-3
+// rank code: every answer is checked against a sorted std::set of the live seqs over random
+// operation sequences, and memory is checked to follow the live blocks, not all blocks added.
+#include <catch2/catch.hpp>
+#include <iterator>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "pmt/live_rank.hpp"
+
+using namespace pmt;
+
+namespace {
+
+uint64_t ref_index(const std::set<uint64_t>& s, uint64_t seq) {
+    auto it = s.find(seq);
+    if (it == s.end()) return LiveRank::kNotLive;
+    return static_cast<uint64_t>(std::distance(s.begin(), it));
+}
+
+uint64_t ref_at(const std::set<uint64_t>& s, uint64_t i) {
+    if (i >= s.size()) return LiveRank::kNotLive;
+    return *std::next(s.begin(), static_cast<std::ptrdiff_t>(i));
+}
+
+// Every live seq's index and every index's seq agree with the reference.
+void check_all(const LiveRank& r, const std::set<uint64_t>& s) {
+    REQUIRE(r.size() == s.size());
+    uint64_t i = 0;
+    for (uint64_t seq : s) {
+        REQUIRE(r.at(i) == seq);
+        REQUIRE(r.index_of(seq) == i);
+        REQUIRE(r.contains(seq));
+        ++i;
+    }
+    REQUIRE(r.at(s.size()) == LiveRank::kNotLive);
+}
+
+}  // namespace
+
+TEST_CASE("live rank: empty structure answers not-live", "[trace][live_rank]") {
+    LiveRank r;
+    CHECK(r.size() == 0);
+    CHECK(r.empty());
+    CHECK(r.remove(0) == LiveRank::kNotLive);
+    CHECK(r.remove_at(0) == LiveRank::kNotLive);
+    CHECK(r.at(0) == LiveRank::kNotLive);
+    CHECK(r.index_of(5) == LiveRank::kNotLive);
+}
+
+TEST_CASE("live rank: small hand-worked sequence", "[trace][live_rank]") {
+    LiveRank r;
+    for (uint64_t s : {3, 5, 9, 10, 20}) REQUIRE(r.add(s));
+    CHECK(r.size() == 5);
+    CHECK(r.remove(9) == 2);  // 3 5 [9] 10 20
+    CHECK(r.remove(9) == LiveRank::kNotLive);
+    CHECK(r.remove(4) == LiveRank::kNotLive);  // never added, between two live seqs
+    CHECK(r.remove(21) == LiveRank::kNotLive);
+    CHECK(r.at(2) == 10);
+    CHECK(r.remove(20) == 3);  // 3 5 10 [20]
+    CHECK(r.remove(3) == 0);
+    CHECK(r.remove_at(1) == 10);  // 5 [10]
+    CHECK(r.size() == 1);
+    CHECK(r.at(0) == 5);
+    // Seqs must increase: re-adding a removed or smaller seq fails and changes nothing.
+    CHECK_FALSE(r.add(20));
+    CHECK_FALSE(r.add(7));
+    CHECK_FALSE(r.add(LiveRank::kMaxSeq + 1));
+    CHECK(r.size() == 1);
+    REQUIRE(r.add(21));
+    CHECK(r.index_of(21) == 1);
+    CHECK(r.remove(5) == 0);
+    CHECK(r.remove(21) == 0);
+    CHECK(r.empty());
+    // Emptied: seqs still have to increase past everything added before.
+    CHECK_FALSE(r.add(21));
+    REQUIRE(r.add(22));
+    CHECK(r.at(0) == 22);
+}
+
+TEST_CASE("live rank: random operations against std::set", "[trace][live_rank]") {
+    for (uint32_t seed = 1; seed <= 40; ++seed) {
+        std::mt19937_64 rng(seed);
+        LiveRank r;
+        std::set<uint64_t> ref;
+        uint64_t next = rng() % 5;
+        // Phases bias growth or shrinkage so sizes sweep from 0 to a few thousand and back,
+        // crossing compactions (and the start-over at zero) many times.
+        const unsigned ops = 6000 + static_cast<unsigned>(rng() % 6000);
+        for (unsigned k = 0; k < ops; ++k) {
+            const bool grow_phase = (k / 1500) % 2 == 0;
+            const unsigned roll = static_cast<unsigned>(rng() % 100);
+            if (roll < (grow_phase ? 60u : 30u)) {
+                next += 1 + rng() % (seed % 3 == 0 ? 1000 : 3);
+                REQUIRE(r.add(next));
+                ref.insert(next);
+            } else if (roll < 80) {
+                // Remove by seq: live ones (from either end or the middle) and non-live ones.
+                uint64_t seq;
+                const unsigned how = static_cast<unsigned>(rng() % 4);
+                if (ref.empty() || how == 3) {
+                    seq = rng() % (next + 2);
+                } else if (how == 0) {
+                    seq = *ref.rbegin();
+                } else if (how == 1) {
+                    seq = *ref.begin();
+                } else {
+                    seq = ref_at(ref, rng() % ref.size());
+                }
+                const uint64_t want = ref_index(ref, seq);
+                REQUIRE(r.remove(seq) == want);
+                ref.erase(seq);
+            } else if (roll < 90) {
+                const uint64_t i = ref.empty() ? 0 : rng() % (ref.size() + 1);
+                const uint64_t want = ref_at(ref, i);
+                REQUIRE(r.remove_at(i) == want);
+                if (want != LiveRank::kNotLive) ref.erase(want);
+            } else {
+                const uint64_t i = ref.empty() ? 0 : rng() % (ref.size() + 1);
+                REQUIRE(r.at(i) == ref_at(ref, i));
+                const uint64_t seq = rng() % (next + 2);
+                REQUIRE(r.index_of(seq) == ref_index(ref, seq));
+            }
+            REQUIRE(r.size() == ref.size());
+            REQUIRE(r.positions() <= 2 * r.size() + 16);
+            if (k % 997 == 0) check_all(r, ref);
+        }
+        check_all(r, ref);
+    }
+}
+
+TEST_CASE("live rank: long-lived early blocks and millions of short-lived ones",
+          "[trace][live_rank]") {
+    // 500 blocks live through the whole run; 3 million later blocks each live for a few
+    // operations. Memory must follow the ~500-600 live blocks, not the 3 million added.
+    std::mt19937_64 rng(7);
+    LiveRank r;
+    std::set<uint64_t> ref;
+    uint64_t seq = 0;
+    for (int i = 0; i < 500; ++i) {
+        REQUIRE(r.add(seq));
+        ref.insert(seq);
+        seq += 1 + rng() % 4;
+    }
+    std::vector<uint64_t> young;  // the short-lived ones, oldest first
+    size_t max_capacity = 0;
+    for (uint64_t k = 0; k < 3000000; ++k) {
+        REQUIRE(r.add(seq));
+        young.push_back(seq);
+        ++seq;
+        if (young.size() > 1 + rng() % 64) {
+            // Free one of the young blocks, mostly the newest, sometimes the oldest young.
+            size_t j = (rng() % 4 == 0) ? 0 : young.size() - 1;
+            const uint64_t s = young[j];
+            // Its index: the 500 early blocks, then the young ones before it.
+            REQUIRE(r.remove(s) == 500 + j);
+            young.erase(young.begin() + static_cast<std::ptrdiff_t>(j));
+        }
+        if (k % 4096 == 0) max_capacity = std::max(max_capacity, r.capacity());
+    }
+    CHECK(r.size() == 500 + young.size());
+    // Capacity in elements of both arrays: bounded by a small multiple of the live blocks.
+    CHECK(max_capacity <= 16 * (500 + 64 + 16));
+    for (uint64_t s : young) ref.insert(s);
+    check_all(r, ref);
+    // The early blocks keep their ranks from the oldest end.
+    CHECK(r.remove(*ref.begin()) == 0);
+}
+
+TEST_CASE("live rank: memory shrinks after a peak", "[trace][live_rank]") {
+    LiveRank r;
+    for (uint64_t s = 0; s < 200000; ++s) REQUIRE(r.add(s));
+    const size_t peak = r.capacity();
+    CHECK(peak >= 400000);
+    // Free all but 10 (every block but those of seq % 20000 == 0, from the oldest end).
+    for (uint64_t s = 0; s < 200000; ++s)
+        if (s % 20000 != 0) REQUIRE(r.remove(s) != LiveRank::kNotLive);
+    CHECK(r.size() == 10);
+    CHECK(r.capacity() <= 16 * (10 + 32));
+    for (uint64_t i = 0; i < 10; ++i) CHECK(r.at(i) == i * 20000);
+    CHECK(r.remove(20000 * 9) == 9);
+    CHECK(r.remove_at(0) == 0);
+    CHECK(r.at(0) == 20000);
+}
