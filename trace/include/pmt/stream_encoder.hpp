@@ -1,0 +1,134 @@
+// Version-3 event stream encoder (FORMAT.md, "Version 3"): the interposer's writer feeds it
+// every event of the process in stream order and cuts the stream into chunk payloads with
+// finish(). It keeps the decoder's state (current thread, running time and address, thread
+// table, block sequence counter, each thread's live blocks by seq) across payloads, exactly
+// as a reader rebuilds it, so every record it writes is what the decoder expects.
+//
+// Runs on the interposer's writer thread: it allocates (column buffers, thread table, live
+// rank arrays; the writer holds the reentrancy guard) but reuses its buffers from payload to
+// payload. Nothing throws except std::bad_alloc.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "pmt/chunk.hpp"
+#include "pmt/format.hpp"
+#include "pmt/live_rank.hpp"
+
+namespace pmt {
+
+class StreamEncoder {
+public:
+    explicit StreamEncoder(unsigned time_shift = kWriterTimeShift,
+                           unsigned tick_shift = kTickShift);
+    ~StreamEncoder();
+    StreamEncoder(const StreamEncoder&) = delete;
+    StreamEncoder& operator=(const StreamEncoder&) = delete;
+
+    // Makes tid the current thread (emits THREAD when it changes); returns its index.
+    uint32_t thread(uint32_t tid) {
+        if (has_cur_ && tid == cur_tid_) return cur_;
+        return switch_thread(tid);
+    }
+    // The clock reading of the next event, ns: emits a TICK when it is 2^m units or more past
+    // the running time t. A reading below t changes nothing (times never decrease).
+    void time(uint64_t t_ns) {
+        const uint64_t c = t_ns >> time_shift_;
+        if (c >= t_ && c - t_ >= tick_) tick(c);
+    }
+    // Every event and THREAD_NAME needs a current thread: call thread() before the first.
+    // A heap block allocated by the current thread; returns its seq (store it with the block,
+    // with the thread index, for its free).
+    uint64_t alloc(AllocKind kind, uint64_t size, uint64_t stack);
+    // Free of a live block: its owner thread index and seq. kind Malloc for free(), Realloc /
+    // ReallocArray for the free half of a realloc. Returns false, writing nothing, when the
+    // owner index is unknown or seq is not live in that thread (a caller's bug).
+    bool free(uint32_t owner, uint64_t seq, AllocKind kind = AllocKind::Malloc);
+    void free_unknown(uint64_t addr, AllocKind kind = AllocKind::Malloc);
+    void mmap(uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags, int64_t fd,
+              uint64_t stack);
+    void munmap(uint64_t addr, uint64_t length);
+    void mremap(uint64_t old_addr, uint64_t old_length, uint64_t new_addr, uint64_t new_length,
+                uint64_t stack);
+    void rss(uint64_t bytes);
+    void string(uint64_t id, const char* s, size_t n);
+    void location(uint64_t id, uint64_t file_id, uint64_t function_id, uint64_t line);
+    void stack(uint64_t id, uint64_t parent, uint64_t location);
+    // Names the current thread (the stream must have one: call thread() first).
+    void thread_name(uint64_t string_id);
+
+    // Bytes of column form pending: exactly what finish() would return now (header, the seven
+    // columns and a held-back ALLOC), 0 when nothing is pending.
+    size_t pending_bytes() const;
+    // Ends the current payload: pieces of its column form (header + 7 columns) in out[0, n),
+    // valid until the next call on the encoder. n == 0 when nothing is pending.
+    static constexpr size_t kPieces = 8;
+    size_t finish(ByteSpan* out /* kPieces */);
+
+    // State, for the writer's checks and the tests.
+    uint32_t thread_count() const { return static_cast<uint32_t>(threads_.size()); }
+    uint64_t next_seq() const { return next_seq_; }
+    uint64_t live_blocks(uint32_t thread) const;  // blocks of that thread live in the stream
+    uint64_t time_units() const { return t_; }    // the running time t (units of 2^k ns)
+
+private:
+    enum Col : uint8_t { kOps, kSizes, kStacks, kRefs, kAddrs, kTimes, kOther, kCols };
+    // A column's bytes: grown by doubling, never zero-filled, kept across payloads.
+    struct Column {
+        std::unique_ptr<uint8_t[]> buf;
+        uint8_t* w = nullptr;
+        uint8_t* end = nullptr;
+        size_t size() const { return static_cast<size_t>(w - buf.get()); }
+    };
+    struct Thread {
+        uint32_t tid;
+        LiveRank live;
+    };
+    struct Pending {  // the ALLOC held back for the PAIR look-ahead
+        uint64_t size;
+        uint64_t stack;
+        uint64_t seq;
+        AllocKind kind;
+    };
+
+    uint32_t switch_thread(uint32_t tid);
+    void tick(uint64_t c);
+    void confirm();  // writes the held-back ALLOC, if any
+    void write_alloc(const Pending& p);
+    void grow(Column& c, size_t need);
+    uint8_t* room(Col c, size_t n) {
+        Column& col = cols_[c];
+        if (static_cast<size_t>(col.end - col.w) < n) grow(col, n);
+        return col.w;
+    }
+    void op(uint8_t o) {
+        uint8_t* p = room(kOps, 1);
+        *p = o;
+        cols_[kOps].w = p + 1;
+    }
+    void put(Col c, uint64_t v);
+    void address(uint64_t addr);
+    uint32_t find_thread(uint32_t tid) const;  // index or kNoThread
+    void index_thread(uint32_t tid, uint32_t index);
+
+    static constexpr uint32_t kNoThread = ~uint32_t(0);
+
+    Column cols_[kCols];
+    std::vector<Thread> threads_;
+    std::vector<uint64_t> tid_slots_;  // open addressing: tid << 32 | (index + 1); 0 = empty
+    unsigned time_shift_;
+    uint64_t tick_;          // 2^m
+    uint64_t t_ = 0;         // running time, units of 2^k ns
+    uint64_t a_ = 0;         // running mapping/unknown address
+    uint64_t next_seq_ = 0;  // the next heap block's seq
+    uint32_t cur_ = 0;       // current thread index (valid when has_cur_)
+    uint32_t cur_tid_ = 0;
+    bool has_cur_ = false;
+    bool pending_ = false;
+    Pending pend_{};
+    uint8_t head_[7 * 10];
+};
+
+}  // namespace pmt

@@ -1,0 +1,261 @@
+// Version-3 event stream encoder (pmt/stream_encoder.hpp; FORMAT.md, "Version 3").
+#include "pmt/stream_encoder.hpp"
+
+#include <cstring>
+
+#include "pmt/varint.hpp"
+
+namespace pmt {
+
+namespace {
+
+constexpr size_t kMaxVarint = 10;
+constexpr size_t kInitialColumn = 4096;
+
+size_t varint_len(uint64_t v) { return (static_cast<size_t>(64 - __builtin_clzll(v | 1)) + 6) / 7; }
+
+}  // namespace
+
+StreamEncoder::StreamEncoder(unsigned time_shift, unsigned tick_shift)
+    : time_shift_(time_shift > 40 ? 40 : time_shift),
+      tick_(uint64_t(1) << (tick_shift > kMaxTickShift ? kMaxTickShift : tick_shift)) {}
+
+StreamEncoder::~StreamEncoder() = default;
+
+void StreamEncoder::grow(Column& c, size_t need) {
+    const size_t used = c.size();
+    const size_t cap = static_cast<size_t>(c.end - c.buf.get());
+    size_t n = cap < kInitialColumn ? kInitialColumn : cap * 2;
+    while (n - used < need) n *= 2;
+    std::unique_ptr<uint8_t[]> b(new uint8_t[n]);  // not zero-filled
+    if (used) std::memcpy(b.get(), c.buf.get(), used);
+    c.buf = std::move(b);
+    c.w = c.buf.get() + used;
+    c.end = c.buf.get() + n;
+}
+
+void StreamEncoder::put(Col c, uint64_t v) {
+    uint8_t* p = room(c, kMaxVarint);
+    cols_[c].w = detail::put_varint(p, v);
+}
+
+void StreamEncoder::address(uint64_t addr) {
+    put(kAddrs, detail::zigzag(static_cast<int64_t>(addr - a_)));
+    a_ = addr;
+}
+
+uint32_t StreamEncoder::find_thread(uint32_t tid) const {
+    if (tid_slots_.empty()) return kNoThread;
+    const size_t mask = tid_slots_.size() - 1;
+    for (size_t i = (tid * 0x9E3779B1u) & mask;; i = (i + 1) & mask) {
+        const uint64_t s = tid_slots_[i];
+        if (s == 0) return kNoThread;
+        if (static_cast<uint32_t>(s >> 32) == tid) return static_cast<uint32_t>(s) - 1;
+    }
+}
+
+void StreamEncoder::index_thread(uint32_t tid, uint32_t index) {
+    // Keep the table at most half full (the probe loop above relies on an empty slot).
+    if ((threads_.size() + 1) * 2 > tid_slots_.size()) {
+        std::vector<uint64_t> old;
+        old.swap(tid_slots_);
+        tid_slots_.assign(old.empty() ? 64 : old.size() * 2, 0);
+        for (uint64_t s : old)
+            if (s) {
+                const size_t mask = tid_slots_.size() - 1;
+                size_t i = (static_cast<uint32_t>(s >> 32) * 0x9E3779B1u) & mask;
+                while (tid_slots_[i]) i = (i + 1) & mask;
+                tid_slots_[i] = s;
+            }
+    }
+    const size_t mask = tid_slots_.size() - 1;
+    size_t i = (tid * 0x9E3779B1u) & mask;
+    while (tid_slots_[i]) i = (i + 1) & mask;
+    tid_slots_[i] = uint64_t(tid) << 32 | (uint64_t(index) + 1);
+}
+
+uint32_t StreamEncoder::switch_thread(uint32_t tid) {
+    confirm();
+    uint32_t index = find_thread(tid);
+    op(uint8_t(Op3::Thread));
+    if (index == kNoThread) {
+        index = static_cast<uint32_t>(threads_.size());
+        index_thread(tid, index);  // before the push: a failure leaves no half-made thread
+        threads_.push_back(Thread{tid, LiveRank()});
+        put(kOther, index);
+        put(kOther, tid);
+    } else {
+        put(kOther, index);
+    }
+    cur_ = index;
+    cur_tid_ = tid;
+    has_cur_ = true;
+    return index;
+}
+
+void StreamEncoder::tick(uint64_t c) {
+    confirm();
+    op(uint8_t(Op3::Tick));
+    put(kTimes, c - t_);
+    t_ = c;
+}
+
+void StreamEncoder::write_alloc(const Pending& p) {
+    op(op3_alloc(p.kind));
+    put(kSizes, p.size);
+    put(kStacks, p.stack);
+    if (has_cur_) threads_[cur_].live.add(p.seq);  // without a thread: the caller's bug
+}
+
+void StreamEncoder::confirm() {
+    if (!pending_) return;
+    write_alloc(pend_);
+    pending_ = false;
+}
+
+uint64_t StreamEncoder::alloc(AllocKind kind, uint64_t size, uint64_t stack) {
+    confirm();
+    const uint64_t seq = next_seq_++;
+    pend_ = Pending{size, stack, seq, kind};
+    pending_ = true;
+    return seq;
+}
+
+bool StreamEncoder::free(uint32_t owner, uint64_t seq, AllocKind kind) {
+    const unsigned group = op3_free_group(kind);
+    if (pending_) {
+        if (group == 0 && owner == cur_ && seq == pend_.seq) {
+            op(op3_pair(pend_.kind));
+            put(kSizes, pend_.size);
+            put(kStacks, pend_.stack);
+            pending_ = false;
+            return true;
+        }
+        confirm();
+    }
+    if (owner >= threads_.size()) return false;
+    LiveRank& live = threads_[owner].live;
+    const uint64_t n = live.size();
+    const uint64_t i = live.remove(seq);
+    if (i == LiveRank::kNotLive) return false;
+    const uint64_t j = n - 1 - i;
+    const uint64_t r = i <= j ? 2 * i : 2 * j + 1;
+    if (owner == cur_ && has_cur_) {
+        op(op3_free(Op3::Free, kind));
+    } else {
+        op(op3_free(Op3::FreeOther, kind));
+        put(kRefs, owner);
+    }
+    put(kRefs, r);
+    return true;
+}
+
+void StreamEncoder::free_unknown(uint64_t addr, AllocKind kind) {
+    confirm();
+    op(op3_free(Op3::FreeUnknown, kind));
+    address(addr);
+}
+
+void StreamEncoder::mmap(uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags, int64_t fd,
+                         uint64_t stack) {
+    confirm();
+    op(uint8_t(Op3::Mmap));
+    address(addr);
+    put(kSizes, length);
+    put(kOther, prot);
+    put(kOther, flags);
+    put(kOther, detail::zigzag(fd));
+    put(kStacks, stack);
+}
+
+void StreamEncoder::munmap(uint64_t addr, uint64_t length) {
+    confirm();
+    op(uint8_t(Op3::Munmap));
+    address(addr);
+    put(kSizes, length);
+}
+
+void StreamEncoder::mremap(uint64_t old_addr, uint64_t old_length, uint64_t new_addr,
+                           uint64_t new_length, uint64_t stack) {
+    confirm();
+    op(uint8_t(Op3::Mremap));
+    address(old_addr);
+    put(kSizes, old_length);
+    address(new_addr);
+    put(kSizes, new_length);
+    put(kStacks, stack);
+}
+
+void StreamEncoder::rss(uint64_t bytes) {
+    confirm();
+    op(uint8_t(Op3::Rss));
+    put(kOther, bytes);
+}
+
+void StreamEncoder::string(uint64_t id, const char* s, size_t n) {
+    confirm();
+    op(uint8_t(Op3::String));
+    put(kOther, id);
+    put(kOther, n);
+    uint8_t* p = room(kOther, n);
+    if (n) std::memcpy(p, s, n);
+    cols_[kOther].w = p + n;
+}
+
+void StreamEncoder::location(uint64_t id, uint64_t file_id, uint64_t function_id, uint64_t line) {
+    confirm();
+    op(uint8_t(Op3::Location));
+    put(kOther, id);
+    put(kOther, file_id);
+    put(kOther, function_id);
+    put(kOther, line);
+}
+
+void StreamEncoder::stack(uint64_t id, uint64_t parent, uint64_t location) {
+    confirm();
+    op(uint8_t(Op3::Stack));
+    put(kOther, id);
+    put(kOther, parent);
+    put(kOther, location);
+}
+
+void StreamEncoder::thread_name(uint64_t string_id) {
+    confirm();
+    op(uint8_t(Op3::ThreadName));
+    put(kOther, string_id);
+}
+
+uint64_t StreamEncoder::live_blocks(uint32_t thread) const {
+    if (thread >= threads_.size()) return 0;
+    uint64_t n = threads_[thread].live.size();
+    return n;
+}
+
+size_t StreamEncoder::pending_bytes() const {
+    size_t lens[kCols];
+    for (size_t i = 0; i < kCols; ++i) lens[i] = cols_[i].size();
+    if (pending_) {
+        lens[kOps] += 1;
+        lens[kSizes] += varint_len(pend_.size);
+        lens[kStacks] += varint_len(pend_.stack);
+    }
+    if (lens[kOps] == 0) return 0;
+    size_t total = 0;
+    for (size_t l : lens) total += varint_len(l) + l;
+    return total;
+}
+
+size_t StreamEncoder::finish(ByteSpan* out) {
+    confirm();
+    if (cols_[kOps].size() == 0) return 0;  // every record has an opcode
+    uint8_t* h = head_;
+    for (size_t i = 0; i < kCols; ++i) h = detail::put_varint(h, cols_[i].size());
+    out[0] = ByteSpan{head_, static_cast<size_t>(h - head_)};
+    for (size_t i = 0; i < kCols; ++i) {
+        out[1 + i] = ByteSpan{cols_[i].buf.get(), cols_[i].size()};
+        cols_[i].w = cols_[i].buf.get();  // the bytes stay valid until the next write
+    }
+    return kPieces;
+}
+
+}  // namespace pmt
