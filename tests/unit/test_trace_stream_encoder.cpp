@@ -3,6 +3,8 @@
 // and the realloc kinds, FREE_UNKNOWN address deltas, the mapping records, TICK, THREAD;
 // pending_bytes() and finish(); and header key 14. Round trips through the decoder are
 // tested with the reader.
+#include <zstd.h>
+
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <string>
@@ -269,4 +271,57 @@ TEST_CASE("header key 14: the tick shift, absent = 0", "[trace][stream_encoder]"
     CHECK(bytes[8] == 2);
     std::memcpy(&n, bytes.data() + 12, 4);
     CHECK(decode_header_payload(bytes.data() + kFileHeaderFixedBytes, n).tick_shift == 0);
+}
+
+TEST_CASE("chunk stream: version-3 payloads as codec 3 then 4, one zstd stream",
+          "[trace][stream_encoder]") {
+    StreamEncoder e(10, 10);
+    ChunkStream cs(1, 0);
+    std::vector<uint8_t> file;
+    std::vector<Bytes> payloads;
+    for (int round = 0; round < 3; ++round) {
+        for (uint32_t tid = 1; tid <= 3; ++tid) {
+            e.thread(tid);
+            for (uint64_t k = 0; k < 2000; ++k) {
+                e.time((round * 6000 + tid * 2000 + k) * 4096);
+                uint64_t seq = e.alloc(AllocKind::Malloc, 64 + k % 7, 1 + k % 5);
+                if (k % 2) e.free(e.thread(tid), seq);
+            }
+        }
+        ByteSpan pieces[StreamEncoder::kPieces];
+        const size_t n = e.finish(pieces);
+        REQUIRE(n == StreamEncoder::kPieces);
+        Bytes whole;
+        for (size_t i = 0; i < n; ++i)
+            whole.insert(whole.end(), pieces[i].data, pieces[i].data + pieces[i].size);
+        payloads.push_back(whole);
+        cs.append_stream_chunk(file, pieces, n);
+    }
+    // Three chunks: codec 3, 4, 4, valid CRCs, R = the payload's length; decompressed in one
+    // zstd stream they give back the payloads exactly.
+    ZSTD_DCtx* d = ZSTD_createDCtx();
+    size_t off = 0;
+    for (size_t c = 0; c < payloads.size(); ++c) {
+        REQUIRE(off + kChunkHeaderBytes <= file.size());
+        ChunkHeader h = parse_chunk_header(file.data() + off);
+        CHECK(h.type == ChunkType::ThreadEvents);
+        CHECK(h.codec == (c == 0 ? Codec::ZstdStreamStart : Codec::ZstdStream));
+        CHECK(h.raw_len == payloads[c].size());
+        const uint8_t* stored = file.data() + off + kChunkHeaderBytes;
+        REQUIRE(off + kChunkHeaderBytes + h.stored_len <= file.size());
+        CHECK(chunk_crc(file.data() + off, stored, h.stored_len) == h.crc);
+        CHECK(h.stored_len < h.raw_len);
+        Bytes out(h.raw_len + 16);
+        ZSTD_inBuffer ib{stored, h.stored_len, 0};
+        ZSTD_outBuffer ob{out.data(), out.size(), 0};
+        while (ib.pos < ib.size) {
+            size_t r = ZSTD_decompressStream(d, &ob, &ib);
+            REQUIRE_FALSE(ZSTD_isError(r));
+        }
+        out.resize(ob.pos);
+        CHECK(out == payloads[c]);
+        off += kChunkHeaderBytes + h.stored_len;
+    }
+    CHECK(off == file.size());
+    ZSTD_freeDCtx(d);
 }

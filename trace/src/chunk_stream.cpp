@@ -106,6 +106,31 @@ ByteSpan ChunkStream::column_chunk(const ByteSpan* pieces, size_t n) {
     return ByteSpan{m.fallback.data(), m.fallback.size()};
 }
 
+ByteSpan ChunkStream::stream_chunk(const ByteSpan* pieces, size_t n) {
+    Impl& m = *impl_;
+    size_t total = 0;
+    for (size_t i = 0; i < n; ++i) total += pieces[i].size;
+    if (total > kMaxChunkPayload) return ByteSpan{nullptr, 0};
+    if (m.cctx) {
+        size_t len = compress(pieces, n, total);
+        if (len) return ByteSpan{m.chunk.get(), len};
+    }
+    // zstd failed (the stream restarts with the next chunk): a version-3 payload is valid
+    // under codecs 0-2 as a whole, so it is stored on its own.
+    std::vector<uint8_t> raw;
+    raw.reserve(total);
+    for (size_t i = 0; i < n; ++i)
+        if (pieces[i].size) raw.insert(raw.end(), pieces[i].data, pieces[i].data + pieces[i].size);
+    m.fallback.clear();
+    append_chunk(m.fallback, ChunkType::ThreadEvents, Codec::Zstd, raw.data(), raw.size(), m.level);
+    return ByteSpan{m.fallback.data(), m.fallback.size()};
+}
+
+void ChunkStream::append_stream_chunk(std::vector<uint8_t>& out, const ByteSpan* pieces, size_t n) {
+    ByteSpan c = stream_chunk(pieces, n);
+    if (c.size) out.insert(out.end(), c.data, c.data + c.size);
+}
+
 // The pieces, concatenated, as one flushed block of the stream: zstd reads them in place
 // (it buffers the input of a block itself). Returns the chunk's length in m.chunk, 0 when
 // zstd failed (the next chunk then starts a new stream).

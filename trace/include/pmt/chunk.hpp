@@ -54,6 +54,16 @@ public:
     // stored bytes) is built in a buffer of the stream's, returned and valid until the next
     // call. Empty when the pieces are not a column form (nothing a reader could take).
     ByteSpan column_chunk(const ByteSpan* pieces, size_t n);
+    // Version 3 (FORMAT.md, "Version 3"): a stream payload given as the concatenation of
+    // pieces[0, n) (StreamEncoder::finish), taken as it is (no version-2 column-form check),
+    // as a codec-3 chunk (first, or after a failure) or codec-4 chunk, built in the stream's
+    // buffer and valid until the next call. When zstd fails: the whole payload as one codec-1
+    // (or, when that does not shrink it, codec-0) chunk, and the next chunk starts a new
+    // stream. Empty when the payload is over the 64 MiB chunk limit (the writer splits long
+    // before that).
+    ByteSpan stream_chunk(const ByteSpan* pieces, size_t n);
+    // The same appended to out.
+    void append_stream_chunk(std::vector<uint8_t>& out, const ByteSpan* pieces, size_t n);
 
 private:
     size_t compress(const ByteSpan* pieces, size_t n, size_t total);
