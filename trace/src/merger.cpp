@@ -16,7 +16,6 @@
 namespace pmt {
 
 using detail::ByteCursor;
-using detail::IdTable;
 using detail::throw_format;
 
 namespace {
@@ -40,32 +39,6 @@ struct ThreadSlot {
 // O(active threads), not O(threads ever seen) (programs that start a thread per task).
 constexpr uint32_t kIdleReleases = 16;
 
-// Strings live in fixed blocks so the string_views handed out stay valid as tables grow.
-class StringArena {
-public:
-    std::string_view store(const uint8_t* p, size_t n) {
-        if (n > kBlock / 4) {
-            big_.emplace_back(new char[n]);
-            std::memcpy(big_.back().get(), p, n);
-            return {big_.back().get(), n};
-        }
-        if (blocks_.empty() || used_ + n > kBlock) {
-            blocks_.emplace_back(new char[kBlock]);
-            used_ = 0;
-        }
-        char* dst = blocks_.back().get() + used_;
-        if (n) std::memcpy(dst, p, n);
-        used_ += n;
-        return {dst, n};
-    }
-
-private:
-    static constexpr size_t kBlock = 64 * 1024;
-    std::vector<std::unique_ptr<char[]>> blocks_;
-    std::vector<std::unique_ptr<char[]>> big_;
-    size_t used_ = 0;
-};
-
 }  // namespace
 
 struct EventMerger::Impl {
@@ -75,11 +48,7 @@ struct EventMerger::Impl {
     size_t queued = 0;
     uint64_t delivered = 0;
     uint64_t last_time = 0;  // time of the last event delivered
-    StringArena arena;
-    IdTable<std::string_view> strings;
-    IdTable<Location> locations;
-    IdTable<StackNode> stacks;
-    std::unordered_map<uint32_t, uint64_t> thread_names;  // tid -> string id
+    detail::Definitions defs;
 
     ThreadQueue& queue_for(uint32_t tid, ThreadSlot& slot) {
         if (slot.queue == ThreadSlot::kNoQueue) {
@@ -181,19 +150,19 @@ struct QueueVisitor {
         return Next::Go;
     }
     Next string(uint64_t id, const uint8_t* s, size_t len) {
-        if (m.keep_definitions) m.strings.set(id, m.arena.store(s, len));
+        if (m.keep_definitions) m.defs.set_string(id, s, len);
         return Next::Go;
     }
     Next location(uint64_t id, uint32_t file, uint32_t function, uint32_t line) {
-        if (m.keep_definitions) m.locations.set(id, Location{file, function, line});
+        if (m.keep_definitions) m.defs.set_location(id, Location{file, function, line});
         return Next::Go;
     }
     Next stack(uint64_t id, uint64_t parent, uint64_t location) {
-        if (m.keep_definitions) m.stacks.set(id, StackNode{parent, location});
+        if (m.keep_definitions) m.defs.set_stack(id, StackNode{parent, location});
         return Next::Go;
     }
     Next thread_name(uint64_t id) {
-        if (m.keep_definitions) m.thread_names[tid] = id;
+        if (m.keep_definitions) m.defs.set_thread_name(tid, id);
         return Next::Go;
     }
 };
@@ -436,7 +405,7 @@ void EventMerger::Impl::decode_columns(const uint8_t* cols, size_t n) {
                         throw_format("length runs past the end of its payload");
                     const uint8_t* str = other;
                     other += slen;
-                    if (keep_definitions) strings.set(id, arena.store(str, slen));
+                    if (keep_definitions) defs.set_string(id, str, slen);
                     break;
                 }
                 case Op::Location: {
@@ -445,19 +414,19 @@ void EventMerger::Impl::decode_columns(const uint8_t* cols, size_t n) {
                     const uint32_t function =
                         checked_u32(field(), "location's function id out of range");
                     const uint32_t line = checked_u32(field(), "location's line out of range");
-                    if (keep_definitions) locations.set(id, Location{file, function, line});
+                    if (keep_definitions) defs.set_location(id, Location{file, function, line});
                     break;
                 }
                 case Op::Stack: {
                     const uint64_t id = field();
                     const uint64_t parent = field();
                     const uint64_t location = field();
-                    if (keep_definitions) stacks.set(id, StackNode{parent, location});
+                    if (keep_definitions) defs.set_stack(id, StackNode{parent, location});
                     break;
                 }
                 case Op::ThreadName: {
                     const uint64_t id = field();
-                    if (keep_definitions) thread_names[tid] = id;
+                    if (keep_definitions) defs.set_thread_name(tid, id);
                     break;
                 }
                 default:
@@ -591,17 +560,11 @@ size_t EventMerger::queued() const { return impl_->queued; }
 uint64_t EventMerger::delivered() const { return impl_->delivered; }
 uint64_t EventMerger::last_time_ns() const { return impl_->last_time; }
 
-std::string_view EventMerger::string(uint64_t id) const {
-    const std::string_view* s = impl_->strings.get(id);
-    return s ? *s : std::string_view();
-}
-const Location* EventMerger::location(uint64_t id) const { return impl_->locations.get(id); }
-const StackNode* EventMerger::stack(uint64_t id) const {
-    return id ? impl_->stacks.get(id) : nullptr;
-}
+std::string_view EventMerger::string(uint64_t id) const { return impl_->defs.string(id); }
+const Location* EventMerger::location(uint64_t id) const { return impl_->defs.location(id); }
+const StackNode* EventMerger::stack(uint64_t id) const { return impl_->defs.stack(id); }
 std::string_view EventMerger::thread_name(uint32_t tid) const {
-    auto it = impl_->thread_names.find(tid);
-    return it == impl_->thread_names.end() ? std::string_view() : string(it->second);
+    return impl_->defs.thread_name(tid);
 }
 
 }  // namespace pmt

@@ -1,6 +1,8 @@
 // TraceReader: streams a trace file chunk by chunk (FORMAT.md), checking the header, every
-// chunk's checksum and the end record, and feeds thread payloads to an EventMerger that
-// releases events in time order at each epoch. Never loads the whole file.
+// chunk's checksum and the end record. Versions 1 and 2: feeds thread payloads to an
+// EventMerger that releases events in time order at each epoch. Version 3: feeds the stream
+// payloads, in file order, to a StreamDecoder that hands their events over as it decodes them.
+// Never loads the whole file.
 #include "pmt/reader.hpp"
 
 #include <fcntl.h>
@@ -12,6 +14,7 @@
 #include <cstring>
 
 #include "column_stream_reader.hpp"
+#include "stream_decoder.hpp"
 #include "varint.hpp"
 
 namespace pmt {
@@ -31,7 +34,8 @@ struct TraceReader::Impl {
     std::string path;
     std::unique_ptr<FILE, FileCloser> file;
     TraceHeader header;
-    EventMerger merger{true};
+    EventMerger merger{true};                       // versions 1 and 2
+    std::unique_ptr<detail::StreamDecoder> stream;  // version 3
     uint64_t file_bytes = 0;
     bool regular = true;  // a pipe has no size to check lengths against (64 MiB cap only)
     std::atomic<uint64_t> offset{0};  // bytes consumed; read by progress displays
@@ -81,10 +85,10 @@ void TraceReader::Impl::read_header() {
     if (got < sizeof fixed)
         fail("trace header is incomplete (the process stopped while it was starting)");
     uint16_t version = get_u16(fixed + 8);
-    if (version < kOldestReadableVersion || version > kFormatVersion)
+    if (version < kOldestReadableVersion || version > kNewestReadableVersion)
         fail("unsupported trace format version " + std::to_string(version) +
              " (this pymemtrace reads versions " + std::to_string(kOldestReadableVersion) + " to " +
-             std::to_string(kFormatVersion) + ")");
+             std::to_string(kNewestReadableVersion) + ")");
     uint32_t n = get_u32(fixed + 12);
     if (n > kMaxHeaderPayload)
         fail("corrupt header: payload length " + std::to_string(n) + " over the 1 MiB limit");
@@ -101,6 +105,10 @@ void TraceReader::Impl::read_header() {
         fail(e.what());
     }
     header.version = version;
+    if (version >= kStreamFormatVersion) {
+        if (header.time_shift > 40) fail("corrupt header: time resolution over 2^40 ns");
+        stream = std::make_unique<detail::StreamDecoder>(static_cast<unsigned>(header.time_shift));
+    }
 }
 
 TraceReader::TraceReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
@@ -154,6 +162,20 @@ void TraceReader::read(EventVisitor& v) {
             m.fail_at(at, "checksum mismatch (corrupt trace)");
         try {
             // A stream chunk comes as its column form, decoded straight into events.
+            if (m.stream) {
+                // Version 3: a thread-events chunk is the next piece of the one event stream
+                // (whatever its codec); epochs mean nothing (file order is event order).
+                if (h.type == ChunkType::ThreadEvents) {
+                    const bool columns = decoder.decode(h, stored.data(), raw);
+                    m.stream->decode(raw.data(), raw.size(), v);
+                    if (columns) decoder.end_stream_chunk();
+                } else if (h.type == ChunkType::End) {
+                    decoder.decode(h, stored.data(), raw);
+                    m.end = decode_end_payload(raw.data(), raw.size());
+                    m.has_end = true;
+                }
+                continue;
+            }
             const bool columns = decoder.decode(h, stored.data(), raw);
             switch (h.type) {
                 case ChunkType::ThreadEvents:
@@ -183,7 +205,7 @@ void TraceReader::read(EventVisitor& v) {
         std::snprintf(msg, sizeof msg,
                       "trace truncated at t=%.3f s: the process stopped before its last chunk "
                       "was complete",
-                      static_cast<double>(m.merger.last_time_ns()) / 1e9);
+                      static_cast<double>(last_time_ns()) / 1e9);
         m.truncated = true;
         m.reason = msg;
     } else if (!m.has_end) {
@@ -196,18 +218,29 @@ const TraceHeader& TraceReader::header() const { return impl_->header; }
 const std::string& TraceReader::path() const { return impl_->path; }
 bool TraceReader::truncated() const { return impl_->truncated; }
 const std::string& TraceReader::truncation_reason() const { return impl_->reason; }
-uint64_t TraceReader::last_time_ns() const { return impl_->merger.last_time_ns(); }
-uint64_t TraceReader::events() const { return impl_->merger.delivered(); }
+uint64_t TraceReader::last_time_ns() const {
+    return impl_->stream ? impl_->stream->last_time_ns() : impl_->merger.last_time_ns();
+}
+uint64_t TraceReader::events() const {
+    return impl_->stream ? impl_->stream->delivered() : impl_->merger.delivered();
+}
 bool TraceReader::has_end() const { return impl_->has_end; }
 const EndSummary& TraceReader::end() const { return impl_->end; }
 uint64_t TraceReader::file_bytes() const { return impl_->file_bytes; }
 uint64_t TraceReader::bytes_read() const { return impl_->offset; }
 
-std::string_view TraceReader::string(uint64_t id) const { return impl_->merger.string(id); }
-const Location* TraceReader::location(uint64_t id) const { return impl_->merger.location(id); }
-const StackNode* TraceReader::stack(uint64_t id) const { return impl_->merger.stack(id); }
+std::string_view TraceReader::string(uint64_t id) const {
+    return impl_->stream ? impl_->stream->definitions().string(id) : impl_->merger.string(id);
+}
+const Location* TraceReader::location(uint64_t id) const {
+    return impl_->stream ? impl_->stream->definitions().location(id) : impl_->merger.location(id);
+}
+const StackNode* TraceReader::stack(uint64_t id) const {
+    return impl_->stream ? impl_->stream->definitions().stack(id) : impl_->merger.stack(id);
+}
 std::string_view TraceReader::thread_name(uint32_t tid) const {
-    return impl_->merger.thread_name(tid);
+    return impl_->stream ? impl_->stream->definitions().thread_name(tid)
+                         : impl_->merger.thread_name(tid);
 }
 
 std::vector<Frame> TraceReader::frames(uint64_t stack_id, size_t max_depth) const {

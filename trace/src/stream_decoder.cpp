@@ -1,0 +1,337 @@
+// StreamDecoder (stream_decoder.hpp): the version-3 stream payload, "column form v3" of
+// FORMAT.md, decoded straight into events. One pass over the ops column; each record takes its
+// fields from the columns the ops table names. Every malformation is a TraceError.
+#include "stream_decoder.hpp"
+
+#include <cstdio>
+#include <string>
+
+#include "pmt/record_decoder.hpp"
+#include "pmt/varint.hpp"
+
+namespace pmt::detail {
+
+namespace {
+
+enum Col : unsigned { kOps, kSizes, kStacks, kRefs, kAddrs, kTimes, kOther, kColumns };
+const char* const kColumnName[kColumns] = {"ops",       "sizes", "stacks", "refs",
+                                           "addresses", "times", "other"};
+
+[[noreturn, gnu::cold, gnu::noinline]] void fail(const char* fmt, uint64_t a = 0, uint64_t b = 0) {
+    char msg[160];
+    std::snprintf(msg, sizeof msg, fmt, static_cast<unsigned long long>(a),
+                  static_cast<unsigned long long>(b));
+    throw TraceError(std::string("stream payload: ") + msg);
+}
+
+// A varint of a column [p, end): one- and two-byte values inline, the rest (and the column's
+// end, and a varint over 10 bytes) through ByteCursor's checked reader.
+[[gnu::always_inline]] inline uint64_t varint(const uint8_t*& p, const uint8_t* end) {
+    if (__builtin_expect(p < end, 1)) {
+        const uint8_t b0 = p[0];
+        if (b0 < 0x80) {
+            ++p;
+            return b0;
+        }
+        if (end - p >= 2 && p[1] < 0x80) {
+            const uint64_t v = (b0 & 0x7fu) | uint64_t{p[1]} << 7;
+            p += 2;
+            return v;
+        }
+    }
+    const auto r = ByteCursor::varint_checked(p, end);
+    p = r.p;
+    return r.value;
+}
+
+}  // namespace
+
+StreamDecoder::StreamDecoder(unsigned time_shift) : shift_(time_shift), batch_(kBatch) {
+    if (time_shift > 40) throw_format("time resolution over 2^40 ns");
+}
+
+StreamDecoder::~StreamDecoder() = default;
+
+void StreamDecoder::flush(EventVisitor& v, Event* end) {
+    const size_t n = static_cast<size_t>(end - batch_.data());
+    if (n == 0) return;
+    delivered_ += n;
+    last_time_ = end[-1].time_ns;
+    v.on_events(batch_.data(), n);
+}
+
+void StreamDecoder::decode(const uint8_t* payload, size_t n, EventVisitor& v) {
+    ByteCursor head{payload, payload + n};
+    uint64_t len[kColumns];
+    for (auto& l : len) l = head.varint();
+    const uint8_t* col[kColumns];
+    const uint8_t* col_end[kColumns];
+    for (unsigned i = 0; i < kColumns; ++i) {
+        if (len[i] > head.left())
+            fail("column lengths add up to more than the payload (%llu bytes)", n);
+        col[i] = head.p;
+        head.p += len[i];
+        col_end[i] = head.p;
+    }
+    if (!head.at_end()) fail("%llu bytes after the last column", head.left());
+
+    const uint8_t* ops = col[kOps];
+    const uint8_t* const ops_end = col_end[kOps];
+    const uint8_t* sizes = col[kSizes];
+    const uint8_t* const sizes_end = col_end[kSizes];
+    const uint8_t* stacks = col[kStacks];
+    const uint8_t* const stacks_end = col_end[kStacks];
+    const uint8_t* refs = col[kRefs];
+    const uint8_t* const refs_end = col_end[kRefs];
+    const uint8_t* addrs = col[kAddrs];
+    const uint8_t* const addrs_end = col_end[kAddrs];
+    const uint8_t* times = col[kTimes];
+    const uint8_t* const times_end = col_end[kTimes];
+    const uint8_t* other = col[kOther];
+    const uint8_t* const other_end = col_end[kOther];
+
+    const unsigned shift = shift_;
+    const uint64_t max_units = UINT64_MAX >> shift;
+    uint64_t t = t_;
+    uint64_t t_ns = t << shift;
+    uint64_t a = a_;
+    uint64_t seq = next_seq_;
+    uint64_t number = delivered_;  // Event::seq of the next event
+    Thread* cur = cur_ == kNoThread ? nullptr : threads_[cur_].get();
+    uint32_t tid = cur ? cur->tid : 0;
+    Event* const batch = batch_.data();
+    Event* out = batch;
+    Event* const out_limit = batch + kBatch - 2;  // room for a PAIR's two events
+
+    auto need_thread = [&]() __attribute__((always_inline)) {
+        if (__builtin_expect(cur == nullptr, 0)) fail("an event before any THREAD record");
+    };
+    auto emit = [&](EventType type) __attribute__((always_inline))->Event& {
+        Event& e = *out++;
+        e = Event{};
+        e.type = type;
+        e.tid = tid;
+        e.time_ns = t_ns;
+        e.seq = number++;
+        return e;
+    };
+    // The block a free names: its owner's live block at the rank code read from refs.
+    auto take = [&](Thread & owner) __attribute__((always_inline)) {
+        const uint64_t r = varint(refs, refs_end);
+        const uint64_t live = owner.live.size();
+        const uint64_t i = (r & 1) ? live - 1 - (r >> 1) : r >> 1;
+        if (__builtin_expect(i >= live, 0))
+            fail("free of rank code %llu with %llu live blocks", r, live);
+        return owner.live.remove_at(i);
+    };
+    auto free_event = [&](uint8_t op, uint64_t addr) __attribute__((always_inline)) {
+        Event& e = emit(EventType::Free);
+        e.kind = op3_free_kind(op);
+        e.addr = addr;
+    };
+
+    while (ops < ops_end) {
+        if (__builtin_expect(out > out_limit, 0)) {
+            flush(v, out);
+            out = batch;
+        }
+        const uint8_t op = *ops++;
+        switch (op) {
+            case 0x01:
+            case 0x02:
+            case 0x03:
+            case 0x04:
+            case 0x05:
+            case 0x06:
+            case 0x07:
+            case 0x08:
+            case 0x09: {  // ALLOC + kind
+                need_thread();
+                const uint64_t size = varint(sizes, sizes_end);
+                const uint64_t stack = varint(stacks, stacks_end);
+                Event& e = emit(EventType::Alloc);
+                e.kind = static_cast<AllocKind>(op - uint8_t(Op3::Alloc));
+                e.addr = kHeapAddressBit | seq;
+                e.size = size;
+                e.stack_id = stack;
+                cur->live.add(seq++);  // seqs only grow: never refused
+                break;
+            }
+            case 0x11:
+            case 0x12:
+            case 0x13:
+            case 0x14:
+            case 0x15:
+            case 0x16:
+            case 0x17:
+            case 0x18:
+            case 0x19: {  // PAIR + kind: the block's Alloc and its Free
+                need_thread();
+                const uint64_t size = varint(sizes, sizes_end);
+                const uint64_t stack = varint(stacks, stacks_end);
+                const uint64_t addr = kHeapAddressBit | seq++;
+                Event& e = emit(EventType::Alloc);
+                e.kind = static_cast<AllocKind>(op - uint8_t(Op3::Pair));
+                e.addr = addr;
+                e.size = size;
+                e.stack_id = stack;
+                emit(EventType::Free).addr = addr;
+                break;
+            }
+            case 0x20:
+            case 0x23:
+            case 0x26: {  // FREE (plain, realloc, reallocarray) of the current thread's block
+                need_thread();
+                free_event(op, kHeapAddressBit | take(*cur));
+                break;
+            }
+            case 0x21:
+            case 0x24:
+            case 0x27: {  // FREE_OTHER
+                need_thread();
+                const uint64_t owner = varint(refs, refs_end);
+                if (owner >= threads_.size() || threads_[owner].get() == cur)
+                    fail("free of thread index %llu's block by thread index %llu", owner, cur_);
+                free_event(op, kHeapAddressBit | take(*threads_[owner]));
+                break;
+            }
+            case 0x22:
+            case 0x25:
+            case 0x28: {  // FREE_UNKNOWN
+                need_thread();
+                a += static_cast<uint64_t>(unzigzag(varint(addrs, addrs_end)));
+                free_event(op, a);
+                break;
+            }
+            case uint8_t(Op3::Mmap): {
+                need_thread();
+                const uint64_t at = a += static_cast<uint64_t>(unzigzag(varint(addrs, addrs_end)));
+                const uint64_t length = varint(sizes, sizes_end);
+                const uint64_t prot = varint(other, other_end);
+                const uint64_t flags = varint(other, other_end);
+                const int64_t fd = unzigzag(varint(other, other_end));
+                const uint64_t stack = varint(stacks, stacks_end);
+                Event& e = emit(EventType::Mmap);
+                e.addr = at;
+                e.size = length;
+                e.prot = prot;
+                e.flags = flags;
+                e.fd = fd;
+                e.stack_id = stack;
+                break;
+            }
+            case uint8_t(Op3::Munmap): {
+                need_thread();
+                const uint64_t at = a += static_cast<uint64_t>(unzigzag(varint(addrs, addrs_end)));
+                const uint64_t length = varint(sizes, sizes_end);
+                Event& e = emit(EventType::Munmap);
+                e.addr = at;
+                e.size = length;
+                break;
+            }
+            case uint8_t(Op3::Mremap): {
+                need_thread();
+                const uint64_t old_at = a +=
+                    static_cast<uint64_t>(unzigzag(varint(addrs, addrs_end)));
+                const uint64_t old_length = varint(sizes, sizes_end);
+                const uint64_t new_at = a +=
+                    static_cast<uint64_t>(unzigzag(varint(addrs, addrs_end)));
+                const uint64_t new_length = varint(sizes, sizes_end);
+                const uint64_t stack = varint(stacks, stacks_end);
+                Event& e = emit(EventType::Mremap);
+                e.old_addr = old_at;
+                e.old_size = old_length;
+                e.addr = new_at;
+                e.size = new_length;
+                e.stack_id = stack;
+                break;
+            }
+            case uint8_t(Op3::Rss): {
+                need_thread();
+                const uint64_t bytes = varint(other, other_end);
+                emit(EventType::Rss).size = bytes;
+                break;
+            }
+            case uint8_t(Op3::Tick): {
+                const uint64_t dt = varint(times, times_end);
+                if (dt == 0) fail("a tick of 0 units");
+                if (dt > max_units - t) fail("time out of range (tick of %llu units)", dt);
+                t += dt;
+                t_ns = t << shift;
+                break;
+            }
+            case uint8_t(Op3::Thread): {
+                const uint64_t index = varint(other, other_end);
+                const uint64_t count = threads_.size();
+                if (index == count) {
+                    const uint32_t new_tid = checked_u32(varint(other, other_end),
+                                                         "stream payload: thread id out of range");
+                    if (!index_of_.emplace(new_tid, static_cast<uint32_t>(count)).second)
+                        fail("thread id %llu added twice", new_tid);
+                    if (count >= kNoThread) fail("too many threads");
+                    threads_.push_back(std::make_unique<Thread>(Thread{new_tid, LiveRank()}));
+                } else if (index > count) {
+                    fail("thread index %llu with %llu threads known", index, count);
+                } else if (index == cur_) {
+                    fail("switch to thread index %llu, the current thread", index);
+                }
+                cur_ = static_cast<uint32_t>(index);
+                cur = threads_[index].get();
+                tid = cur->tid;
+                break;
+            }
+            case uint8_t(Op3::String): {
+                const uint64_t id = varint(other, other_end);
+                const uint64_t slen = varint(other, other_end);
+                if (slen > static_cast<uint64_t>(other_end - other))
+                    fail("string of %llu bytes runs past the other column", slen);
+                defs_.set_string(id, other, static_cast<size_t>(slen));
+                other += slen;
+                break;
+            }
+            case uint8_t(Op3::Location): {
+                const uint64_t id = varint(other, other_end);
+                const uint32_t file = checked_u32(
+                    varint(other, other_end), "stream payload: location's file id out of range");
+                const uint32_t function =
+                    checked_u32(varint(other, other_end),
+                                "stream payload: location's function id out of range");
+                const uint32_t line = checked_u32(varint(other, other_end),
+                                                  "stream payload: location's line out of range");
+                defs_.set_location(id, Location{file, function, line});
+                break;
+            }
+            case uint8_t(Op3::Stack): {
+                const uint64_t id = varint(other, other_end);
+                const uint64_t parent = varint(other, other_end);
+                const uint64_t location = varint(other, other_end);
+                defs_.set_stack(id, StackNode{parent, location});
+                break;
+            }
+            case uint8_t(Op3::ThreadName): {
+                if (cur == nullptr) fail("a thread name before any THREAD record");
+                defs_.set_thread_name(tid, varint(other, other_end));
+                break;
+            }
+            default:
+                fail("unknown op 0x%02llx", op);
+        }
+    }
+    for (unsigned i = 1; i < kColumns; ++i) {
+        const uint8_t* p = i == kSizes    ? sizes
+                           : i == kStacks ? stacks
+                           : i == kRefs   ? refs
+                           : i == kAddrs  ? addrs
+                           : i == kTimes  ? times
+                                          : other;
+        if (p != col_end[i])
+            throw TraceError("stream payload: the " + std::string(kColumnName[i]) + " column has " +
+                             std::to_string(col_end[i] - p) + " bytes left over");
+    }
+    t_ = t;
+    a_ = a;
+    next_seq_ = seq;
+    flush(v, out);
+}
+
+}  // namespace pmt::detail
