@@ -9,7 +9,6 @@ namespace pmt {
 
 namespace {
 
-constexpr size_t kMaxVarint = 10;
 constexpr size_t kInitialColumn = 4096;
 
 size_t varint_len(uint64_t v) { return (static_cast<size_t>(64 - __builtin_clzll(v | 1)) + 6) / 7; }
@@ -32,11 +31,6 @@ void StreamEncoder::grow(Column& c, size_t need) {
     c.buf = std::move(b);
     c.w = c.buf.get() + used;
     c.end = c.buf.get() + n;
-}
-
-void StreamEncoder::put(Col c, uint64_t v) {
-    uint8_t* p = room(c, kMaxVarint);
-    cols_[c].w = detail::put_varint(p, v);
 }
 
 void StreamEncoder::address(uint64_t addr) {

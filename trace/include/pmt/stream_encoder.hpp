@@ -108,7 +108,15 @@ private:
         *p = o;
         cols_[kOps].w = p + 1;
     }
-    void put(Col c, uint64_t v);
+    void put(Col c, uint64_t v) {
+        uint8_t* p = room(c, 10);
+        while (v >= 0x80) {
+            *p++ = static_cast<uint8_t>(v) | 0x80;
+            v >>= 7;
+        }
+        *p++ = static_cast<uint8_t>(v);
+        cols_[c].w = p;
+    }
     void address(uint64_t addr);
     uint32_t find_thread(uint32_t tid) const;  // index or kNoThread
     void index_thread(uint32_t tid, uint32_t index);
