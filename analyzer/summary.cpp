@@ -85,6 +85,9 @@ void TraceInfoAnalysis::add_text(std::string& out) const {
 }
 
 void TotalsAnalysis::finish(const TraceReader& /*reader*/, const LiveHeap& heap) {
+    allocations_ = heap.made_live();
+    allocated_bytes_ = heap.made_live_bytes();
+    frees_ = heap.made_dead();
     live_at_end_bytes_ = heap.live_bytes();
     live_at_end_blocks_ = heap.live_blocks();
 }

@@ -32,23 +32,11 @@ private:
     uint64_t lost_events_ = 0;  // the End chunk's: calls the interposer could not record
 };
 
+// The counts come from the heap's own tally of the changes it made (LiveHeap::made_live and
+// made_dead: what on_live / on_dead calls would count), read once at the end: no per-event work.
 class TotalsAnalysis : public Analysis {
 public:
-    void on_live(const Block& b) override {
-        ++allocations_;
-        allocated_bytes_ += b.size;
-    }
-    void on_dead(const Block&, uint64_t) override { ++frees_; }
-    void on_step(const Event&, const LiveHeap&, const LiveChanges& changes) override {
-        for (const LiveChange& c : changes) {
-            if (c.live) {
-                ++allocations_;
-                allocated_bytes_ += c.block.size;
-            } else {
-                ++frees_;
-            }
-        }
-    }
+    bool per_event() const override { return false; }
     void finish(const TraceReader& reader, const LiveHeap& heap) override;
     void add_json(nlohmann::json& report) const override;
     void add_text(std::string& out) const override;

@@ -41,11 +41,14 @@ void LiveHeap::add_block(const Block& b, Sink& l) {
         // before tracing, or by a path we do not intercept). The old block is gone; say so.
         ++replaced_live_;
         live_bytes_ -= slot->size;
+        ++made_dead_;
         l.dead(*slot, b.time_ns);
         *slot = b;
     }
     last_added_ = slot;
     live_bytes_ += b.size;
+    ++made_live_;
+    made_live_bytes_ += b.size;
     l.live(b);
 }
 
@@ -60,6 +63,7 @@ void LiveHeap::free_block(uint64_t addr, uint64_t t, Sink& l) {
     blocks_.erase(slot);
     last_added_ = nullptr;  // erase may have moved it
     live_bytes_ -= b.size;
+    ++made_dead_;
     l.dead(b, t);
 }
 
@@ -68,6 +72,8 @@ void LiveHeap::add_mapping(const Block& b, Sink& l) {
     if (b.size == 0) return;
     mappings_.emplace(b.addr, b);
     live_bytes_ += b.size;
+    ++made_live_;
+    made_live_bytes_ += b.size;
     l.live(b);
 }
 
@@ -95,6 +101,7 @@ uint64_t LiveHeap::unmap_range(uint64_t addr, uint64_t len, uint64_t t, Sink& l,
         live_bytes_ -= dead.size;
         if (first_removed && removed == 0) *first_removed = dead;
         removed += dead.size;
+        ++made_dead_;
         l.dead(dead, t);
 
         // What is left of b on either side keeps its stack and birth time.

@@ -64,6 +64,11 @@ public:
     // counted as dead first.
     uint64_t replaced_live() const { return replaced_live_; }
     uint64_t live_blocks() const { return blocks_.size() + mappings_.size(); }
+    // Every change so far: blocks made live (and their bytes), blocks or pieces made dead.
+    // The same counts a listener would get from on_live / on_dead calls.
+    uint64_t made_live() const { return made_live_; }
+    uint64_t made_live_bytes() const { return made_live_bytes_; }
+    uint64_t made_dead() const { return made_dead_; }
 
     // Tags the live heap block at addr (Block::tag; not mappings); false when there is none.
     // Tags are listeners' annotations, not heap state: setting one is allowed on a const heap.
@@ -105,6 +110,7 @@ private:
     uint64_t peak_seq_ = 0;
     uint64_t unknown_frees_ = 0;
     uint64_t replaced_live_ = 0;
+    uint64_t made_live_ = 0, made_live_bytes_ = 0, made_dead_ = 0;
 };
 
 }  // namespace pmt
