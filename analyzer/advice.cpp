@@ -1,5 +1,6 @@
-// AdviceAnalysis: per-stack live bytes with a lazy snapshot at the running peak, then the
-// rules of WINDOWS.md ("Advice") turned into lines of advice with their estimated peaks.
+// AdviceAnalysis: per-stack live bytes with a lazy snapshot at the running peak (AdviceSite,
+// kept by PeakAnalysis in its per-stack table), then the rules of WINDOWS.md ("Advice") turned into
+// lines of advice with their estimated peaks.
 #include "advice.hpp"
 
 #include <algorithm>
@@ -10,67 +11,29 @@
 namespace pmt::analyzer {
 namespace {
 
-constexpr uint64_t kBigBlock = uint64_t{1} << 20;  // a heap block this big is array-like data
 constexpr uint64_t kMiB = uint64_t{1} << 20;
-// pymalloc's arena sizes (CPython >= 3.10: 1 MiB; 3.8-3.9: 256 KiB).
-bool is_arena(const Block& b) { return b.mapping && (b.size == kMiB || b.size == kMiB / 4); }
 // A float object is 24 bytes; pymalloc rounds blocks to 16 bytes (CPython >= 3.8, 64-bit).
 constexpr uint64_t kFloatBlockBytes = 32;
 constexpr uint64_t kPointerBytes = 8;
 
 }  // namespace
 
-[[gnu::always_inline]] inline void AdviceAnalysis::touch(Site& s, uint64_t seq) {
-    if (s.snap_for != peak_seq_ && s.last_change <= peak_seq_) {
-        s.heap_peak = s.heap;
-        s.big_peak = s.big;
-        s.arena_peak = s.arena;
-        s.snap_for = peak_seq_;
-        s.first_free_after_peak_ns = 0;
-    }
-    s.last_change = seq;
-}
+AdviceAnalysis::AdviceAnalysis(const WindowAnalysis& windows, PeakAnalysis* peak)
+    : windows_(windows),
+      own_peak_(peak ? nullptr : std::make_unique<PeakAnalysis>()),
+      peak_(peak ? peak : own_peak_.get()) {}
 
+// Through on_live/on_dead calls (not replay()): the collected changes go to our own peak.
 void AdviceAnalysis::on_event(const Event& e, const LiveHeap& heap) {
-    const bool release =
-        e.type == EventType::Munmap || (e.type == EventType::Free && e.kind != AllocKind::Realloc &&
-                                        e.kind != AllocKind::ReallocArray);
-    for (const LiveChange& c : changes()) {
-        if (c.live) continue;
-        const Block& b = c.block;
-        Site& s = sites_[b.stack_id];
-        touch(s, e.seq);
-        if (is_arena(b))
-            s.arena -= std::min(s.arena, b.size);
-        else if (!b.mapping)
-            s.heap -= std::min(s.heap, b.size);
-        if (!b.mapping && b.size >= kBigBlock) s.big -= std::min(s.big, b.size);
-        if (release && s.first_free_after_peak_ns == 0) s.first_free_after_peak_ns = e.time_ns;
-    }
-    for (const LiveChange& c : changes()) {
-        if (!c.live) continue;
-        const Block& b = c.block;
-        Site& s = sites_[b.stack_id];
-        touch(s, e.seq);
-        if (is_arena(b))
-            s.arena += b.size;
-        else if (!b.mapping)
-            s.heap += b.size;
-        if (!b.mapping && b.size >= kBigBlock) s.big += b.size;
-        s.last_alloc_seq = e.seq;
-        s.peak_after_last_alloc = heap.peak_bytes();
-    }
+    if (own_peak_) own_peak_->on_step(e, heap, changes());
     clear_deltas();
-    if (heap.peak_bytes() > peak_seen_) {
-        peak_seen_ = heap.peak_bytes();
-        peak_seq_ = e.seq;
-        peak_stack_ = e.stack_id;
-    }
 }
 
 void AdviceAnalysis::finish(const TraceReader& /*reader*/, const LiveHeap& heap) {
+    peak_seq_ = peak_->advice_peak_seq();
+    peak_stack_ = peak_->advice_peak_stack();
     // Sites untouched since the peak still hold what they held at it.
-    sites_.for_each([&](uint64_t, Site& s) {
+    for_each_site([&](uint64_t, Site& s) {
         if (s.snap_for != peak_seq_) {
             s.heap_peak = s.heap;
             s.big_peak = s.big;
@@ -117,7 +80,7 @@ void AdviceAnalysis::add_del_advice(const LiveHeap& heap) {
     std::vector<uint64_t> released_by_windows;  // their release is a window's, not exit's
     for (const Window& w : windows_.windows()) released_by_windows.push_back(w.old_stack);
     std::vector<std::pair<uint64_t, const Site*>> kept;  // (stack, site)
-    sites_.for_each([&](uint64_t stack, const Site& s) {
+    for_each_site([&](uint64_t stack, const Site& s) {
         if (s.heap_peak < std::max(kMiB, peak / 50) || s.last_alloc_seq >= peak_seq_) return;
         if (std::count(released_by_windows.begin(), released_by_windows.end(), stack)) return;
         // Released only at exit: nothing of it freed between the peak and the script's end.
@@ -141,7 +104,7 @@ void AdviceAnalysis::add_del_advice(const LiveHeap& heap) {
     if (!kept.empty()) {
         const uint64_t newest = kept.back().second->last_alloc_seq;
         bool made_since = false;
-        sites_.for_each([&](uint64_t, const Site& s) {
+        for_each_site([&](uint64_t, const Site& s) {
             made_since |= s.heap_peak >= std::max(kMiB, peak / 50) && s.last_alloc_seq > newest &&
                           s.last_alloc_seq < peak_seq_;
         });
@@ -186,7 +149,7 @@ void AdviceAnalysis::add_population_advice() {
         FrameKey where;
     };
     std::map<std::tuple<uint32_t, uint32_t>, Line> lines;  // by (file, line)
-    sites_.for_each([&](uint64_t stack, const Site& s) {
+    for_each_site([&](uint64_t stack, const Site& s) {
         if (s.arena_peak == 0 && s.heap_peak == 0) return;
         const FrameKey k = f.attributed(stack);
         if (k.line == 0) return;
@@ -221,7 +184,7 @@ void AdviceAnalysis::add_float32_advice() {
     StackFrames& f = windows_.frames();
     uint64_t big = 0;
     std::vector<std::pair<uint64_t, uint64_t>> by_site;  // (bytes, stack)
-    sites_.for_each([&](uint64_t stack, const Site& s) {
+    for_each_site([&](uint64_t stack, const Site& s) {
         if (s.big_peak) {
             big += s.big_peak;
             by_site.push_back({s.big_peak, stack});

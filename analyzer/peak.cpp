@@ -12,9 +12,8 @@
 
 namespace pmt::analyzer {
 
-[[gnu::always_inline]] inline void PeakAnalysis::live(const Block& b) {
+[[gnu::always_inline]] inline void PeakAnalysis::live(StackState& s, const Block& b) {
     if (b.mapping) mappings_[b.addr] = b.addr + b.size;
-    StackState& s = state(b.stack_id);
     touch(s);
     s.live_bytes += b.size;
     s.live_blocks += 1;
@@ -61,8 +60,7 @@ void add_clamped(uint64_t& n, int64_t delta) {
     return delta;
 }
 
-[[gnu::always_inline]] inline void PeakAnalysis::dead(const Block& b) {
-    StackState& s = state(b.stack_id);
+[[gnu::always_inline]] inline void PeakAnalysis::dead(StackState& s, const Block& b) {
     touch(s);
     const int64_t blocks = b.mapping ? mapping_blocks_delta(b) : -1;
     s.live_bytes -= std::min(s.live_bytes, b.size);
@@ -71,8 +69,8 @@ void add_clamped(uint64_t& n, int64_t delta) {
     add_clamped(live_blocks_, blocks);
 }
 
-void PeakAnalysis::on_live(const Block& b) { live(b); }
-void PeakAnalysis::on_dead(const Block& b, uint64_t /*time_ns*/) { dead(b); }
+void PeakAnalysis::on_live(const Block& b) { live(state(b.stack_id), b); }
+void PeakAnalysis::on_dead(const Block& b, uint64_t /*time_ns*/) { dead(state(b.stack_id), b); }
 
 void PeakAnalysis::on_event(const Event& e, const LiveHeap& /*heap*/) {
     if (e.type == EventType::Rss) {
@@ -84,12 +82,84 @@ void PeakAnalysis::on_event(const Event& e, const LiveHeap& /*heap*/) {
     }
 }
 
+namespace {
+
+constexpr uint64_t kBigBlock = uint64_t{1} << 20;  // a heap block this big is array-like data
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+// pymalloc's arena sizes (CPython >= 3.10: 1 MiB; 3.8-3.9: 256 KiB).
+bool is_arena(const Block& b) { return b.mapping && (b.size == kMiB || b.size == kMiB / 4); }
+
+}  // namespace
+
+[[gnu::always_inline]] inline void PeakAnalysis::advice_touch(AdviceSite& s, uint64_t seq) {
+    if (s.snap_for != advice_peak_seq_ && s.last_change <= advice_peak_seq_) {
+        s.heap_peak = s.heap;
+        s.big_peak = s.big;
+        s.arena_peak = s.arena;
+        s.snap_for = advice_peak_seq_;
+        s.first_free_after_peak_ns = 0;
+    }
+    s.last_change = seq;
+}
+
+[[gnu::always_inline]] inline void PeakAnalysis::advice_dead(AdviceSite& s, const Block& b,
+                                                             const Event& e, bool release) {
+    advice_touch(s, e.seq);
+    if (is_arena(b))
+        s.arena -= std::min(s.arena, b.size);
+    else if (!b.mapping)
+        s.heap -= std::min(s.heap, b.size);
+    if (!b.mapping && b.size >= kBigBlock) s.big -= std::min(s.big, b.size);
+    if (release && s.first_free_after_peak_ns == 0) s.first_free_after_peak_ns = e.time_ns;
+}
+
+[[gnu::always_inline]] inline void PeakAnalysis::advice_live(AdviceSite& s, const Block& b,
+                                                             const Event& e, uint64_t heap_peak) {
+    advice_touch(s, e.seq);
+    if (is_arena(b))
+        s.arena += b.size;
+    else if (!b.mapping)
+        s.heap += b.size;
+    if (!b.mapping && b.size >= kBigBlock) s.big += b.size;
+    s.last_alloc_seq = e.seq;
+    s.peak_after_last_alloc = heap_peak;
+}
+
 void PeakAnalysis::on_step(const Event& e, const LiveHeap& heap, const LiveChanges& changes) {
-    for (const LiveChange& c : changes) {
-        if (c.live)
-            live(c.block);
-        else
-            dead(c.block);
+    const bool release =
+        e.type == EventType::Munmap || (e.type == EventType::Free && e.kind != AllocKind::Realloc &&
+                                        e.kind != AllocKind::ReallocArray);
+    const uint64_t heap_peak = heap.peak_bytes();
+    if (changes.size() == 1) {
+        // Most events: one block made live or dead, one lookup for both parts.
+        const Block& b = changes[0].block;
+        StackState& s = state(b.stack_id);
+        if (changes[0].live) {
+            live(s, b);
+            advice_live(s.advice, b, e, heap_peak);
+        } else {
+            dead(s, b);
+            advice_dead(s.advice, b, e, release);
+        }
+    } else {
+        for (const LiveChange& c : changes) {
+            StackState& s = state(c.block.stack_id);
+            if (c.live)
+                live(s, c.block);
+            else
+                dead(s, c.block);
+        }
+        // The advice takes an event's releases before what it made live (its sums are
+        // clamped at zero, so the order matters when one stack has both).
+        for (const LiveChange& c : changes)
+            if (!c.live) advice_dead(state(c.block.stack_id).advice, c.block, e, release);
+        for (const LiveChange& c : changes)
+            if (c.live) advice_live(state(c.block.stack_id).advice, c.block, e, heap_peak);
+    }
+    if (heap_peak > advice_peak_seen_) {
+        advice_peak_seen_ = heap_peak;
+        advice_peak_seq_ = e.seq;
+        advice_peak_stack_ = e.stack_id;
     }
     if (e.type == EventType::Rss) PeakAnalysis::on_event(e, heap);
 }

@@ -42,6 +42,19 @@ struct StackAtPeak {
     uint64_t blocks = 0;
 };
 
+// What one allocation stack holds, for the advice (advice.hpp; WINDOWS.md, "Advice"). Kept by
+// PeakAnalysis in the same per-stack entry as its own sums: one lookup per change serves both.
+// The *_peak fields are a lazy snapshot taken at the stack's first change after the current
+// peak (so no per-peak copy of every stack); AdviceAnalysis::finish completes them.
+struct AdviceSite {
+    uint64_t heap = 0, big = 0, arena = 0;  // live bytes: heap blocks, >= 1 MiB, arenas
+    uint64_t heap_peak = 0, big_peak = 0, arena_peak = 0;
+    uint64_t snap_for = UINT64_MAX;  // peak seq the snapshot belongs to
+    uint64_t last_change = 0;        // seq
+    uint64_t first_free_after_peak_ns = 0;
+    uint64_t last_alloc_seq = 0, peak_after_last_alloc = 0;
+};
+
 class PeakAnalysis : public Analysis {
 public:
     // top: how many sites get their stacks resolved and are shown (0 = all).
@@ -68,6 +81,17 @@ public:
     // After finish(): every stack holding bytes or blocks at the peak, largest first.
     const std::vector<StackAtPeak>& stacks_at_peak() const { return stacks_at_peak_; }
 
+    // The advice's per-stack sums (AdviceSite), kept through on_step (replay) only, not through
+    // on_live/on_dead. f(stack id, AdviceSite&) for every stack seen, by increasing id.
+    template <class F>
+    void for_each_advice_site(F&& f) {
+        states_.for_each([&](uint64_t id, StackState& s) { f(id, s.advice); });
+    }
+    // The event that set the heap's peak (the latest of equal ones: first strictly higher),
+    // and its stack.
+    uint64_t advice_peak_seq() const { return advice_peak_seq_; }
+    uint64_t advice_peak_stack() const { return advice_peak_stack_; }
+
 private:
     // Per stack: live now, and a snapshot of live taken the first time the stack changed after
     // the latest peak (snap_epoch == epoch_). At the end, a stack's bytes at the peak are its
@@ -78,6 +102,7 @@ private:
         uint64_t snap_bytes = 0;
         uint64_t snap_blocks = 0;
         uint64_t snap_epoch = 0;
+        AdviceSite advice;
     };
     StackState& state(uint64_t stack_id) { return states_[stack_id]; }
     void touch(StackState& s) {
@@ -87,12 +112,16 @@ private:
             s.snap_epoch = epoch_;
         }
     }
-    // The bodies of on_live/on_dead, inlined into on_step (no call per change).
-    void live(const Block& b);
-    void dead(const Block& b);
+    // The bodies of on_live/on_dead, inlined into on_step (no call per change); s is b's stack.
+    void live(StackState& s, const Block& b);
+    void dead(StackState& s, const Block& b);
     // How many blocks a dead piece of a mapping takes away: -1, plus one for each part of the
     // mapping left on either side of it (a hole in the middle makes two blocks of one).
     int64_t mapping_blocks_delta(const Block& dead);
+    // The advice's part of a change (AdviceSite), at event granularity.
+    void advice_touch(AdviceSite& s, uint64_t seq);
+    void advice_dead(AdviceSite& s, const Block& b, const Event& e, bool release);
+    void advice_live(AdviceSite& s, const Block& b, const Event& e, uint64_t heap_peak);
 
     size_t top_;
     std::map<uint64_t, uint64_t> mappings_;  // start -> end of each live mapping (they are few)
@@ -106,6 +135,7 @@ private:
     uint64_t rss_samples_ = 0;
     uint64_t rss_peak_bytes_ = 0;
     uint64_t rss_peak_time_ns_ = 0;
+    uint64_t advice_peak_seq_ = 0, advice_peak_seen_ = 0, advice_peak_stack_ = 0;
 
     std::vector<PeakSite> sites_;
     std::vector<StackAtPeak> stacks_at_peak_;

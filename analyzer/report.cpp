@@ -16,10 +16,13 @@ namespace pmt::analyzer {
 std::vector<std::unique_ptr<Analysis>> make_report_analyses(const ReportOptions& opts) {
     std::vector<std::unique_ptr<Analysis>> a;
     a.push_back(std::make_unique<TraceInfoAnalysis>());
-    a.push_back(std::make_unique<PeakAnalysis>(opts.top));
+    auto peak = std::make_unique<PeakAnalysis>(opts.top);
+    PeakAnalysis* p = peak.get();
+    a.push_back(std::move(peak));
     // Sections that follow "At the peak" (windows, advice, ...) go here, one line each.
     a.push_back(std::make_unique<WindowAnalysis>());
-    a.push_back(std::make_unique<AdviceAnalysis>(static_cast<const WindowAnalysis&>(*a.back())));
+    // The advice reads the per-stack sums the peak analysis keeps for it.
+    a.push_back(std::make_unique<AdviceAnalysis>(static_cast<const WindowAnalysis&>(*a.back()), p));
     a.push_back(std::make_unique<TotalsAnalysis>());
     return a;
 }
