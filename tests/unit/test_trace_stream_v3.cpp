@@ -4,6 +4,9 @@
 // read back with TraceReader against the model that made them: every event, block identity,
 // live bytes after every event, definitions; the same events whatever the payload boundaries
 // and codecs; truncation at every byte; every single-byte change of a payload.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstring>
@@ -82,13 +85,33 @@ struct Batches : EventVisitor {
     }
 };
 
+// The bytes as a file the reader opens by path: a memfd seen through /proc/self/fd (the
+// truncation and mutation tests read thousands of files).
+class MemFile {
+public:
+    MemFile() : fd_(memfd_create("pmt-v3-test", 0)) {
+        if (fd_ < 0) throw std::runtime_error("memfd_create failed");
+        path_ = "/proc/self/fd/" + std::to_string(fd_);
+    }
+    ~MemFile() { ::close(fd_); }
+    void set(const uint8_t* p, size_t n) {
+        if (ftruncate(fd_, 0) != 0 || pwrite(fd_, p, n, 0) != static_cast<ssize_t>(n))
+            throw std::runtime_error("cannot write the memfd");
+    }
+    const std::string& path() const { return path_; }
+
+private:
+    int fd_;
+    std::string path_;
+};
+
 Result read_bytes(const std::vector<uint8_t>& bytes, size_t n = SIZE_MAX,
                   const std::function<void(TraceReader&)>& after = {}) {
-    TempFile f;
-    f.write(bytes.data(), std::min(n, bytes.size()));
+    static MemFile f;
+    f.set(bytes.data(), std::min(n, bytes.size()));
     Result r;
     try {
-        TraceReader reader(f.path);
+        TraceReader reader(f.path());
         Batches v(r.events);
         reader.read(v);
         r.truncated = reader.truncated();
@@ -98,9 +121,9 @@ Result read_bytes(const std::vector<uint8_t>& bytes, size_t n = SIZE_MAX,
         if (after) after(reader);
     } catch (const TraceError& e) {
         const std::string what = e.what();
-        REQUIRE(what.rfind(f.path + ": ", 0) == 0);
+        REQUIRE(what.rfind(f.path() + ": ", 0) == 0);
         REQUIRE(what.find('\n') == std::string::npos);
-        r.error = what.substr(f.path.size() + 2);
+        r.error = what.substr(f.path().size() + 2);
     }
     return r;
 }
@@ -335,4 +358,554 @@ TEST_CASE("v3: a stream chunk's error names its own chunk; earlier chunks' event
                          ": stream payload: free of rank code 2 with 1 live blocks");
     REQUIRE(r.events.size() == 1);
     CHECK(r.events[0].size == 8);
+}
+
+// ---------------------------------------------------------------- random streams and a model
+
+namespace {
+
+// One event as the program made it: exact time; heap blocks by the model's block id.
+struct Truth {
+    EventType type = EventType::Alloc;
+    AllocKind kind = AllocKind::Malloc;
+    uint32_t tid = 0;
+    uint64_t t_ns = 0;
+    uint64_t size = 0, stack = 0;
+    int64_t block = -1;  // heap Alloc/Free: the model's block; -1: an unknown free / no block
+    uint64_t addr = 0, old_addr = 0, old_size = 0, prot = 0, flags = 0;
+    int64_t fd = -1;
+};
+
+// What the writer tells the encoder, in stream order.
+struct Action {
+    enum K : uint8_t {
+        Thread,
+        Time,
+        Alloc,
+        Free,
+        FreeUnknown,
+        Mmap,
+        Munmap,
+        Mremap,
+        Rss,
+        String,
+        Location,
+        Stack,
+        ThreadName
+    } k;
+    AllocKind kind = AllocKind::Malloc;
+    uint64_t x[5] = {};
+    int64_t fd = -1;
+    std::string s;
+};
+
+struct Script {
+    unsigned k = 10, m = 10;
+    std::vector<Action> actions;
+    std::vector<Truth> truth;
+    size_t blocks = 0;
+    std::map<uint64_t, std::string> strings;
+    std::map<uint64_t, Location> locations;
+    std::map<uint64_t, StackNode> stacks;
+    std::map<uint32_t, uint64_t> names;  // tid -> string id
+};
+
+// n random actions over up to 5 threads: allocations of every kind, frees from both ends and
+// in between, of the thread's own blocks and other threads', pairs, both halves of reallocs,
+// unknown frees, mappings, rss samples, definitions, names, and times that jump by anything
+// from 0 ns to 2^34 ns.
+Script make_script(uint64_t seed, size_t n, unsigned k, unsigned m) {
+    std::mt19937_64 rng(seed);
+    auto rnd = [&](uint64_t lo, uint64_t hi) {
+        return std::uniform_int_distribution<uint64_t>(lo, hi)(rng);
+    };
+    Script s;
+    s.k = k;
+    s.m = m;
+    const uint32_t all_tids[] = {100, 4294967295u, 7, 31337, 0};
+    const size_t nthreads = 1 + rnd(0, 4);
+    uint32_t tid = 0;
+    bool has_thread = false;
+    uint64_t now = rnd(0, 1000000000);
+    struct Live {
+        uint64_t id;
+        uint32_t owner;
+    };
+    std::vector<Live> live;
+    uint64_t next_string = 1, next_location = 1, next_stack = 1;
+    std::vector<uint64_t> mappings;
+
+    auto act = [&](Action::K k0) -> Action& {
+        s.actions.push_back(Action{});
+        s.actions.back().k = k0;
+        return s.actions.back();
+    };
+    auto event = [&](EventType type) -> Truth& {
+        switch (rnd(0, 9)) {
+            case 0:
+            case 1:
+            case 2:
+                break;
+            case 3:
+            case 4:
+            case 5:
+            case 6:
+                now += rnd(1, 3000);
+                break;
+            case 7:
+            case 8:
+                now += rnd(0, uint64_t{1} << 22);
+                break;
+            default:
+                now += rnd(0, uint64_t{1} << 34);
+        }
+        act(Action::Time).x[0] = now;
+        s.truth.push_back(Truth{});
+        Truth& w = s.truth.back();
+        w.type = type;
+        w.tid = tid;
+        w.t_ns = now;
+        return w;
+    };
+    auto some_stack = [&]() -> uint64_t {
+        const uint64_t r = rnd(0, 9);
+        if (r < 2 || next_stack == 1) return 0;
+        if (r < 9) return rnd(1, next_stack - 1);
+        return rnd(1, UINT64_MAX);  // never defined
+    };
+    auto some_size = [&]() -> uint64_t {
+        const uint64_t r = rnd(0, 9);
+        return r < 5 ? rnd(0, 2000) : r < 9 ? rnd(0, 1 << 20) : rnd(0, uint64_t{1} << 40);
+    };
+    auto alloc = [&](AllocKind kind) {
+        Truth& w = event(EventType::Alloc);
+        w.kind = kind;
+        w.size = some_size();
+        w.stack = some_stack();
+        w.block = static_cast<int64_t>(s.blocks);
+        Action& a = act(Action::Alloc);
+        a.kind = kind;
+        a.x[0] = w.size;
+        a.x[1] = w.stack;
+        a.x[2] = s.blocks;
+        live.push_back({s.blocks++, tid});
+    };
+    // A live block to free: the thread's newest, its oldest, one of its own, or anyone's.
+    auto pick = [&]() -> size_t {
+        std::vector<size_t> own;
+        for (size_t i = 0; i < live.size(); ++i)
+            if (live[i].owner == tid) own.push_back(i);
+        const uint64_t r = rnd(0, 9);
+        if (own.empty() || r >= 8) return rnd(0, live.size() - 1);
+        if (r < 4) return own.back();
+        if (r < 6) return own.front();
+        return own[rnd(0, own.size() - 1)];
+    };
+    auto free_block = [&](size_t i, AllocKind kind) {
+        Truth& w = event(EventType::Free);
+        w.kind = kind;
+        w.block = static_cast<int64_t>(live[i].id);
+        Action& a = act(Action::Free);
+        a.kind = kind;
+        a.x[0] = live[i].id;
+        live.erase(live.begin() + static_cast<ptrdiff_t>(i));
+    };
+    auto realloc_kind = [&]() { return rnd(0, 1) ? AllocKind::Realloc : AllocKind::ReallocArray; };
+
+    for (size_t step = 0; step < n; ++step) {
+        if (!has_thread || rnd(0, 99) < 15) {
+            tid = all_tids[rnd(0, nthreads - 1)];
+            has_thread = true;
+            act(Action::Thread).x[0] = tid;
+        }
+        const uint64_t r = rnd(0, 99);
+        if (r < 25) {
+            alloc(static_cast<AllocKind>(rnd(0, kAllocKindCount - 1)));
+        } else if (r < 45) {
+            if (live.empty()) continue;
+            free_block(pick(), AllocKind::Malloc);
+        } else if (r < 55) {  // a block freed by the next record: a PAIR when nothing between
+            const AllocKind kind = static_cast<AllocKind>(rnd(0, kAllocKindCount - 1));
+            alloc(kind);
+            free_block(live.size() - 1, AllocKind::Malloc);
+        } else if (r < 63) {  // realloc: both halves, realloc(NULL, n), or realloc(p, 0)
+            const AllocKind kind = realloc_kind();
+            const uint64_t how = rnd(0, 9);
+            if (how < 7 && !live.empty()) {
+                free_block(pick(), kind);
+                alloc(kind);
+            } else if (how < 9) {
+                alloc(kind);
+            } else if (!live.empty()) {
+                free_block(pick(), kind);
+            }
+        } else if (r < 68) {
+            const AllocKind kind = rnd(0, 2) == 0 ? realloc_kind() : AllocKind::Malloc;
+            Truth& w = event(EventType::Free);
+            w.kind = kind;
+            w.addr = 0x550000000000 + rnd(0, uint64_t{1} << 30) * 16;
+            Action& a = act(Action::FreeUnknown);
+            a.kind = kind;
+            a.x[0] = w.addr;
+        } else if (r < 72) {
+            Truth& w = event(EventType::Mmap);
+            w.addr = 0x7e0000000000 + rnd(0, uint64_t{1} << 24) * 4096;
+            w.size = rnd(1, 64) * 4096;
+            w.prot = rnd(0, 7);
+            const bool anon = rnd(0, 3) != 0;
+            w.flags = anon ? 0x22 : 0x02;
+            w.fd = anon ? -1 : static_cast<int64_t>(rnd(0, 1000));
+            w.stack = some_stack();
+            mappings.push_back(w.addr);
+            Action& a = act(Action::Mmap);
+            a.x[0] = w.addr;
+            a.x[1] = w.size;
+            a.x[2] = w.prot;
+            a.x[3] = w.flags;
+            a.fd = w.fd;
+            a.x[4] = w.stack;
+        } else if (r < 75) {
+            Truth& w = event(EventType::Munmap);
+            w.addr = mappings.empty() || rnd(0, 3) == 0
+                         ? 0x7e0000000000 + rnd(0, uint64_t{1} << 24) * 4096
+                         : mappings[rnd(0, mappings.size() - 1)] + rnd(0, 8) * 4096;
+            w.size = rnd(1, 16) * 4096;
+            Action& a = act(Action::Munmap);
+            a.x[0] = w.addr;
+            a.x[1] = w.size;
+        } else if (r < 77) {
+            Truth& w = event(EventType::Mremap);
+            w.old_addr = mappings.empty() ? 0x7e0000000000 : mappings[rnd(0, mappings.size() - 1)];
+            w.old_size = rnd(1, 16) * 4096;
+            w.addr = rnd(0, 1) ? w.old_addr : 0x7e0000000000 + rnd(0, uint64_t{1} << 24) * 4096;
+            w.size = rnd(1, 64) * 4096;
+            w.stack = some_stack();
+            mappings.push_back(w.addr);
+            Action& a = act(Action::Mremap);
+            a.x[0] = w.old_addr;
+            a.x[1] = w.old_size;
+            a.x[2] = w.addr;
+            a.x[3] = w.size;
+            a.x[4] = w.stack;
+        } else if (r < 80) {
+            Truth& w = event(EventType::Rss);
+            w.size = rnd(0, uint64_t{1} << 36);
+            act(Action::Rss).x[0] = w.size;
+        } else if (r < 88) {  // a string, sometimes defining an id again
+            Action& a = act(Action::String);
+            a.x[0] = next_string > 1 && rnd(0, 9) == 0 ? rnd(1, next_string - 1) : next_string++;
+            const size_t len = rnd(0, 9) == 0 ? rnd(0, 300) : rnd(0, 20);
+            for (size_t i = 0; i < len; ++i) a.s.push_back(static_cast<char>(rnd(0, 255)));
+            s.strings[a.x[0]] = a.s;
+        } else if (r < 93) {
+            Action& a = act(Action::Location);
+            a.x[0] = next_location++;
+            a.x[1] = rnd(0, next_string);
+            a.x[2] = rnd(0, 9) == 0 ? UINT32_MAX : rnd(0, next_string);
+            a.x[3] = rnd(0, 9) == 0 ? UINT32_MAX : rnd(0, 5000);
+            s.locations[a.x[0]] =
+                Location{static_cast<uint32_t>(a.x[1]), static_cast<uint32_t>(a.x[2]),
+                         static_cast<uint32_t>(a.x[3])};
+        } else if (r < 98) {
+            Action& a = act(Action::Stack);
+            a.x[0] = next_stack++;
+            a.x[1] = rnd(0, a.x[0] - 1);
+            a.x[2] = rnd(0, next_location);
+            s.stacks[a.x[0]] = StackNode{a.x[1], a.x[2]};
+        } else {
+            Action& a = act(Action::ThreadName);
+            a.x[0] = rnd(0, next_string);
+            s.names[tid] = a.x[0];
+        }
+    }
+    return s;
+}
+
+// The script through StreamEncoder, a payload ended wherever cut(action index) says (and at
+// the end).
+std::vector<std::vector<uint8_t>> encode(const Script& s, const std::function<bool(size_t)>& cut) {
+    StreamEncoder enc(s.k, s.m);
+    std::vector<std::vector<uint8_t>> payloads;
+    auto finish = [&] {
+        ByteSpan pieces[StreamEncoder::kPieces];
+        const size_t pending = enc.pending_bytes();
+        const size_t n = enc.finish(pieces);
+        if (n == 0) return;
+        std::vector<uint8_t> p;
+        for (size_t i = 0; i < n; ++i)
+            p.insert(p.end(), pieces[i].data, pieces[i].data + pieces[i].size);
+        REQUIRE(p.size() == pending);
+        payloads.push_back(std::move(p));
+    };
+    std::vector<std::pair<uint32_t, uint64_t>> block(s.blocks);  // owner index, seq
+    uint32_t cur = 0;
+    for (size_t i = 0; i < s.actions.size(); ++i) {
+        const Action& a = s.actions[i];
+        switch (a.k) {
+            case Action::Thread:
+                cur = enc.thread(static_cast<uint32_t>(a.x[0]));
+                break;
+            case Action::Time:
+                enc.time(a.x[0]);
+                break;
+            case Action::Alloc:
+                block[a.x[2]] = {cur, enc.alloc(a.kind, a.x[0], a.x[1])};
+                break;
+            case Action::Free:
+                REQUIRE(enc.free(block[a.x[0]].first, block[a.x[0]].second, a.kind));
+                break;
+            case Action::FreeUnknown:
+                enc.free_unknown(a.x[0], a.kind);
+                break;
+            case Action::Mmap:
+                enc.mmap(a.x[0], a.x[1], a.x[2], a.x[3], a.fd, a.x[4]);
+                break;
+            case Action::Munmap:
+                enc.munmap(a.x[0], a.x[1]);
+                break;
+            case Action::Mremap:
+                enc.mremap(a.x[0], a.x[1], a.x[2], a.x[3], a.x[4]);
+                break;
+            case Action::Rss:
+                enc.rss(a.x[0]);
+                break;
+            case Action::String:
+                enc.string(a.x[0], a.s.data(), a.s.size());
+                break;
+            case Action::Location:
+                enc.location(a.x[0], a.x[1], a.x[2], a.x[3]);
+                break;
+            case Action::Stack:
+                enc.stack(a.x[0], a.x[1], a.x[2]);
+                break;
+            case Action::ThreadName:
+                enc.thread_name(a.x[0]);
+                break;
+        }
+        if (cut(i)) finish();
+    }
+    finish();
+    return payloads;
+}
+
+// A version-3 file of the payloads: codecs 0-2 per chunk, or one zstd stream (codecs 3/4).
+File frame(const Script& s, const std::vector<std::vector<uint8_t>>& payloads, Codec codec,
+           bool end = true) {
+    File f;
+    f.bytes = encode_file_header(v3_header(s.k, s.m));
+    ChunkStream stream(1);
+    for (const auto& p : payloads) {
+        if (codec == Codec::ZstdStreamStart) {
+            const ByteSpan piece{p.data(), p.size()};
+            stream.append_stream_chunk(f.bytes, &piece, 1);
+        } else {
+            append_chunk(f.bytes, ChunkType::ThreadEvents, codec, p.data(), p.size());
+        }
+        f.chunk_end.push_back(f.bytes.size());
+    }
+    if (end) {
+        const auto e = end_payload(EndSummary{});
+        append_chunk(f.bytes, ChunkType::End, Codec::None, e.data(), e.size());
+        f.chunk_end.push_back(f.bytes.size());
+    }
+    return f;
+}
+
+bool same(const Event& a, const Event& b) {
+    return a.type == b.type && a.kind == b.kind && a.tid == b.tid && a.time_ns == b.time_ns &&
+           a.addr == b.addr && a.size == b.size && a.stack_id == b.stack_id &&
+           a.old_addr == b.old_addr && a.old_size == b.old_size && a.prot == b.prot &&
+           a.flags == b.flags && a.fd == b.fd && a.seq == b.seq;
+}
+
+bool same(const std::vector<Event>& a, const std::vector<Event>& b, size_t n) {
+    if (a.size() != n || b.size() < n) return false;
+    for (size_t i = 0; i < n; ++i)
+        if (!same(a[i], b[i])) return false;
+    return true;
+}
+
+// The first difference between what the reader delivered and the model, "" when none: every
+// field, the time within 2^(k+m) ns below the truth, heap blocks by identity (a Free carries
+// its Alloc's address, every Alloc a fresh one), and the live bytes after every event equal to
+// those of the model's events (real, distinct addresses) through a LiveHeap of their own.
+std::string mismatch(const Script& s, const std::vector<Event>& got) {
+    if (got.size() != s.truth.size())
+        return "event count " + std::to_string(got.size()) +
+               " != " + std::to_string(s.truth.size());
+    LiveHeap model_heap, got_heap;
+    std::vector<uint64_t> addr_of(s.blocks, 0);
+    std::map<uint64_t, bool> used;
+    const uint64_t unit = uint64_t{1} << s.k, window = uint64_t{1} << (s.k + s.m);
+    uint64_t prev = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+        const Truth& w = s.truth[i];
+        const Event& e = got[i];
+        const std::string at = "event " + std::to_string(i) + ": ";
+        if (e.seq != i) return at + "seq";
+        if (e.type != w.type || e.tid != w.tid) return at + "type or tid";
+        if (e.time_ns > w.t_ns || w.t_ns - e.time_ns >= window || e.time_ns % unit != 0 ||
+            e.time_ns < prev)
+            return at + "time " + std::to_string(e.time_ns) + " for " + std::to_string(w.t_ns);
+        prev = e.time_ns;
+        Event m;  // the model's event
+        m.type = w.type;
+        m.kind = w.kind;
+        m.tid = w.tid;
+        m.time_ns = w.t_ns;
+        m.size = w.size;
+        m.stack_id = w.stack;
+        m.addr = w.block >= 0 ? 0x10000000 + static_cast<uint64_t>(w.block) * 64 : w.addr;
+        m.old_addr = w.old_addr;
+        m.old_size = w.old_size;
+        m.prot = w.prot;
+        m.flags = w.flags;
+        m.fd = w.fd;
+        m.seq = i;
+        switch (w.type) {
+            case EventType::Alloc:
+                if (e.kind != w.kind || e.size != w.size || e.stack_id != w.stack)
+                    return at + "alloc fields";
+                if (!(e.addr & kHeapBit) || used[e.addr]) return at + "alloc address";
+                used[e.addr] = true;
+                addr_of[static_cast<size_t>(w.block)] = e.addr;
+                break;
+            case EventType::Free:
+                if (e.kind != w.kind) return at + "free kind";
+                if (w.block >= 0 ? e.addr != addr_of[static_cast<size_t>(w.block)]
+                                 : e.addr != w.addr)
+                    return at + "free address";
+                break;
+            case EventType::Mmap:
+            case EventType::Munmap:
+            case EventType::Mremap:
+            case EventType::Rss: {
+                Event x = e;
+                x.time_ns = m.time_ns;
+                if (!same(x, m)) return at + "fields";
+                break;
+            }
+        }
+        model_heap.apply(m);
+        got_heap.apply(e);
+        if (model_heap.live_bytes() != got_heap.live_bytes())
+            return at + "live bytes " + std::to_string(got_heap.live_bytes()) +
+                   " != " + std::to_string(model_heap.live_bytes());
+    }
+    if (model_heap.unknown_frees() != got_heap.unknown_frees()) return "unknown frees";
+    return "";
+}
+
+// The reader's definition tables against the script's.
+std::string definitions_mismatch(const Script& s, TraceReader& r) {
+    for (const auto& [id, text] : s.strings)
+        if (r.string(id) != text) return "string " + std::to_string(id);
+    for (const auto& [id, l] : s.locations) {
+        const Location* got = r.location(id);
+        if (!got || got->file != l.file || got->function != l.function || got->line != l.line)
+            return "location " + std::to_string(id);
+    }
+    for (const auto& [id, node] : s.stacks) {
+        const StackNode* got = r.stack(id);
+        if (!got || got->parent != node.parent || got->location != node.location)
+            return "stack " + std::to_string(id);
+    }
+    for (const auto& [tid, id] : s.names)
+        if (r.thread_name(tid) != r.string(id)) return "thread name " + std::to_string(tid);
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("v3: random streams read back as the model that made them, however cut and framed",
+          "[trace][v3]") {
+    const std::pair<unsigned, unsigned> shifts[] = {{10, 10}, {0, 0}, {3, 2}, {12, 4}};
+    const Codec codecs[] = {Codec::None, Codec::Zstd, Codec::Lz4, Codec::ZstdStreamStart};
+    for (uint64_t seed = 1; seed <= 12; ++seed) {
+        const auto [k, m] = shifts[seed % 4];
+        const Script s = make_script(seed, seed % 3 == 0 ? 20000 : 3000, k, m);
+        std::mt19937_64 rng(seed * 7919);
+        const double p = seed % 2 ? 0.01 : 0.2;
+        std::bernoulli_distribution random_cut(p);
+        const std::vector<std::vector<std::vector<uint8_t>>> cuts = {
+            encode(s, [](size_t) { return false; }),  // one payload
+            encode(s, [](size_t) { return true; }),   // a payload per record
+            encode(s, [&](size_t) { return random_cut(rng); }),
+        };
+        std::vector<Event> first;
+        for (size_t c = 0; c < cuts.size(); ++c) {
+            for (Codec codec : codecs) {
+                INFO("seed " << seed << " k " << k << " m " << m << " cut " << c << " codec "
+                             << int(codec));
+                const File f = frame(s, cuts[c], codec);
+                std::string defs;
+                Result r = read_bytes(f.bytes, SIZE_MAX,
+                                      [&](TraceReader& t) { defs = definitions_mismatch(s, t); });
+                REQUIRE(r.error.empty());
+                CHECK(!r.truncated);
+                CHECK(r.has_end);
+                REQUIRE(mismatch(s, r.events) == "");
+                CHECK(defs == "");
+                CHECK(r.reader_events == s.truth.size());
+                CHECK(r.last_time == (r.events.empty() ? 0 : r.events.back().time_ns));
+                if (first.empty())
+                    first = r.events;
+                else
+                    REQUIRE(same(r.events, first, first.size()));
+            }
+        }
+    }
+}
+
+TEST_CASE("v3: a trace cut at any byte delivers every complete chunk's events", "[trace][v3]") {
+    for (const Codec codec : {Codec::None, Codec::ZstdStreamStart}) {
+        const Script s = make_script(99, 400, 10, 10);
+        std::mt19937_64 rng(5);
+        std::bernoulli_distribution cut(0.08);
+        const File f = frame(s, encode(s, [&](size_t) { return cut(rng); }), codec);
+        const Result whole = read_bytes(f.bytes);
+        REQUIRE(whole.error.empty());
+        REQUIRE(mismatch(s, whole.events) == "");
+        const size_t header = encode_file_header(v3_header(10, 10)).size();
+        // Events delivered when the file ends right after chunk c (c = 0: none complete).
+        std::vector<size_t> upto(1, 0);
+        for (size_t end : f.chunk_end) upto.push_back(read_bytes(f.bytes, end).events.size());
+        size_t complete = 0;
+        for (size_t n = header; n < f.bytes.size(); ++n) {
+            while (complete < f.chunk_end.size() && f.chunk_end[complete] <= n) ++complete;
+            const Result r = read_bytes(f.bytes, n);
+            INFO("codec " << int(codec) << " cut at " << n);
+            REQUIRE(r.error.empty());
+            REQUIRE(r.truncated);
+            REQUIRE(same(r.events, whole.events, upto[complete]));
+        }
+    }
+}
+
+TEST_CASE("v3: every single-byte change of a stream payload reads or fails with one line",
+          "[trace][v3]") {
+    const Script s = make_script(1234, 250, 10, 10);
+    std::mt19937_64 rng(77);
+    std::bernoulli_distribution cut(0.1);
+    const File f = frame(s, encode(s, [&](size_t) { return cut(rng); }), Codec::None, true);
+    size_t start = encode_file_header(v3_header(10, 10)).size();
+    size_t valid = 0, errors = 0;
+    for (size_t c = 0; c + 1 < f.chunk_end.size(); ++c) {  // the thread-events chunks
+        const size_t payload = start + kChunkHeaderBytes, end = f.chunk_end[c];
+        for (size_t at = payload; at < end; ++at) {
+            for (uint8_t x : {uint8_t(0x01), uint8_t(0x02), uint8_t(0x40), uint8_t(0x80),
+                              uint8_t(0xff), uint8_t(rng() | 1)}) {
+                std::vector<uint8_t> b = f.bytes;
+                b[at] ^= x;
+                uint32_t crc = chunk_crc(b.data() + start, b.data() + payload, end - payload);
+                std::memcpy(b.data() + start + 16, &crc, 4);
+                INFO("byte " << at << " ^ " << int(x));
+                const Result r = read_bytes(b);  // one line starting with the path, or none
+                (r.error.empty() ? valid : errors) += 1;
+            }
+        }
+        start = end;
+    }
+    CHECK(errors > 0);
+    CHECK(valid > 0);
 }
