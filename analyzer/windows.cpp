@@ -71,9 +71,16 @@ void WindowAnalysis::add(const Block& b, const Stamp* origin, uint64_t seq, cons
     r.stack = b.stack_id;
     r.seq = seq;  // LiveHeap makes at most one block live per event: seqs only increase
     r.mapping = b.mapping;
-    r.latest = {b.time_ns, seq, running_peak_, since_, detection_max_.size()};
-    // A block that grew (realloc, mremap) keeps the age of the first one.
-    r.origin = origin ? *origin : r.latest;
+    r.ns = b.time_ns;
+    r.max_before = running_peak_;
+    r.since = since_;
+    r.detections = detection_max_.size();
+    // A block that grew (realloc, mremap) keeps the age of the first one. origins_ has at most
+    // one entry per record of log_, whose indices are below UINT32_MAX (tags, below).
+    if (origin) {
+        origins_.push_back(*origin);
+        r.origin = static_cast<uint32_t>(origins_.size());
+    }
     log_.push_back(r);
     if (b.mapping)
         map_seq_[b.addr] = seq;
@@ -81,16 +88,23 @@ void WindowAnalysis::add(const Block& b, const Stamp* origin, uint64_t seq, cons
         heap.set_tag(b.addr, static_cast<uint32_t>(log_.size()));
 }
 
-// Drops the holes once they are half the log; each live heap block gets its new index.
+// Drops the holes once they are half the log; each live heap block gets its new index, each
+// live record's origin its new place in origins_ (origins_ is in log order: indices only move
+// down, so both compact in place).
 void WindowAnalysis::compact(const LiveHeap& heap) {
-    size_t w = 0;
+    size_t w = 0, wo = 0;
     for (size_t i = 0; i < log_.size(); ++i) {
         if (log_[i].dead) continue;
         if (w != i) log_[w] = log_[i];
-        ++w;
-        if (!log_[w - 1].mapping) heap.set_tag(log_[w - 1].addr, static_cast<uint32_t>(w));
+        Rec& r = log_[w++];
+        if (r.origin) {
+            origins_[wo++] = origins_[r.origin - 1];
+            r.origin = static_cast<uint32_t>(wo);
+        }
+        if (!r.mapping) heap.set_tag(r.addr, static_cast<uint32_t>(w));
     }
     log_.resize(w);
+    origins_.resize(wo);
     log_dead_ = 0;
 }
 
@@ -114,7 +128,7 @@ void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
                 if (c.live) continue;
                 const Rec* r = remove(c.block);
                 if (r && !have) {
-                    carried = r->origin;
+                    carried = origin_of(*r);
                     have = true;
                 }
             }
@@ -139,7 +153,7 @@ void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
                     const Rec* r = remove(c.block);
                     if (!r) continue;
                     th.realloc_pending = true;
-                    th.realloc_origin = r->origin;
+                    th.realloc_origin = origin_of(*r);
                 }
                 break;
             }
@@ -241,8 +255,8 @@ void WindowAnalysis::close_burst(Thread& th, uint64_t /*seq_now*/) {
     std::unordered_map<uint64_t, uint64_t> new_by_stack;
     // The window opens with the new generation's first sizeable block: small blocks left
     // alive by an earlier run of the same statement (caches) must not open it early.
-    const Stamp* first = nullptr;
-    const Stamp* first_small = nullptr;
+    Stamp first_big, first_small;
+    bool have_big = false, have_small = false;
     for (size_t i = first_after(old_max_seq); i < log_.size(); ++i) {
         const Rec& r = log_[i];
         if (r.dead || !frames_.has_prefix(r.stack, prefix)) continue;
@@ -250,11 +264,17 @@ void WindowAnalysis::close_burst(Thread& th, uint64_t /*seq_now*/) {
         new_by_stack[r.stack] += r.size;
         // A buffer older than the old data that this statement merely grew (an interpreter
         // buffer) opened nothing: its own reallocation is its first byte here.
-        const Stamp& st = r.origin.seq > old_max_seq ? r.origin : r.latest;
-        const Stamp*& slot = r.size >= kSizeableBytes || r.mapping ? first : first_small;
-        if (!slot || st.seq < slot->seq) slot = &st;
+        const Stamp origin = origin_of(r);
+        const Stamp st = origin.seq > old_max_seq ? origin : r.latest();
+        const bool big = r.size >= kSizeableBytes || r.mapping;
+        Stamp& slot = big ? first_big : first_small;
+        bool& have = big ? have_big : have_small;
+        if (!have || st.seq < slot.seq) {
+            slot = st;
+            have = true;
+        }
     }
-    if (!first) first = first_small;
+    const Stamp* first = have_big ? &first_big : have_small ? &first_small : nullptr;
     if (w.old_bytes < kMinBytes || !first || w.new_bytes < std::max(kMinBytes, w.old_bytes / 8))
         return;
     uint64_t best = 0;
