@@ -106,18 +106,16 @@ private:
         if ((pos_[n_ - 1] >> 1) == seq) {
             p = n_ - 1;
         } else {
-            size_t lo = 0, len = n_;
-            while (len > 0) {  // first entry >= key
-                size_t half = len >> 1;
-                if (pos_[lo + half] < key) {
-                    lo += half + 1;
-                    len -= half + 1;
-                } else {
-                    len = half;
-                }
+            // Branchless lower bound: the first entry >= key.
+            const uint64_t* base = pos_.data();
+            size_t len = n_;
+            while (len > 1) {
+                const size_t half = len >> 1;
+                base = base[half] < key ? base + half : base;
+                len -= half;
             }
-            if (lo >= n_ || (pos_[lo] >> 1) != seq) return kNone;
-            p = lo;
+            p = static_cast<size_t>(base - pos_.data()) + (*base < key ? 1 : 0);
+            if (p >= n_ || (pos_[p] >> 1) != seq) return kNone;
         }
         return (pos_[p] & 1) ? p : kNone;
     }
