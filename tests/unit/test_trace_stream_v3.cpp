@@ -762,6 +762,10 @@ std::string mismatch(const Script& s, const std::vector<Event>& got) {
         m.flags = w.flags;
         m.fd = w.fd;
         m.seq = i;
+        if ((w.type == EventType::Alloc || w.type == EventType::Free) &&
+            (e.old_addr != 0 || e.old_size != 0 || e.prot != 0 || e.flags != 0 || e.fd != -1 ||
+             (w.type == EventType::Free && (e.size != 0 || e.stack_id != 0))))
+            return at + "fields a heap event does not have";
         switch (w.type) {
             case EventType::Alloc:
                 if (e.kind != w.kind || e.size != w.size || e.stack_id != w.stack)

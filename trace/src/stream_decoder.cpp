@@ -52,12 +52,22 @@ StreamDecoder::StreamDecoder(unsigned time_shift) : shift_(time_shift), batch_(k
 
 StreamDecoder::~StreamDecoder() = default;
 
-void StreamDecoder::flush(EventVisitor& v, Event* end) {
+void StreamDecoder::flush(EventVisitor& v, Event* end, bool dirty) {
     const size_t n = static_cast<size_t>(end - batch_.data());
     if (n == 0) return;
     delivered_ += n;
     last_time_ = end[-1].time_ns;
     v.on_events(batch_.data(), n);
+    if (dirty) {
+        const Event clean;
+        for (Event* e = batch_.data(); e != end; ++e) {
+            e->old_addr = clean.old_addr;
+            e->old_size = clean.old_size;
+            e->prot = clean.prot;
+            e->flags = clean.flags;
+            e->fd = clean.fd;
+        }
+    }
 }
 
 void StreamDecoder::decode(const uint8_t* payload, size_t n, EventVisitor& v) {
@@ -102,16 +112,24 @@ void StreamDecoder::decode(const uint8_t* payload, size_t n, EventVisitor& v) {
     Event* const batch = batch_.data();
     Event* out = batch;
     Event* const out_limit = batch + kBatch - 2;  // room for a PAIR's two events
+    bool dirty = false;                           // a mapping event is in the batch
 
     auto need_thread = [&]() __attribute__((always_inline)) {
         if (__builtin_expect(cur == nullptr, 0)) fail("an event before any THREAD record");
     };
-    auto emit = [&](EventType type) __attribute__((always_inline))->Event& {
+    // The batch's slots keep old_addr, old_size, prot, flags and fd at their defaults (flush()
+    // restores them after a mapping event), so an event writes only the fields below.
+    auto emit = [&](EventType type, AllocKind kind, uint64_t addr, uint64_t size, uint64_t stack)
+                    __attribute__((always_inline))
+                        ->Event& {
         Event& e = *out++;
-        e = Event{};
         e.type = type;
+        e.kind = kind;
         e.tid = tid;
         e.time_ns = t_ns;
+        e.addr = addr;
+        e.size = size;
+        e.stack_id = stack;
         e.seq = number++;
         return e;
     };
@@ -125,15 +143,14 @@ void StreamDecoder::decode(const uint8_t* payload, size_t n, EventVisitor& v) {
         return owner.live.remove_at(i);
     };
     auto free_event = [&](uint8_t op, uint64_t addr) __attribute__((always_inline)) {
-        Event& e = emit(EventType::Free);
-        e.kind = op3_free_kind(op);
-        e.addr = addr;
+        emit(EventType::Free, op3_free_kind(op), addr, 0, 0);
     };
 
     while (ops < ops_end) {
         if (__builtin_expect(out > out_limit, 0)) {
-            flush(v, out);
+            flush(v, out, dirty);
             out = batch;
+            dirty = false;
         }
         const uint8_t op = *ops++;
         switch (op) {
@@ -149,11 +166,8 @@ void StreamDecoder::decode(const uint8_t* payload, size_t n, EventVisitor& v) {
                 need_thread();
                 const uint64_t size = varint(sizes, sizes_end);
                 const uint64_t stack = varint(stacks, stacks_end);
-                Event& e = emit(EventType::Alloc);
-                e.kind = static_cast<AllocKind>(op - uint8_t(Op3::Alloc));
-                e.addr = kHeapAddressBit | seq;
-                e.size = size;
-                e.stack_id = stack;
+                emit(EventType::Alloc, static_cast<AllocKind>(op - uint8_t(Op3::Alloc)),
+                     kHeapAddressBit | seq, size, stack);
                 cur->live.add(seq++);  // seqs only grow: never refused
                 break;
             }
@@ -170,12 +184,9 @@ void StreamDecoder::decode(const uint8_t* payload, size_t n, EventVisitor& v) {
                 const uint64_t size = varint(sizes, sizes_end);
                 const uint64_t stack = varint(stacks, stacks_end);
                 const uint64_t addr = kHeapAddressBit | seq++;
-                Event& e = emit(EventType::Alloc);
-                e.kind = static_cast<AllocKind>(op - uint8_t(Op3::Pair));
-                e.addr = addr;
-                e.size = size;
-                e.stack_id = stack;
-                emit(EventType::Free).addr = addr;
+                emit(EventType::Alloc, static_cast<AllocKind>(op - uint8_t(Op3::Pair)), addr, size,
+                     stack);
+                emit(EventType::Free, AllocKind::Malloc, addr, 0, 0);
                 break;
             }
             case 0x20:
@@ -211,22 +222,18 @@ void StreamDecoder::decode(const uint8_t* payload, size_t n, EventVisitor& v) {
                 const uint64_t flags = varint(other, other_end);
                 const int64_t fd = unzigzag(varint(other, other_end));
                 const uint64_t stack = varint(stacks, stacks_end);
-                Event& e = emit(EventType::Mmap);
-                e.addr = at;
-                e.size = length;
+                Event& e = emit(EventType::Mmap, AllocKind::Malloc, at, length, stack);
                 e.prot = prot;
                 e.flags = flags;
                 e.fd = fd;
-                e.stack_id = stack;
+                dirty = true;
                 break;
             }
             case uint8_t(Op3::Munmap): {
                 need_thread();
                 const uint64_t at = a += static_cast<uint64_t>(unzigzag(varint(addrs, addrs_end)));
                 const uint64_t length = varint(sizes, sizes_end);
-                Event& e = emit(EventType::Munmap);
-                e.addr = at;
-                e.size = length;
+                emit(EventType::Munmap, AllocKind::Malloc, at, length, 0);
                 break;
             }
             case uint8_t(Op3::Mremap): {
@@ -238,18 +245,16 @@ void StreamDecoder::decode(const uint8_t* payload, size_t n, EventVisitor& v) {
                     static_cast<uint64_t>(unzigzag(varint(addrs, addrs_end)));
                 const uint64_t new_length = varint(sizes, sizes_end);
                 const uint64_t stack = varint(stacks, stacks_end);
-                Event& e = emit(EventType::Mremap);
+                Event& e = emit(EventType::Mremap, AllocKind::Malloc, new_at, new_length, stack);
                 e.old_addr = old_at;
                 e.old_size = old_length;
-                e.addr = new_at;
-                e.size = new_length;
-                e.stack_id = stack;
+                dirty = true;
                 break;
             }
             case uint8_t(Op3::Rss): {
                 need_thread();
                 const uint64_t bytes = varint(other, other_end);
-                emit(EventType::Rss).size = bytes;
+                emit(EventType::Rss, AllocKind::Malloc, 0, bytes, 0);
                 break;
             }
             case uint8_t(Op3::Tick): {
@@ -331,7 +336,7 @@ void StreamDecoder::decode(const uint8_t* payload, size_t n, EventVisitor& v) {
     t_ = t;
     a_ = a;
     next_seq_ = seq;
-    flush(v, out);
+    flush(v, out, dirty);
 }
 
 }  // namespace pmt::detail

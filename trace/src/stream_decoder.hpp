@@ -44,7 +44,9 @@ private:
     static constexpr uint32_t kNoThread = UINT32_MAX;
     static constexpr size_t kBatch = 256;
 
-    void flush(EventVisitor& v, Event* end);
+    // Hands batch_[0, end) to v; dirty: a mapping event among them (its slot's extra fields
+    // are reset, see decode()).
+    void flush(EventVisitor& v, Event* end, bool dirty);
 
     unsigned shift_;
     uint64_t t_ = 0;  // running time, units of 2^shift_ ns
