@@ -30,41 +30,45 @@ WindowAnalysis::Rec* WindowAnalysis::by_seq(uint64_t s) {
     return it != log_.end() && it->seq == s && !it->dead ? &*it : nullptr;
 }
 
-const WindowAnalysis::Rec* WindowAnalysis::remove(const Block& b) {
-    Rec* rec = nullptr;
-    if (!b.mapping) {
-        if (b.tag == 0 || b.tag > log_.size()) return nullptr;
-        rec = &log_[b.tag - 1];
-        if (rec->dead || rec->mapping || rec->addr != b.addr) return nullptr;
-    } else {
-        // The released part may start inside a mapping (partial munmap).
-        auto it = map_seq_.upper_bound(b.addr);
-        if (it == map_seq_.begin()) return nullptr;
-        --it;
-        const uint64_t seq = it->second;
-        rec = by_seq(seq);
-        if (!rec || b.addr >= rec->addr + rec->size) return nullptr;
-        Rec& r = *rec;
-        if (b.size < r.size) {  // part of it stays live: shrink the record, keep its index
-            part_ = r;
-            part_.addr = b.addr;
-            part_.size = b.size;
-            r.size -= b.size;
-            if (b.addr == r.addr) {
-                map_seq_.erase(it);
-                r.addr += b.size;
-                map_seq_[r.addr] = seq;
-            }
-            return &part_;
-        }
-        map_seq_.erase(it);
-    }
+[[gnu::always_inline]] inline const WindowAnalysis::Rec* WindowAnalysis::remove(const Block& b) {
+    if (__builtin_expect(b.mapping, 0)) return remove_mapping(b);
+    if (b.tag == 0 || b.tag > log_.size()) return nullptr;
+    Rec* rec = &log_[b.tag - 1];
+    if (rec->dead || rec->mapping || rec->addr != b.addr) return nullptr;
     rec->dead = true;
     ++log_dead_;
     return rec;
 }
 
-void WindowAnalysis::add(const Block& b, const Stamp* origin, uint64_t seq, const LiveHeap& heap) {
+const WindowAnalysis::Rec* WindowAnalysis::remove_mapping(const Block& b) {
+    // The released part may start inside a mapping (partial munmap).
+    auto it = map_seq_.upper_bound(b.addr);
+    if (it == map_seq_.begin()) return nullptr;
+    --it;
+    const uint64_t seq = it->second;
+    Rec* rec = by_seq(seq);
+    if (!rec || b.addr >= rec->addr + rec->size) return nullptr;
+    Rec& r = *rec;
+    if (b.size < r.size) {  // part of it stays live: shrink the record, keep its index
+        part_ = r;
+        part_.addr = b.addr;
+        part_.size = b.size;
+        r.size -= b.size;
+        if (b.addr == r.addr) {
+            map_seq_.erase(it);
+            r.addr += b.size;
+            map_seq_[r.addr] = seq;
+        }
+        return &part_;
+    }
+    map_seq_.erase(it);
+    rec->dead = true;
+    ++log_dead_;
+    return rec;
+}
+
+[[gnu::always_inline]] inline void WindowAnalysis::add(const Block& b, const Stamp* origin,
+                                                       uint64_t seq, const LiveHeap& heap) {
     Rec r;
     r.addr = b.addr;
     r.size = b.size;
@@ -108,76 +112,9 @@ void WindowAnalysis::compact(const LiveHeap& heap) {
     log_dead_ = 0;
 }
 
-void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
-    Thread& th = thread(e.tid);
-    const bool pending = th.realloc_pending;
-    th.realloc_pending = false;  // a realloc's two halves are adjacent on their thread
-
-    switch (e.type) {
-        case EventType::Alloc:
-        case EventType::Mmap:
-        case EventType::Mremap: {
-            if (th.burst.active) close_burst(th, e.seq);  // the thread moved on
-            Stamp carried;  // the age a grown block keeps (realloc, mremap)
-            bool have = false;
-            if (e.type == EventType::Alloc && is_realloc(e.kind) && pending) {
-                carried = th.realloc_origin;
-                have = true;
-            }
-            for (const LiveChange& c : changes()) {  // mremap: the old range moves to the new one
-                if (c.live) continue;
-                const Rec* r = remove(c.block);
-                if (r && !have) {
-                    carried = origin_of(*r);
-                    have = true;
-                }
-            }
-            for (const LiveChange& c : changes())
-                if (c.live) add(c.block, have ? &carried : nullptr, e.seq, heap);
-            // Stack 0 (no Python frame: start-up, teardown) leaves no statement to blame.
-            th.last_alloc_stack = e.stack_id;
-            if (e.stack_id != 0) {
-                int8_t& rooted = module_rooted_[e.stack_id];
-                if (rooted < 0) {
-                    const auto& f = frames_.outer_first(e.stack_id);
-                    rooted = !f.empty() && frames_.text(f.front().function) == "<module>";
-                }
-                if (rooted) script_end_ns_ = e.time_ns;
-            }
-            break;
-        }
-        case EventType::Free:
-            if (is_realloc(e.kind)) {
-                for (const LiveChange& c : changes()) {
-                    if (c.live) continue;
-                    const Rec* r = remove(c.block);
-                    if (!r) continue;
-                    th.realloc_pending = true;
-                    th.realloc_origin = origin_of(*r);
-                }
-                break;
-            }
-            release(th, e);
-            break;
-        case EventType::Munmap:
-            release(th, e);
-            break;
-        case EventType::Rss:
-            break;
-    }
-    clear_deltas();
-    if (log_dead_ >= 4096 && log_dead_ * 2 >= log_.size()) compact(heap);
-    if (e.type != EventType::Rss) history_.push(e.seq, heap.live_bytes());
-    running_peak_ = heap.peak_bytes();
-    since_ = std::max(since_, heap.live_bytes());
-}
-
-}  // namespace pmt::analyzer
-
-namespace pmt::analyzer {
-
-void WindowAnalysis::release(Thread& th, const Event& e) {
-    for (const LiveChange& c : changes()) {
+[[gnu::always_inline]] inline void WindowAnalysis::release(Thread& th, const Event& e,
+                                                           const LiveChanges& changes) {
+    for (const LiveChange& c : changes) {
         if (c.live) continue;
         const Block& b = c.block;
         const Rec* r = remove(b);
@@ -195,6 +132,78 @@ void WindowAnalysis::release(Thread& th, const Event& e) {
         bu.dead.push_back({r ? r->seq : 0, r ? r->stack : b.stack_id, b.size, b.mapping});
     }
 }
+
+void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
+    step(e, heap, changes());
+    clear_deltas();
+}
+
+void WindowAnalysis::step(const Event& e, const LiveHeap& heap, const LiveChanges& changes) {
+    Thread& th = thread(e.tid);
+    const bool pending = th.realloc_pending;
+    th.realloc_pending = false;  // a realloc's two halves are adjacent on their thread
+
+    switch (e.type) {
+        case EventType::Alloc:
+        case EventType::Mmap:
+        case EventType::Mremap: {
+            if (th.burst.active) close_burst(th, e.seq);  // the thread moved on
+            Stamp carried;  // the age a grown block keeps (realloc, mremap)
+            bool have = false;
+            if (e.type == EventType::Alloc && is_realloc(e.kind) && pending) {
+                carried = th.realloc_origin;
+                have = true;
+            }
+            for (const LiveChange& c : changes) {  // mremap: the old range moves to the new one
+                if (c.live) continue;
+                const Rec* r = remove(c.block);
+                if (r && !have) {
+                    carried = origin_of(*r);
+                    have = true;
+                }
+            }
+            for (const LiveChange& c : changes)
+                if (c.live) add(c.block, have ? &carried : nullptr, e.seq, heap);
+            // Stack 0 (no Python frame: start-up, teardown) leaves no statement to blame.
+            th.last_alloc_stack = e.stack_id;
+            if (e.stack_id != 0) {
+                int8_t& rooted = module_rooted_[e.stack_id];
+                if (rooted < 0) {
+                    const auto& f = frames_.outer_first(e.stack_id);
+                    rooted = !f.empty() && frames_.text(f.front().function) == "<module>";
+                }
+                if (rooted) script_end_ns_ = e.time_ns;
+            }
+            break;
+        }
+        case EventType::Free:
+            if (is_realloc(e.kind)) {
+                for (const LiveChange& c : changes) {
+                    if (c.live) continue;
+                    const Rec* r = remove(c.block);
+                    if (!r) continue;
+                    th.realloc_pending = true;
+                    th.realloc_origin = origin_of(*r);
+                }
+                break;
+            }
+            release(th, e, changes);
+            break;
+        case EventType::Munmap:
+            release(th, e, changes);
+            break;
+        case EventType::Rss:
+            break;
+    }
+    if (log_dead_ >= 4096 && log_dead_ * 2 >= log_.size()) compact(heap);
+    if (e.type != EventType::Rss) history_.push(e.seq, heap.live_bytes());
+    running_peak_ = heap.peak_bytes();
+    since_ = std::max(since_, heap.live_bytes());
+}
+
+}  // namespace pmt::analyzer
+
+namespace pmt::analyzer {
 
 void WindowAnalysis::close_burst(Thread& th, uint64_t /*seq_now*/) {
     Burst& bu = th.burst;

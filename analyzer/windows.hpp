@@ -33,9 +33,10 @@ struct Window {
 class WindowAnalysis : public BlockDeltaAnalysis {
 public:
     void begin(const TraceReader& reader) override;
+    // Through on_live/on_dead calls: the collected changes go to step().
     void on_event(const Event& e, const LiveHeap& heap) override;
     void on_step(const Event& e, const LiveHeap& heap, const LiveChanges& changes) override {
-        step_as(this, e, heap, changes);
+        step(e, heap, changes);
     }
     void finish(const TraceReader& reader, const LiveHeap& heap) override;
     void add_json(nlohmann::json& report) const override;
@@ -89,9 +90,12 @@ private:
         Burst burst;
     };
 
+    // The per-event work: e and the changes it made to the live set, in order.
+    void step(const Event& e, const LiveHeap& heap, const LiveChanges& changes);
     // Marks the record of a released block (or piece of a mapping) dead and returns it, valid
     // until the next remove or add; nullptr for a block never seen allocated.
     const Rec* remove(const Block& b);
+    const Rec* remove_mapping(const Block& b);  // remove's path for a (piece of a) mapping
     // origin: the age a grown block keeps (nullptr: its own).
     void add(const Block& b, const Stamp* origin, uint64_t seq, const LiveHeap& heap);
     // The first block of r's realloc/mremap chain (r itself when it never grew).
@@ -107,7 +111,7 @@ private:
         }
         return *last_thread_;
     }
-    void release(Thread& th, const Event& e);
+    void release(Thread& th, const Event& e, const LiveChanges& changes);
     void close_burst(Thread& th, uint64_t seq);
     // Windows with the same lines (a loop) share one counterfactual: every repetition's old
     // generation released when that repetition opened (WINDOWS.md, "Cost").
