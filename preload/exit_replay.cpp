@@ -1,13 +1,14 @@
-// The writer's cycle (see exit_replay.hpp): decode, re-time, write in column form, replay.
-// Events are ordered as the trace reader would order the nanosecond times (time, tid, record
-// order, events timed >= the cycle's clock reading held to the next cycle); each gets a time
-// unit t' >= its clock reading >> k, never below the last Epoch, non-decreasing in that
-// order and strictly increasing where the thread changes, so the reader's (t', tid) order is
-// this order (FORMAT.md, "Event times").
+// The writer's cycle (see exit_replay.hpp): decode, order across threads, encode as the
+// version-3 event stream, replay. Events are ordered as a reader of the nanosecond times
+// would order them (time, tid, record order; events timed >= the cycle's clock reading held
+// to the next cycle). The thread with the most bytes is streamed: its events are fed to the
+// encoder as they are decoded, after the queued events of the other threads that come
+// before them.
 #include "exit_replay.hpp"
 
 #include <algorithm>
 #include <new>
+#include <stdexcept>
 
 #include "pmt/encoder.hpp"
 #include "pmt/record_decoder.hpp"
@@ -15,47 +16,14 @@
 namespace pmt::preload {
 // --- LiveBlockTable --------------------------------------------------------------------------
 
-LiveBlockTable::LiveBlockTable() : slots_(1024, Slot{0, 0}), shift_(64 - 10) {}
+LiveBlockTable::LiveBlockTable() : slots_(1024, Slot{0, 0, 0}), shift_(64 - 10) {}
 
-bool LiveBlockTable::insert(uint64_t addr, uint64_t size, uint64_t* replaced) {
-    if (addr == 0) {
-        bool was = zero_live_;
-        *replaced = was ? zero_size_ : 0;
-        zero_live_ = true;
-        zero_size_ = size;
-        return was;
-    }
-    size_t mask = slots_.size() - 1;
-    for (size_t i = home(addr);; i = (i + 1) & mask) {
-        Slot& s = slots_[i];
-        if (s.addr == addr) {
-            *replaced = s.size;
-            s.size = size;
-            return true;
-        }
-        if (s.addr == 0) {
-            s = Slot{addr, size};
-            if (++used_ * 2 > slots_.size()) grow();  // load at most 1/2: short probes
-            *replaced = 0;
-            return false;
-        }
-    }
-}
-
-bool LiveBlockTable::erase(uint64_t addr, uint64_t* size) {
-    if (addr == 0) {
-        if (!zero_live_) return false;
+void LiveBlockTable::erase_at(size_t i) {
+    if (i == kZero) {
         zero_live_ = false;
-        *size = zero_size_;
-        return true;
+        return;
     }
     size_t mask = slots_.size() - 1;
-    size_t i = home(addr);
-    while (slots_[i].addr != addr) {
-        if (slots_[i].addr == 0) return false;
-        i = (i + 1) & mask;
-    }
-    *size = slots_[i].size;
     // Backward-shift deletion: move later members of the probe run into the hole when the hole
     // lies on their way from their home slot, so no tombstones are needed.
     for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
@@ -67,13 +35,12 @@ bool LiveBlockTable::erase(uint64_t addr, uint64_t* size) {
             i = j;
         }
     }
-    slots_[i] = Slot{0, 0};
+    slots_[i] = Slot{0, 0, 0};
     --used_;
-    return true;
 }
 
 void LiveBlockTable::grow() {
-    std::vector<Slot> old(slots_.size() * 2, Slot{0, 0});
+    std::vector<Slot> old(slots_.size() * 2, Slot{0, 0, 0});
     old.swap(slots_);
     --shift_;
     size_t mask = slots_.size() - 1;
@@ -88,7 +55,7 @@ void LiveBlockTable::grow() {
 // --- decoding -----------------------------------------------------------------------------------
 
 // The second half of a realloc whose free is timed before the cut and whose new block after
-// it: written next cycle as realloc(NULL) (FORMAT.md: old = 0), the free as returning NULL.
+// it: written next cycle as realloc(NULL) (old = 0).
 struct Split {
     AllocKind kind;
     uint64_t t, addr, size, stack;
@@ -128,126 +95,153 @@ struct HoldVisitor {
     Next thread_name(uint64_t id) { return ok(enc.thread_name(id)); }
 };
 
-// Builds the columns of the records timed before the cut, collects their times and replay
-// events; stops at the first record with an event at or after the cut. Direct: the events
-// are replayed as they are decoded (no other thread has any in this cycle).
+// The free half of a realloc record is a free of its kind (Realloc or ReallocArray).
+inline AllocKind free_half_kind(AllocKind k) {
+    return k == AllocKind::ReallocArray ? AllocKind::ReallocArray : AllocKind::Realloc;
+}
+
+// Decodes a thread's records timed before the cut; stops at the first record with an event at
+// or after it. Direct (the streamed thread): each event is fed to the encoder once the queued
+// threads' events before it are; otherwise the records are queued as items.
 template <bool Direct>
 struct WriterCycle::Visitor {
     WriterCycle& w;
     Thread& th;
-    ColumnBuilder& cols;
     uint64_t cut;
     Split split{};
     bool did_split = false;
 
-    // The last time field's index.
-    uint64_t tf() const { return static_cast<uint64_t>(cols.times_end() - th.time.data()) - 1; }
-    [[gnu::always_inline]] void out(uint64_t tf, uint64_t addr, uint64_t size,
-                                    const Event* map = nullptr) {
-        ++w.events_;
+    void push(ItemOp op, uint64_t t, AllocKind kind, uint64_t a, uint64_t b, uint64_t c,
+              uint32_t x = 0) {
+        th.items.push_back(Item{t, op, kind, x, a, b, c});
+    }
+    void alloc_ev(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack) {
         if constexpr (Direct) {
-            // The common pair inline: an alloc whose address is not live becomes pending,
-            // and the free of the pending block takes it back (apply_direct has the rest).
-            if (size == kFreeMark && w.pending_ && addr == w.pending_addr_) {
-                w.pending_ = false;  // the block the last alloc made: never entered blocks_
-                w.heap_live_ -= w.pending_size_;
-                return;
-            }
-            if (size < kMapMark && addr != 0 && !w.pending_) {
-                bool live;
-                size_t slot = w.blocks_.find(addr, &live);
-                if (!live) {
-                    w.pending_ = true;
-                    w.pending_slot_ = slot;
-                    w.pending_addr_ = addr;
-                    w.pending_size_ = size;
-                    w.heap_live_ += size;
-                    uint64_t live_bytes = w.heap_live_ + w.maps_.live_bytes();
-                    if (live_bytes > w.peak_bytes_) {
-                        w.peak_bytes_ = live_bytes;
-                        w.peak_th_ = static_cast<size_t>(&th - w.threads_.data());
-                        w.peak_tf_ = tf;
-                    }
-                    return;
-                }
-            }
-            w.apply_direct(th, Ev{tf, addr, size}, map);
+            w.drain(t);
+            w.feed_alloc(th.tid, kind, t, addr, size, stack);
         } else {
-            Ev e{tf, addr, size};
-            if (map) {
-                th.maps.push_back(*map);
-                e.addr = th.maps.size() - 1;
-            }
-            th.ev.push_back(e);
+            push(ItemOp::Alloc, t, kind, addr, size, stack);
+        }
+    }
+    void free_ev(uint64_t t, uint64_t addr, AllocKind kind) {
+        if constexpr (Direct) {
+            w.drain(t);
+            w.feed_free(th.tid, t, addr, kind);
+        } else {
+            push(ItemOp::Free, t, kind, addr, 0, 0);
         }
     }
 
     Next alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack) {
         if (t >= cut) return Next::StopBefore;
-        cols.alloc(kind, t, addr, size, stack);
-        out(tf(), addr, size);
+        alloc_ev(kind, t, addr, size, stack);
         return Next::Go;
     }
     Next free(uint64_t t, uint64_t addr) {
         if (t >= cut) return Next::StopBefore;
-        cols.free(t, addr);
-        out(tf(), addr, kFreeMark);
+        free_ev(t, addr, AllocKind::Malloc);
         return Next::Go;
     }
     Next realloc(AllocKind kind, uint64_t tb, uint64_t ta, uint64_t old_addr, uint64_t new_addr,
                  uint64_t size, uint64_t stack) {
         uint64_t first = old_addr != 0 || new_addr == 0 ? tb : ta;
         if (first >= cut) return Next::StopBefore;
-        if (old_addr != 0 && new_addr != 0 && ta >= cut) {
-            cols.realloc(kind, tb, tb, old_addr, 0, 0, stack);
-            out(tf() - 1, old_addr, kFreeMark);
-            split = Split{kind, ta, new_addr, size, stack};
-            did_split = true;
-            return Next::StopAfter;
+        if (old_addr != 0) free_ev(tb, old_addr, free_half_kind(kind));
+        if (new_addr != 0) {
+            if (ta >= cut) {  // old_addr != 0: tb < cut
+                split = Split{kind, ta, new_addr, size, stack};
+                did_split = true;
+                return Next::StopAfter;
+            }
+            alloc_ev(kind, ta, new_addr, size, stack);
         }
-        cols.realloc(kind, tb, ta, old_addr, new_addr, size, stack);
-        if (old_addr != 0) out(tf() - 1, old_addr, kFreeMark);
-        if (new_addr != 0) out(tf(), new_addr, size);
         return Next::Go;
     }
     Next mmap(uint64_t t, uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags, int64_t fd,
               uint64_t stack) {
         if (t >= cut) return Next::StopBefore;
-        cols.mmap(t, addr, length, prot, flags, fd, stack);
-        Event e = mmap_event(t, addr, length, prot, flags, fd, stack);
-        out(tf(), 0, kMapMark, &e);
+        if constexpr (Direct) {
+            w.drain(t);
+            w.feed_map(th.tid, mmap_event(t, addr, length, prot, flags, fd, stack));
+        } else {
+            th.extra.push_back(Extra{prot, flags, static_cast<uint64_t>(fd)});
+            push(ItemOp::Mmap, t, AllocKind::Malloc, addr, length, stack,
+                 static_cast<uint32_t>(th.extra.size() - 1));
+        }
         return Next::Go;
     }
     Next munmap(uint64_t t, uint64_t addr, uint64_t length) {
         if (t >= cut) return Next::StopBefore;
-        cols.munmap(t, addr, length);
-        Event e = munmap_event(t, addr, length);
-        out(tf(), 0, kMapMark, &e);
+        if constexpr (Direct) {
+            w.drain(t);
+            w.feed_map(th.tid, munmap_event(t, addr, length));
+        } else {
+            push(ItemOp::Munmap, t, AllocKind::Malloc, addr, length, 0);
+        }
         return Next::Go;
     }
     Next mremap(uint64_t tb, uint64_t ta, uint64_t old_addr, uint64_t old_length, uint64_t new_addr,
                 uint64_t new_length, uint64_t stack) {
+        (void)tb;
         if (ta >= cut) return Next::StopBefore;  // one event, at t_after
-        cols.mremap(tb, ta, old_addr, old_length, new_addr, new_length, stack);
-        Event e = mremap_event(ta, old_addr, old_length, new_addr, new_length, stack);
-        out(tf(), 0, kMapMark, &e);
+        if constexpr (Direct) {
+            w.drain(ta);
+            w.feed_map(th.tid, mremap_event(ta, old_addr, old_length, new_addr, new_length, stack));
+        } else {
+            th.extra.push_back(Extra{new_addr, new_length, stack});
+            push(ItemOp::Mremap, ta, AllocKind::Malloc, old_addr, old_length, 0,
+                 static_cast<uint32_t>(th.extra.size() - 1));
+        }
         return Next::Go;
     }
     Next rss(uint64_t t, uint64_t bytes) {
         if (t >= cut) return Next::StopBefore;
-        cols.rss(t, bytes);
-        ++w.events_;
+        if constexpr (Direct) {
+            w.drain(t);
+            w.feed_rss(th.tid, t, bytes);
+        } else {
+            push(ItemOp::Rss, t, AllocKind::Malloc, bytes, 0, 0);
+        }
         return Next::Go;
     }
-    Next string(uint64_t id, const uint8_t* s, size_t n) { return cols.string(id, s, n); }
-    Next location(uint64_t id, uint32_t f, uint32_t fn, uint32_t l) {
-        return cols.location(id, f, fn, l);
+    // Definitions: the streamed thread's go to the encoder at once (only their thread's own
+    // records must follow them).
+    Next string(uint64_t id, const uint8_t* s, size_t n) {
+        if constexpr (Direct) {
+            w.enc_.string(id, reinterpret_cast<const char*>(s), n);
+            w.check_size();
+        } else {
+            push(ItemOp::String, 0, AllocKind::Malloc, id, reinterpret_cast<uintptr_t>(s), n);
+        }
+        return Next::Go;
     }
-    Next stack(uint64_t id, uint64_t p, uint64_t l) { return cols.stack(id, p, l); }
-    Next thread_name(uint64_t id) { return cols.thread_name(id); }
+    Next location(uint64_t id, uint32_t f, uint32_t fn, uint32_t l) {
+        if constexpr (Direct)
+            w.enc_.location(id, f, fn, l);
+        else
+            push(ItemOp::Location, 0, AllocKind::Malloc, id, uint64_t(f) | uint64_t(fn) << 32, l);
+        return Next::Go;
+    }
+    Next stack(uint64_t id, uint64_t p, uint64_t l) {
+        if constexpr (Direct)
+            w.enc_.stack(id, p, l);
+        else
+            push(ItemOp::Stack, 0, AllocKind::Malloc, id, p, l);
+        return Next::Go;
+    }
+    Next thread_name(uint64_t id) {
+        if constexpr (Direct) {
+            w.set_thread(th.tid);
+            w.enc_.thread_name(id);
+        } else {
+            push(ItemOp::ThreadName, 0, AllocKind::Malloc, id, 0, 0);
+        }
+        return Next::Go;
+    }
 };
 
-WriterCycle::WriterCycle(unsigned shift) : shift_(shift) {}
+WriterCycle::WriterCycle(unsigned time_shift, unsigned tick_shift, size_t payload_bytes)
+    : enc_(time_shift, tick_shift), payload_bytes_(payload_bytes) {}
 WriterCycle::~WriterCycle() = default;
 
 // Records [p, end) of thread tid (running time t, address a), and first the second half of a
@@ -275,162 +269,224 @@ void WriterCycle::decode(const PayloadRef& r, Thread& th, uint64_t cut) {
         held_next_.emplace_back(r.data, r.data + r.size);
         return;
     }
-    if (segs_.size() == builders_.size()) builders_.push_back(std::make_unique<ColumnBuilder>());
-    ColumnBuilder& cols = *builders_[segs_.size()];
-    size_t t_begin = th.time.size();
-    cols.begin(r.size, th.time.room(r.size + 2));
-    Visitor<Direct> v{*this, th, cols, cut};
+    Visitor<Direct> v{*this, th, cut};
     RecordPosition at = decode_records(c.p, c.end, base, 0, v);
-    th.time.grow_to(cols.times_end());
-    if constexpr (Direct) settle_pending();
     th.last_ns = at.t;
-    segs_.push_back(
-        Seg{static_cast<size_t>(&th - threads_.data()), t_begin, th.time.size(), &cols});
     if (at.stopped) {
         th.stopped = true;
         hold(at.p, c.end, at.t, at.a, th.tid, v.did_split ? &v.split : nullptr);
     }
 }
 
-// --- ordering and accounting --------------------------------------------------------------------
+// --- feeding the encoder, with the replay ------------------------------------------------------
 
-// One event in the reader's order, at time unit `units`; the peak is checked after every event,
-// as LiveHeap does.
-inline void WriterCycle::apply(const Ev& e, const Event* map, uint64_t units) {
-    uint64_t old = 0;
-    if (e.size < kMapMark) {
-        if (blocks_.insert(e.addr, e.size, &old)) heap_live_ -= old;
-        heap_live_ += e.size;
-    } else if (e.size == kFreeMark) {
-        if (blocks_.erase(e.addr, &old)) heap_live_ -= old;
-        return;  // nothing grew
-    } else {
-        maps_.apply(*map);
-    }
-    uint64_t live = heap_live_ + maps_.live_bytes();
-    if (live > peak_bytes_) {
-        peak_bytes_ = live;
-        peak_time_ns_ = units << shift_;
-    }
+// The free of a block the replay holds live; the encoder holds it live too (else a bug here).
+inline void WriterCycle::free_block(uint64_t ref, AllocKind kind) {
+    if (!enc_.free(static_cast<uint32_t>(ref & 0xFFFFFF), ref >> 24, kind)) bad_block();
 }
 
-// The same while decoding, before the event has its time: the peak keeps its time field.
-// A new block is held as pending (counted, not in blocks_) until the thread's next event:
-// when that frees it (99% of regex's events; Visitor::out checks), the table is not touched
-// again.
-[[gnu::noinline]] void WriterCycle::apply_direct(Thread& th, const Ev& e, const Event* map) {
+void WriterCycle::bad_block() {
+    throw std::logic_error("a live block unknown to the stream encoder");
+}
+
+// A heap block made live by thread tid (inline: with the free of the pending block, the
+// common pair; the rest is out of line). The new block waits as pending, counted but not in
+// blocks_: most are freed by the next event and never enter it.
+inline void WriterCycle::feed_alloc(uint32_t tid, AllocKind kind, uint64_t t, uint64_t addr,
+                                    uint64_t size, uint64_t stack) {
+    set_thread(tid);
+    enc_.time(t);
     settle_pending();
-    uint64_t before = peak_bytes_;
-    if (e.size < kMapMark && e.addr != 0) {
-        bool live;
-        size_t slot = blocks_.find(e.addr, &live);
-        if (live) {  // an address handed out again: its free was not seen
-            heap_live_ -= blocks_.size_at(slot);
-            blocks_.set_size_at(slot, e.size);
-        } else {
-            pending_ = true;
-            pending_slot_ = slot;
-            pending_addr_ = e.addr;
-            pending_size_ = e.size;
-        }
-        heap_live_ += e.size;
-        uint64_t live_bytes = heap_live_ + maps_.live_bytes();
-        if (live_bytes > peak_bytes_) peak_bytes_ = live_bytes;
+    bool live;
+    size_t slot = blocks_.find(addr, &live);
+    if (__builtin_expect(live, 0)) slot = replace(slot, addr);
+    uint64_t seq = enc_.alloc(kind, size, stack);
+    if (__builtin_expect((seq >> 40 | cur_ >> 24) != 0, 0)) throw std::bad_alloc();
+    pending_ = true;
+    pending_slot_ = slot;
+    pending_block_ = LiveBlockTable::Slot{addr, size, seq << 24 | cur_};
+    heap_live_ += size;
+    ++events_;
+    grew(t);
+    counted();
+}
+
+// An address still live (its free was not seen) is freed first, so the reader's accounting
+// replaces the block as the replay does. Returns the empty slot for the new block.
+size_t WriterCycle::replace(size_t slot, uint64_t addr) {
+    LiveBlockTable::Slot& s = blocks_.at(slot);
+    free_block(s.ref, AllocKind::Malloc);
+    heap_live_ -= s.size;
+    ++events_;
+    ++replaced_;
+    blocks_.erase_at(slot);
+    bool live;
+    return blocks_.find(addr, &live);
+}
+
+inline void WriterCycle::feed_free(uint32_t tid, uint64_t t, uint64_t addr, AllocKind kind) {
+    set_thread(tid);
+    enc_.time(t);
+    ++events_;
+    if (pending_ && addr == pending_block_.addr) {  // the last alloc's block: never entered
+        pending_ = false;
+        heap_live_ -= pending_block_.size;
+        free_block(pending_block_.ref, kind);
     } else {
-        apply(e, map, 0);
+        free_table(addr, kind);
     }
-    if (peak_bytes_ != before) {
-        peak_th_ = static_cast<size_t>(&th - threads_.data());
-        peak_tf_ = e.tf;
+    counted();
+}
+
+void WriterCycle::free_table(uint64_t addr, AllocKind kind) {
+    settle_pending();
+    bool live;
+    size_t slot = blocks_.find(addr, &live);
+    if (live) {
+        LiveBlockTable::Slot& s = blocks_.at(slot);
+        free_block(s.ref, kind);
+        heap_live_ -= s.size;
+        blocks_.erase_at(slot);
+    } else {
+        enc_.free_unknown(addr, kind);
     }
 }
 
-// A k-way merge of the threads' time fields in (time, tid, record order), giving each its
-// unit; queued replay events are applied in that order.
-template <bool Queued>
-void WriterCycle::merge() {
-    struct R {
-        uint64_t* p;
-        uint64_t* end;
-        uint32_t tid;
-        Thread* th;
-        bool before(const R& o) const { return *p != *o.p ? *p < *o.p : tid < o.tid; }
-    };
-    std::vector<R> runs;
-    for (size_t i = 0; i < n_threads_; ++i) {
-        Thread& th = threads_[i];
-        if (!th.time.empty())
-            runs.push_back({th.time.data(), th.time.data() + th.time.size(), th.tid, &th});
+void WriterCycle::feed_map(uint32_t tid, const Event& e) {
+    set_thread(tid);
+    enc_.time(e.time_ns);
+    switch (e.type) {
+        case EventType::Mmap:
+            enc_.mmap(e.addr, e.size, e.prot, e.flags, e.fd, e.stack_id);
+            break;
+        case EventType::Munmap:
+            enc_.munmap(e.addr, e.size);
+            break;
+        default:
+            enc_.mremap(e.old_addr, e.old_size, e.addr, e.size, e.stack_id);
     }
-    std::sort(runs.begin(), runs.end(), [](const R& a, const R& b) { return a.before(b); });
-    uint64_t lo = floor_;  // the least unit the next time field may take
-    const unsigned k = shift_;
-    while (!runs.empty()) {
-        R& r = runs[0];
-        Thread& th = *r.th;
-        // One field at its unit; *p is read (for the run's end) before it is overwritten.
-        auto give = [&](uint64_t* p) {
-            uint64_t u = std::max(*p >> k, lo);
-            *p = lo = u;
-            if constexpr (Queued) {
-                uint64_t tf = static_cast<uint64_t>(p - th.time.data());
-                while (th.ev_done < th.ev.size() && th.ev[th.ev_done].tf == tf) {
-                    const Ev& e = th.ev[th.ev_done++];
-                    apply(e, e.size == kMapMark ? &th.maps[e.addr] : nullptr, u);
-                }
-            }
-        };
-        // r goes on while it stays before the next run's front (ties: the smaller tid first).
-        uint64_t* p = r.p;
-        uint64_t* const end = r.end;
-        if (runs.size() > 1) {
-            const uint64_t nt = *runs[1].p;
-            if (r.tid < runs[1].tid)
-                for (; p < end && *p <= nt; ++p) give(p);
-            else
-                for (; p < end && *p < nt; ++p) give(p);
-        } else {
-            for (; p < end; ++p) give(p);
-        }
-        r.p = p;
-        ++lo;  // the next field is another thread's: a later unit
-        if (r.p == r.end) {
-            runs.erase(runs.begin());
-            continue;
-        }
-        for (size_t i = 0; i + 1 < runs.size() && runs[i + 1].before(runs[i]); ++i)
-            std::swap(runs[i], runs[i + 1]);
-    }
-    last_ = lo;  // one past the last unit given (or the floor)
+    maps_.apply(e);
+    ++events_;
+    grew(e.time_ns);
+    counted();
 }
+
+void WriterCycle::feed_rss(uint32_t tid, uint64_t t, uint64_t bytes) {
+    set_thread(tid);
+    enc_.time(t);
+    enc_.rss(bytes);
+    ++events_;
+    counted();
+}
+
+void WriterCycle::feed_item(const Item& it, const Thread& th) {
+    switch (it.op) {
+        case ItemOp::Alloc:
+            feed_alloc(th.tid, it.kind, it.t, it.a, it.b, it.c);
+            break;
+        case ItemOp::Free:
+            feed_free(th.tid, it.t, it.a, it.kind);
+            break;
+        case ItemOp::Mmap: {
+            const Extra& x = th.extra[it.x];
+            feed_map(th.tid,
+                     mmap_event(it.t, it.a, it.b, x.p, x.q, static_cast<int64_t>(x.r), it.c));
+            break;
+        }
+        case ItemOp::Munmap:
+            feed_map(th.tid, munmap_event(it.t, it.a, it.b));
+            break;
+        case ItemOp::Mremap: {
+            const Extra& x = th.extra[it.x];
+            feed_map(th.tid, mremap_event(it.t, it.a, it.b, x.p, x.q, x.r));
+            break;
+        }
+        case ItemOp::Rss:
+            feed_rss(th.tid, it.t, it.a);
+            break;
+        case ItemOp::String:
+            enc_.string(it.a, reinterpret_cast<const char*>(static_cast<uintptr_t>(it.b)),
+                        static_cast<size_t>(it.c));
+            check_size();
+            break;
+        case ItemOp::Location:
+            enc_.location(it.a, it.b & 0xFFFFFFFF, it.b >> 32, it.c);
+            break;
+        case ItemOp::Stack:
+            enc_.stack(it.a, it.b, it.c);
+            break;
+        case ItemOp::ThreadName:
+            set_thread(th.tid);
+            enc_.thread_name(it.a);
+            break;
+    }
+}
+
+// The definitions at the front of a run (they go right after their thread's previous event).
+void WriterCycle::feed_definitions(Run& r) {
+    while (r.p < r.end && r.p->op >= ItemOp::String) feed_item(*r.p++, *r.th);
+}
+
+void WriterCycle::set_lim() {
+    if (runs_.empty()) {
+        lim_ = UINT64_MAX;
+        return;
+    }
+    const Run& r = runs_[0];
+    lim_ = r.p->t + (big_tid_ < r.th->tid ? 1 : 0);  // ties: the smaller tid first
+}
+
+// Feeds the queued event that comes first, and the definitions after it.
+void WriterCycle::pop_run() {
+    Run& r = runs_[0];
+    feed_item(*r.p++, *r.th);
+    feed_definitions(r);
+    auto before = [](const Run& a, const Run& b) {
+        return a.p->t != b.p->t ? a.p->t < b.p->t : a.th->tid < b.th->tid;
+    };
+    if (r.p == r.end) {
+        runs_.erase(runs_.begin());
+    } else {
+        for (size_t i = 0; i + 1 < runs_.size() && before(runs_[i + 1], runs_[i]); ++i)
+            std::swap(runs_[i], runs_[i + 1]);
+    }
+    set_lim();
+}
+
+void WriterCycle::check_size() {
+    since_check_ = 0;
+    if (enc_.pending_bytes() > payload_bytes_) flush();
+}
+
+// Ends the encoder's payload and writes it.
+void WriterCycle::flush() {
+    ByteSpan pieces[StreamEncoder::kPieces];
+    size_t n = enc_.finish(pieces);
+    if (n) sink_->stream_chunk(pieces, n);
+}
+
+// --- the cycle ------------------------------------------------------------------------------
 
 uint64_t WriterCycle::cycle(const PayloadRef* payloads, size_t n, uint64_t t_ns, bool last,
                             ChunkSink& sink) noexcept {
     if (!failed_) {
         try {
-            emitting_ = false;
+            sink_ = &sink;
             run(payloads, n, last ? UINT64_MAX : t_ns, sink);
         } catch (...) {
-            // Out of memory (or a malformed payload): from now on payloads are written as they
-            // came. Before the first chunk of this cycle nothing is lost; once chunks were being
-            // written, the rest of this cycle's records are.
+            // Out of memory (or a malformed payload): the encoder's state is lost with this
+            // cycle's events; the trace ends at its last complete chunk.
             failed_ = true;
-            held_next_.clear();
-            if (!emitting_) {
-                for (auto& h : held_) sink.raw_chunk(h.data(), h.size());
-                for (size_t i = 0; i < n; ++i) sink.raw_chunk(payloads[i].data, payloads[i].size);
-            }
             held_.clear();
+            held_next_.clear();
+            sink.fail();
         }
-    } else {
-        for (size_t i = 0; i < n; ++i) sink.raw_chunk(payloads[i].data, payloads[i].size);
     }
-    uint64_t units = t_ns >> shift_;
-    floor_ = std::max({floor_, units, last_});
-    return floor_ << shift_;
+    return std::max(t_ns, last_t_);
 }
 
 void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut, ChunkSink& sink) {
+    (void)sink;
     // This cycle's payloads: first those held from the last one (older records of the same
     // threads), then the collected ones; grouped by thread, each thread's in order.
     refs_.clear();
@@ -438,9 +494,7 @@ void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut, ChunkS
     refs_.insert(refs_.end(), payloads, payloads + n);
     thread_index_.clear();
     n_threads_ = 0;
-    segs_.clear();
     held_next_.clear();
-    peak_th_ = SIZE_MAX;
     pending_ = false;
     std::vector<uint32_t> of(refs_.size());
     for (size_t i = 0; i < refs_.size(); ++i) {
@@ -452,55 +506,43 @@ void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut, ChunkS
             Thread& th = threads_[n_threads_++];
             th.tid = tid;
             th.stopped = false;
-            th.time.clear();
-            th.ev.clear();
-            th.maps.clear();
-            th.ev_done = 0;
+            th.items.clear();
+            th.extra.clear();
             th.payload_bytes = 0;
             th.last_ns = last_ns_[tid];
         }
         of[i] = static_cast<uint32_t>(it->second);
         threads_[it->second].payload_bytes += refs_[i].size;
     }
-    // The thread with the most bytes is usually the only one with heap events (the sampler's
-    // payloads hold rss records only): the others are decoded first, and if none of them has
-    // an event to replay, its events are replayed as they are decoded.
+    if (n_threads_ == 0) return;
+    // The thread with the most bytes is streamed; the others are queued first.
     size_t big = 0;
     for (size_t i = 1; i < n_threads_; ++i)
         if (threads_[i].payload_bytes > threads_[big].payload_bytes) big = i;
+    big_tid_ = threads_[big].tid;
     for (size_t i = 0; i < refs_.size(); ++i)
         if (of[i] != big) decode<false>(refs_[i], threads_[of[i]], cut);
-    bool alone = true;
-    for (size_t i = 0; i < n_threads_; ++i)
-        if (i != big && !threads_[i].ev.empty()) alone = false;
-    for (size_t i = 0; i < refs_.size(); ++i) {
-        if (of[i] != big) continue;
-        if (alone)
-            decode<true>(refs_[i], threads_[big], cut);
-        else
-            decode<false>(refs_[i], threads_[big], cut);
+    runs_.clear();
+    for (size_t i = 0; i < n_threads_; ++i) {
+        if (i == big || threads_[i].items.empty()) continue;
+        const Thread& th = threads_[i];
+        Run r{th.items.data(), th.items.data() + th.items.size(), &th};
+        feed_definitions(r);
+        if (r.p != r.end) runs_.push_back(r);
     }
-    if (alone)
-        merge<false>();
-    else
-        merge<true>();
-    if (peak_th_ != SIZE_MAX) peak_time_ns_ = threads_[peak_th_].time[peak_tf_] << shift_;
-
-    // The payloads in column form with their new times, each thread's in order. A payload
-    // with no time field starts where its thread stands.
-    std::vector<uint64_t> at(n_threads_, floor_);
-    emitting_ = true;
-    for (const Seg& s : segs_) {
-        Thread& th = threads_[s.th];
-        const uint64_t* t = th.time.data() + s.t_begin;
-        size_t nt = s.t_end - s.t_begin;
-        uint64_t base = nt ? t[0] : at[s.th];
-        if (nt) at[s.th] = t[nt - 1];
-        ByteSpan pieces[ColumnBuilder::kPieces];
-        s.cols->finish_pieces(th.tid, base, t, nt, shift_, pieces);
-        sink.column_chunk(pieces, ColumnBuilder::kPieces);
+    std::sort(runs_.begin(), runs_.end(), [](const Run& a, const Run& b) {
+        return a.p->t != b.p->t ? a.p->t < b.p->t : a.th->tid < b.th->tid;
+    });
+    set_lim();
+    for (size_t i = 0; i < refs_.size(); ++i)
+        if (of[i] == big) decode<true>(refs_[i], threads_[big], cut);
+    while (!runs_.empty()) pop_run();
+    settle_pending();
+    flush();
+    for (size_t i = 0; i < n_threads_; ++i) {
+        last_ns_[threads_[i].tid] = threads_[i].last_ns;
+        last_t_ = std::max(last_t_, threads_[i].last_ns);
     }
-    for (size_t i = 0; i < n_threads_; ++i) last_ns_[threads_[i].tid] = threads_[i].last_ns;
     held_.swap(held_next_);
 }
 

@@ -40,7 +40,7 @@ struct WriterState {
     std::vector<uint8_t> out;
     ChunkStream* stream = nullptr;  // the file's zstd stream; made by the first write_chunk
     std::vector<Buffer*> collected;
-    WriterCycle* cycle = nullptr;  // re-times, writes and replays; never throws
+    WriterCycle* cycle = nullptr;  // orders, encodes and replays; never throws
     std::vector<PayloadRef> payloads;
 };
 
@@ -105,7 +105,7 @@ bool write_all(const uint8_t* p, size_t n) {
     return true;
 }
 
-// Epoch and End chunks (thread events go through StreamSink).
+// The End chunk (the event stream goes through StreamSink).
 void write_chunk(ChunkType type, const uint8_t* raw, size_t n) {
     WriterState& w = *g_w;
     w.out.clear();
@@ -113,30 +113,29 @@ void write_chunk(ChunkType type, const uint8_t* raw, size_t n) {
     write_all(w.out.data(), w.out.size());
 }
 
-// Where WriterCycle's chunks go: the file's zstd stream (FORMAT.md, codecs 3 and 4).
+// Where WriterCycle's stream payloads go: the file's zstd stream (FORMAT.md, codecs 3 and 4).
 struct StreamSink final : ChunkSink {
-    void column_chunk(const ByteSpan* pieces, size_t n) override {
+    void stream_chunk(const ByteSpan* pieces, size_t n) override {
         WriterState& w = *g_w;
         if (!w.stream) w.stream = new ChunkStream;
-        ByteSpan chunk = w.stream->column_chunk(pieces, n);
+        ByteSpan chunk = w.stream->stream_chunk(pieces, n);
         write_all(chunk.data, chunk.size);
     }
-    // Only after the cycle failed (out of memory): its payloads hold nanosecond times that
-    // were never re-timed to the header's 2^k ns units, and writing them would break every
-    // time and the order between threads. The trace ends at the last complete cycle instead
-    // (no End chunk: read as truncated) and the program goes on untraced.
-    void raw_chunk(const uint8_t*, size_t) override {
+    // The cycle failed (out of memory, a malformed buffer): the encoder's state went with it,
+    // so nothing more can be written. The trace ends at its last complete chunk (no End
+    // chunk: read as truncated) and the program goes on untraced.
+    void fail() override {
         WriterState& w = *g_w;
         if (w.io_failed) return;
         w.io_failed = true;
         fail_tracing(
-            "out of memory in the trace writer; the trace ends at the last complete cycle");
+            "out of memory in the trace writer; the trace ends at the last complete chunk");
     }
 };
 
-// T is taken before any buffer is collected (FORMAT.md, "Epoch chunk"): the cycle writes the
-// events timed before it and holds the rest back; the Epoch it returns follows them. The last
-// cycle (exit, exec) holds nothing. Returns the Epoch time, or 0 when nothing was written.
+// T is taken before any buffer is collected: the cycle writes the events timed before it and
+// holds the rest back. The last cycle (exit, exec) holds nothing. Returns the time up to which
+// events are written, or 0 when there was nothing to do.
 uint64_t run_cycle(bool last = false) {
     WriterState& w = *g_w;
     uint64_t t = now_ns();
@@ -145,12 +144,10 @@ uint64_t run_cycle(bool last = false) {
     w.payloads.clear();
     for (Buffer* b : w.collected) w.payloads.push_back(PayloadRef{b->data, b->size});
     StreamSink sink;
-    uint64_t epoch = w.cycle->cycle(w.payloads.data(), w.payloads.size(), t, last, sink);
+    uint64_t end = w.cycle->cycle(w.payloads.data(), w.payloads.size(), t, last, sink);
     return_buffers(w.collected);
-    std::vector<uint8_t> e = epoch_payload(epoch);
-    write_chunk(ChunkType::Epoch, e.data(), e.size());
     throttle_release();
-    return epoch;
+    return end;
 }
 
 EndSummary write_end() {

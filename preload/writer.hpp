@@ -1,7 +1,7 @@
-// The writer: a background thread that, every flush interval, collects the threads' buffers,
-// compresses them into chunks, write()s each chunk and closes the interval with an Epoch.
-// Its WriterCycle (exit_replay.hpp) re-times each cycle's events to the trace's units in the
-// reader's order and replays them for the peak on the exit line.
+// The writer: a background thread that, every flush interval, collects the threads' buffers
+// and writes their events as the trace's event stream (version 3): its WriterCycle
+// (exit_replay.hpp) orders each cycle's events across threads, encodes them and replays them
+// for the peak on the exit line; each stream payload is one compressed chunk, one write().
 #pragma once
 #include <pthread.h>
 
@@ -17,11 +17,11 @@ bool writer_start(int fd);
 // Wakes the writer before its interval ends (a thread filled several buffers).
 void writer_wake();
 
-// Final flush at exit or _exit: stops the thread, writes every buffer, an Epoch and the End
-// chunk. Tracing must already be off. Returns the summary written in the End chunk. After a
+// Final flush at exit or _exit: stops the thread, writes every buffer and the End chunk.
+// Tracing must already be off. Returns the summary written in the End chunk. After a
 // failure (events were lost) it only stops the thread: the trace must read as truncated.
 EndSummary writer_finish(bool write_end_chunk);
-// Whether the writer's own replay (the exit line's peak) gave up; the trace is unaffected.
+// Whether the writer's cycle gave up (the trace then ends at its last complete chunk).
 bool writer_replay_failed();
 
 // exec: flushes everything and writes the End chunk, keeping the writer paused; if exec

@@ -1,11 +1,14 @@
 // Checks the writer's cycle (preload/exit_replay.cpp) on random multi-thread event streams cut
 // into writer cycles the way the writer cuts them:
-// - the trace it writes (coarse times, 2^k ns), read back by TraceReader, delivers exactly the
-//   events, in exactly the order, that EventMerger delivers from the nanosecond payloads
-//   (released at each cycle's clock reading): the re-timing loses no ordering;
-// - its times are never below the nanosecond time's unit, never decrease, and events of
-//   different threads never share a unit;
-// - its own replay (exit line, End chunk) equals LiveHeap on the trace it wrote.
+// - the version-3 trace it writes, read back by TraceReader, delivers exactly the events, in
+//   exactly the order, that EventMerger delivers from the nanosecond payloads (released at
+//   each cycle's clock reading), plus a free of the old block before each allocation at an
+//   address still live; each free names the block allocated at its address (heap addresses
+//   are synthetic in version 3), an unknown free keeps its address;
+// - its times are multiples of 2^k ns, never decrease, never above the nanosecond time and
+//   less than 2^(k+m) ns below it;
+// - its own replay (exit line, End chunk) equals LiveHeap on the trace it wrote and on the
+//   nanosecond reference (peak time: the reference's exact ns).
 // Usage: native_exit_replay_check [scenarios]; prints one line, exits 1 on the first mismatch.
 #include <unistd.h>
 
@@ -14,6 +17,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "exit_replay.hpp"
@@ -36,28 +40,40 @@ struct Reference final : EventVisitor {
 };
 
 constexpr unsigned kShift = 10;
+// Tick shifts m: the interposer's, and a small one (a tick within most of the scenarios'
+// clock steps).
+constexpr unsigned kWriterTick = kTickShift, kSmallTick = 3;
 
 // The writer's output as a trace file image: header, chunks in the file's zstd stream.
 struct FileSink final : preload::ChunkSink {
     std::vector<uint8_t> bytes;
     ChunkStream stream{1, 0};
-    FileSink() {
+    bool failed = false;
+    unsigned tick;
+    explicit FileSink(unsigned m) : tick(m) {
         TraceHeader h;
+        h.version = kStreamFormatVersion;
         h.time_shift = kShift;
+        h.tick_shift = m;
         bytes = encode_file_header(h);
     }
-    void column_chunk(const ByteSpan* pieces, size_t n) override {
-        ByteSpan c = stream.column_chunk(pieces, n);
+    void stream_chunk(const ByteSpan* pieces, size_t n) override {
+        ByteSpan c = stream.stream_chunk(pieces, n);
         bytes.insert(bytes.end(), c.data, c.data + c.size);
     }
-    void raw_chunk(const uint8_t* raw, size_t n) override {
-        stream.append_thread_chunk(bytes, raw, n);
-    }
-    void epoch(uint64_t t) {
-        auto p = epoch_payload(t);
-        append_chunk(bytes, ChunkType::Epoch, Codec::None, p.data(), p.size());
+    void fail() override { failed = true; }
+    void end(const preload::WriterCycle& w, uint64_t end_ns) {
+        EndSummary s;
+        s.end_time_ns = end_ns;
+        s.events = w.events();
+        s.peak_live_bytes = w.peak_bytes();
+        s.peak_time_ns = w.peak_time_ns();
+        auto p = end_payload(s);
+        append_chunk(bytes, ChunkType::End, Codec::None, p.data(), p.size());
     }
 };
+
+bool is_heap(const Event& e) { return e.type == EventType::Alloc || e.type == EventType::Free; }
 
 // Reads the image back; compares with the nanosecond reference event by event.
 bool check_file(const char* what, FileSink& file, const Reference& ref,
@@ -72,45 +88,88 @@ bool check_file(const char* what, FileSink& file, const Reference& ref,
     try {
         TraceReader r(path);
         r.read(got);
+        if (r.truncated() || !r.has_end() || r.end().events != got.seen.size()) {
+            std::printf("%s: read back truncated or with %llu events in the End chunk\n", what,
+                        (unsigned long long)(r.has_end() ? r.end().events : 0));
+            unlink(path.c_str());
+            return false;
+        }
     } catch (const std::exception& e) {
         std::printf("%s: %s\n", what, e.what());
         unlink(path.c_str());
         return false;
     }
     unlink(path.c_str());
-    if (got.seen.size() != ref.seen.size()) {
-        std::printf("%s: %zu events read, %zu expected\n", what, got.seen.size(), ref.seen.size());
-        return false;
-    }
-    for (size_t i = 0; i < ref.seen.size(); ++i) {
-        const Event& a = got.seen[i];
+    auto differs = [&](size_t i, size_t j, const char* why) {
+        const Event& a = got.seen[j];
         const Event& b = ref.seen[i];
-        bool same = a.type == b.type && a.tid == b.tid && a.addr == b.addr && a.size == b.size &&
-                    a.old_addr == b.old_addr && a.old_size == b.old_size;
-        bool timed =
-            (a.time_ns & ((1u << kShift) - 1)) == 0 &&
-            a.time_ns >= (b.time_ns >> kShift << kShift) &&
-            (i == 0 || (a.time_ns >= got.seen[i - 1].time_ns &&
-                        (a.tid == got.seen[i - 1].tid || a.time_ns > got.seen[i - 1].time_ns)));
-        if (!same || !timed) {
-            std::printf("%s: event %zu differs (%s): tid %u/%u addr %llx/%llx at %llu (ns %llu)\n",
-                        what, i, same ? "time" : "event", a.tid, b.tid, (unsigned long long)a.addr,
-                        (unsigned long long)b.addr, (unsigned long long)a.time_ns,
-                        (unsigned long long)b.time_ns);
-            return false;
-        }
-    }
-    if (fast.failed() || fast.events() != got.seen.size() ||
-        fast.peak_bytes() != got.heap.peak_bytes() ||
-        fast.peak_time_ns() != got.heap.peak_time_ns() ||
-        fast.live_bytes() != got.heap.live_bytes() ||
-        got.heap.peak_bytes() != ref.heap.peak_bytes()) {
         std::printf(
-            "%s: events %llu/%zu peak %llu/%llu (ns trace %llu) at %llu/%llu\n", what,
-            (unsigned long long)fast.events(), got.seen.size(),
+            "%s: event %zu (read back %zu) differs (%s): tid %u/%u type %d/%d addr %llx/%llx "
+            "at %llu (ns %llu)\n",
+            what, i, j, why, a.tid, b.tid, int(a.type), int(b.type), (unsigned long long)a.addr,
+            (unsigned long long)b.addr, (unsigned long long)a.time_ns,
+            (unsigned long long)b.time_ns);
+        return false;
+    };
+    const uint64_t below = uint64_t(1) << (kShift + file.tick);
+    std::unordered_map<uint64_t, uint64_t> block;  // reference address -> synthetic address
+    uint64_t replaced = 0;
+    size_t j = 0;
+    for (size_t i = 0; i < ref.seen.size(); ++i, ++j) {
+        const Event& b = ref.seen[i];
+        if (j >= got.seen.size()) return differs(i, got.seen.size() - 1, "missing");
+        if (b.type == EventType::Alloc && block.count(b.addr)) {
+            // Its free was not seen: the writer frees the old block first.
+            const Event& f = got.seen[j];
+            if (j + 1 >= got.seen.size() || f.type != EventType::Free ||
+                f.kind != AllocKind::Malloc || f.tid != b.tid || f.addr != block[b.addr] ||
+                f.time_ns != got.seen[j + 1].time_ns)
+                return differs(i, j, "replaced block's free");
+            block.erase(b.addr);
+            ++replaced;
+            ++j;
+        }
+        if (j >= got.seen.size()) return differs(i, got.seen.size() - 1, "missing");
+        const Event& a = got.seen[j];
+        bool same =
+            a.type == b.type && a.tid == b.tid &&
+            (b.type == EventType::Free || (a.size == b.size && a.stack_id == b.stack_id)) &&
+            a.old_addr == b.old_addr && a.old_size == b.old_size &&
+            (!is_heap(a) || a.kind == b.kind) &&
+            (a.type != EventType::Mmap || (a.prot == b.prot && a.flags == b.flags && a.fd == b.fd));
+        if (!same) return differs(i, j, "event");
+        if (b.type == EventType::Alloc) {
+            if (!(a.addr >> 63)) return differs(i, j, "not a synthetic address");
+            for (auto& [ra, sa] : block)
+                if (sa == a.addr) return differs(i, j, "synthetic address reused");
+            block[b.addr] = a.addr;
+        } else if (b.type == EventType::Free) {
+            auto it = block.find(b.addr);
+            if (it != block.end() ? a.addr != it->second : a.addr != b.addr)
+                return differs(i, j, "freed block");
+            if (it != block.end()) block.erase(it);
+        } else if (a.addr != b.addr) {
+            return differs(i, j, "mapping address");
+        }
+        bool timed = (a.time_ns & ((1u << kShift) - 1)) == 0 && a.time_ns <= b.time_ns &&
+                     b.time_ns - a.time_ns < below &&
+                     (j == 0 || a.time_ns >= got.seen[j - 1].time_ns);
+        if (!timed) return differs(i, j, "time");
+    }
+    if (j != got.seen.size()) return differs(ref.seen.size() - 1, j, "extra events");
+    if (fast.failed() || file.failed || fast.events() != got.seen.size() ||
+        fast.replaced() != replaced || fast.peak_bytes() != got.heap.peak_bytes() ||
+        fast.peak_time_ns() != ref.heap.peak_time_ns() ||
+        fast.live_bytes() != got.heap.live_bytes() ||
+        got.heap.peak_bytes() != ref.heap.peak_bytes() || got.heap.replaced_live() != 0) {
+        std::printf(
+            "%s: events %llu/%zu replaced %llu/%llu peak %llu/%llu (ns trace %llu) at "
+            "%llu (ns trace %llu)\n",
+            what, (unsigned long long)fast.events(), got.seen.size(),
+            (unsigned long long)fast.replaced(), (unsigned long long)replaced,
             (unsigned long long)fast.peak_bytes(), (unsigned long long)got.heap.peak_bytes(),
             (unsigned long long)ref.heap.peak_bytes(), (unsigned long long)fast.peak_time_ns(),
-            (unsigned long long)got.heap.peak_time_ns());
+            (unsigned long long)ref.heap.peak_time_ns());
         return false;
     }
     return true;
@@ -234,8 +293,10 @@ struct Scenario {
 bool run(uint64_t seed) {
     Scenario s(seed);
     Reference ref;
-    preload::WriterCycle fast(kShift);
-    FileSink file;
+    const unsigned tick = seed % 3 == 0 ? kWriterTick : kSmallTick;
+    // Small payloads on some: the stream's state carries from payload to payload.
+    preload::WriterCycle fast(kShift, tick, seed % 2 ? 200 : preload::WriterCycle::kPayloadBytes);
+    FileSink file(tick);
     int cycles = 1 + static_cast<int>(s.pick(12));
     for (int c = 0; c < cycles; ++c) {
         int steps = static_cast<int>(s.pick(400));
@@ -251,7 +312,7 @@ bool run(uint64_t seed) {
             refs.push_back({b.data(), b.size()});
         }
         ref.merger.release_before(t, ref);
-        file.epoch(fast.cycle(refs.data(), refs.size(), t, false, file));
+        fast.cycle(refs.data(), refs.size(), t, false, file);
         if (fast.failed() || fast.live_bytes() != ref.heap.live_bytes()) {
             std::printf("seed %llu cycle %d: live %llu, reference %llu%s\n",
                         (unsigned long long)seed, c, (unsigned long long)fast.live_bytes(),
@@ -261,7 +322,7 @@ bool run(uint64_t seed) {
         }
     }
     ref.merger.release_before(UINT64_MAX, ref);
-    file.epoch(fast.cycle(nullptr, 0, s.clock, true, file));
+    file.end(fast, fast.cycle(nullptr, 0, s.clock, true, file));
     std::string what = "seed " + std::to_string(seed);
     return check_file(what.c_str(), file, ref, fast);
 }
@@ -288,12 +349,12 @@ bool run_many_blocks() {
         }
     }
     Reference ref;
-    preload::WriterCycle fast(kShift);
-    FileSink file;
+    preload::WriterCycle fast(kShift, kSmallTick, 4096);  // many payloads
+    FileSink file(kSmallTick);
     ref.merger.add_thread_payload(enc.data(), enc.size());
     ref.merger.release_before(UINT64_MAX, ref);
     preload::PayloadRef r{enc.data(), enc.size()};
-    file.epoch(fast.cycle(&r, 1, t, true, file));
+    file.end(fast, fast.cycle(&r, 1, t, true, file));
     if (fast.live_bytes() != ref.heap.live_bytes()) {
         std::printf("many blocks: live %llu/%llu\n", (unsigned long long)fast.live_bytes(),
                     (unsigned long long)ref.heap.live_bytes());
@@ -302,14 +363,67 @@ bool run_many_blocks() {
     return check_file("many blocks", file, ref, fast);
 }
 
+// A malformed buffer (unknown opcode) fails the cycle: the sink is told once, nothing more is
+// written, and the file reads as truncated after the last complete chunk (the first cycle's
+// events, exactly).
+bool run_malformed() {
+    std::vector<uint8_t> buf(4096), bad(4096);
+    RecordEncoder enc;
+    enc.reset(buf.data(), buf.size(), 7, 0);
+    enc.alloc(AllocKind::Malloc, 1000, 0x1000, 10, 0);
+    enc.alloc(AllocKind::Calloc, 1500, 0x2000, 20, 0);
+    enc.free(2000, 0x1000);
+    preload::WriterCycle fast(kShift, kSmallTick);
+    FileSink file(kSmallTick);
+    preload::PayloadRef r{enc.data(), enc.size()};
+    fast.cycle(&r, 1, 5000, false, file);
+    RecordEncoder enc2;
+    enc2.reset(bad.data(), bad.size(), 7, 6000);
+    enc2.free(7000, 0x2000);
+    std::vector<uint8_t> broken(enc2.data(), enc2.data() + enc2.size());
+    broken.push_back(0xEE);
+    preload::PayloadRef b{broken.data(), broken.size()};
+    fast.cycle(&b, 1, 10000, false, file);
+    size_t written = file.bytes.size();
+    fast.cycle(&r, 1, 20000, true, file);
+    if (!fast.failed() || !file.failed || file.bytes.size() != written) {
+        std::printf("malformed: failed %d, sink told %d, %zu bytes after the failure\n",
+                    fast.failed(), file.failed, file.bytes.size() - written);
+        return false;
+    }
+    std::string path = "/tmp/pmt-exit-replay-" + std::to_string(getpid()) + ".pmt";
+    {
+        std::ofstream f(path, std::ios::binary);
+        f.write(reinterpret_cast<const char*>(file.bytes.data()),
+                static_cast<std::streamsize>(file.bytes.size()));
+    }
+    Reference got;
+    bool truncated = false;
+    try {
+        TraceReader tr(path);
+        tr.read(got);
+        truncated = tr.truncated();
+    } catch (const std::exception& e) {
+        std::printf("malformed: %s\n", e.what());
+    }
+    unlink(path.c_str());
+    if (!truncated || got.seen.size() != 3 || got.heap.live_bytes() != 20) {
+        std::printf("malformed: truncated %d, %zu events read, live %llu\n", truncated,
+                    got.seen.size(), (unsigned long long)got.heap.live_bytes());
+        return false;
+    }
+    return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     int n = argc > 1 ? std::atoi(argv[1]) : 3000;
-    if (!run_many_blocks()) return 1;
+    if (!run_many_blocks() || !run_malformed()) return 1;
     for (int i = 0; i < n; ++i)
         if (!run(static_cast<uint64_t>(i) * 7919 + 1)) return 1;
-    std::printf("writer cycle: same events, order and peak as the ns reference on %d scenarios\n",
-                n);
+    std::printf(
+        "writer cycle: same events, blocks, order and peak as the ns reference on %d scenarios\n",
+        n);
     return 0;
 }
