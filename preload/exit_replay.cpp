@@ -472,7 +472,7 @@ uint64_t WriterCycle::cycle(const PayloadRef* payloads, size_t n, uint64_t t_ns,
     if (!failed_) {
         try {
             sink_ = &sink;
-            run(payloads, n, last ? UINT64_MAX : t_ns, sink);
+            run(payloads, n, last ? UINT64_MAX : t_ns);
         } catch (...) {
             // Out of memory (or a malformed payload): the encoder's state is lost with this
             // cycle's events; the trace ends at its last complete chunk.
@@ -485,8 +485,7 @@ uint64_t WriterCycle::cycle(const PayloadRef* payloads, size_t n, uint64_t t_ns,
     return std::max(t_ns, last_t_);
 }
 
-void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut, ChunkSink& sink) {
-    (void)sink;
+void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut) {
     // This cycle's payloads: first those held from the last one (older records of the same
     // threads), then the collected ones; grouped by thread, each thread's in order.
     refs_.clear();

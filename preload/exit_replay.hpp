@@ -164,7 +164,7 @@ private:
     template <bool Direct>
     struct Visitor;
 
-    void run(const PayloadRef* payloads, size_t n, uint64_t cut, ChunkSink& sink);
+    void run(const PayloadRef* payloads, size_t n, uint64_t cut);
     template <bool Direct>
     void decode(const PayloadRef& p, Thread& th, uint64_t cut);
     void hold(const uint8_t* p, const uint8_t* end, uint64_t t, uint64_t a, uint32_t tid,
@@ -209,8 +209,8 @@ private:
 
     StreamEncoder enc_;
     const size_t payload_bytes_;
-    ChunkSink* sink_ = nullptr;
-    uint32_t cur_ = 0;  // the encoder's current thread index
+    ChunkSink* sink_ = nullptr;  // this cycle's
+    uint32_t cur_ = 0;           // the encoder's current thread index
     unsigned since_check_ = 0;
 
     std::vector<Thread> threads_;  // this cycle's, [0, n_threads_)
