@@ -14,58 +14,10 @@ uint64_t range_end(uint64_t addr, uint64_t len) {
     return len > UINT64_MAX - addr ? UINT64_MAX : addr + len;
 }
 
-// Sinks of apply_to: a LiveListener (may be null), or a record of the changes.
-struct ToListener {
-    LiveListener* l;
-    void live(const Block& b) {
-        if (l) l->on_live(b);
-    }
-    void dead(const Block& b, uint64_t t) {
-        if (l) l->on_dead(b, t);
-    }
-};
-
-struct ToChanges {
-    LiveChanges& out;
-    void live(const Block& b) { out.push(b, true); }
-    void dead(const Block& b, uint64_t /*t*/) { out.push(b, false); }
-};
+using live_detail::ToChanges;
+using live_detail::ToListener;
 
 }  // namespace
-
-template <class Sink>
-void LiveHeap::add_block(const Block& b, Sink& l) {
-    auto [slot, added] = blocks_.insert(b);
-    if (!added) {
-        // An address handed out again while we think it is live: its free was not seen (made
-        // before tracing, or by a path we do not intercept). The old block is gone; say so.
-        ++replaced_live_;
-        live_bytes_ -= slot->size;
-        ++made_dead_;
-        l.dead(*slot, b.time_ns);
-        *slot = b;
-    }
-    last_added_ = slot;
-    live_bytes_ += b.size;
-    ++made_live_;
-    made_live_bytes_ += b.size;
-    l.live(b);
-}
-
-template <class Sink>
-void LiveHeap::free_block(uint64_t addr, uint64_t t, Sink& l) {
-    Block* slot = blocks_.find(addr);
-    if (!slot) {
-        if (addr != 0) ++unknown_frees_;
-        return;
-    }
-    Block b = *slot;
-    blocks_.erase(slot);
-    last_added_ = nullptr;  // erase may have moved it
-    live_bytes_ -= b.size;
-    ++made_dead_;
-    l.dead(b, t);
-}
 
 template <class Sink>
 void LiveHeap::add_mapping(const Block& b, Sink& l) {
@@ -126,7 +78,7 @@ void LiveHeap::apply(const Event& e, LiveListener* listener) {
     apply_to(e, sink);
 }
 
-void LiveHeap::apply(const Event& e, LiveChanges& out) {
+void LiveHeap::apply_slow(const Event& e, LiveChanges& out) {
     ToChanges sink{out};
     apply_to(e, sink);
 }
@@ -167,11 +119,7 @@ void LiveHeap::apply_to(const Event& e, Sink& l) {
         case EventType::Rss:
             return;
     }
-    if (live_bytes_ > peak_bytes_) {
-        peak_bytes_ = live_bytes_;
-        peak_time_ns_ = e.time_ns;
-        peak_seq_ = e.seq;
-    }
+    note_peak(e);
 }
 
 }  // namespace pmt

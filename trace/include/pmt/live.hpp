@@ -37,23 +37,62 @@ public:
     const LiveChange* end() const { return v_.data() + n_; }
     const LiveChange& operator[](size_t i) const { return v_[i]; }
     void push(const Block& b, bool live) {
-        if (n_ == v_.size()) v_.resize(n_ + 4);
+        if (__builtin_expect(n_ == cap_, 0)) grow();
         v_[n_].block = b;
         v_[n_].live = live;
         ++n_;
     }
 
 private:
+    void grow() {
+        v_.resize(n_ + 4);
+        cap_ = v_.size();
+    }
     std::vector<LiveChange> v_;
     size_t n_ = 0;
+    size_t cap_ = 0;  // v_.size(), kept apart (LiveChange is 56 bytes: no division per push)
 };
+
+namespace live_detail {
+// Sinks of LiveHeap's changes: a LiveListener (may be null), or a record of the changes.
+struct ToListener {
+    LiveListener* l;
+    void live(const Block& b) {
+        if (l) l->on_live(b);
+    }
+    void dead(const Block& b, uint64_t t) {
+        if (l) l->on_dead(b, t);
+    }
+};
+
+struct ToChanges {
+    LiveChanges& out;
+    void live(const Block& b) { out.push(b, true); }
+    void dead(const Block& b, uint64_t /*t*/) { out.push(b, false); }
+};
+}  // namespace live_detail
 
 class LiveHeap {
 public:
     // Applies one event (in time order). Rss events are ignored here.
     void apply(const Event& e, LiveListener* listener = nullptr);
     // The same, appending the changes to `out` (not cleared) instead of calling a listener.
-    void apply(const Event& e, LiveChanges& out);
+    // Inline for heap blocks (the replay's call per event); mappings go through live.cpp.
+    void apply(const Event& e, LiveChanges& out) {
+        live_detail::ToChanges sink{out};
+        switch (e.type) {
+            case EventType::Alloc:
+                add_block({e.addr, e.size, e.stack_id, e.time_ns, false}, sink);
+                note_peak(e);
+                return;
+            case EventType::Free:
+                // Live bytes only fall: no new peak.
+                free_block(e.addr, e.time_ns, sink);
+                return;
+            default:
+                apply_slow(e, out);
+        }
+    }
 
     uint64_t live_bytes() const { return live_bytes_; }
     uint64_t peak_bytes() const { return peak_bytes_; }
@@ -87,13 +126,49 @@ public:
     }
 
 private:
-    // Sink: where changes go (a listener, or a LiveChanges record); see live.cpp.
+    // Sink: where changes go (live_detail: a listener, or a LiveChanges record).
     template <class Sink>
     void apply_to(const Event& e, Sink& s);
+    void apply_slow(const Event& e, LiveChanges& out);
+    void note_peak(const Event& e) {
+        if (live_bytes_ > peak_bytes_) {
+            peak_bytes_ = live_bytes_;
+            peak_time_ns_ = e.time_ns;
+            peak_seq_ = e.seq;
+        }
+    }
     template <class Sink>
-    void add_block(const Block& b, Sink& s);
+    void add_block(const Block& b, Sink& l) {
+        auto [slot, added] = blocks_.insert(b);
+        if (__builtin_expect(!added, 0)) {
+            // An address handed out again while we think it is live: its free was not seen
+            // (made before tracing, or by a path we do not intercept). The old block is gone;
+            // say so.
+            ++replaced_live_;
+            live_bytes_ -= slot->size;
+            ++made_dead_;
+            l.dead(*slot, b.time_ns);
+            *slot = b;
+        }
+        last_added_ = slot;
+        live_bytes_ += b.size;
+        ++made_live_;
+        made_live_bytes_ += b.size;
+        l.live(b);
+    }
     template <class Sink>
-    void free_block(uint64_t addr, uint64_t t, Sink& s);
+    void free_block(uint64_t addr, uint64_t t, Sink& l) {
+        Block* slot = blocks_.find(addr);
+        if (!slot) {
+            if (addr != 0) ++unknown_frees_;
+            return;
+        }
+        live_bytes_ -= slot->size;
+        ++made_dead_;
+        l.dead(*slot, t);  // before the erase: no copy of the block
+        blocks_.erase(slot);
+        last_added_ = nullptr;  // erase may have moved it
+    }
     template <class Sink>
     void add_mapping(const Block& b, Sink& s);
     // Removes the counted parts of [addr, addr+len), splitting ranges that stick out; returns
