@@ -436,21 +436,30 @@ void WriterCycle::set_lim() {
     lim_ = r.p->t + (big_tid_ < r.th->tid ? 1 : 0);  // ties: the smaller tid first
 }
 
-// Feeds the queued event that comes first, and the definitions after it.
-void WriterCycle::pop_run() {
-    Run& r = runs_[0];
-    feed_item(*r.p++, *r.th);
-    feed_definitions(r);
+// Feeds the queued events before the streamed thread's next event at t (t = UINT64_MAX: all
+// of them), each with the definitions after it: the front run goes on while its events stay
+// before both that event and the next run's front.
+void WriterCycle::pop_runs(uint64_t t) {
     auto before = [](const Run& a, const Run& b) {
         return a.p->t != b.p->t ? a.p->t < b.p->t : a.th->tid < b.th->tid;
     };
-    if (r.p == r.end) {
-        runs_.erase(runs_.begin());
-    } else {
-        for (size_t i = 0; i + 1 < runs_.size() && before(runs_[i + 1], runs_[i]); ++i)
-            std::swap(runs_[i], runs_[i + 1]);
-    }
-    set_lim();
+    do {
+        Run& r = runs_[0];
+        const uint32_t tid = r.th->tid;
+        uint64_t lim = t == UINT64_MAX ? UINT64_MAX : t + (tid < big_tid_ ? 1 : 0);
+        if (runs_.size() > 1) lim = std::min(lim, runs_[1].p->t + (tid < runs_[1].th->tid ? 1 : 0));
+        do {
+            feed_item(*r.p++, *r.th);
+            feed_definitions(r);
+        } while (r.p != r.end && r.p->t < lim);
+        if (r.p == r.end) {
+            runs_.erase(runs_.begin());
+        } else {
+            for (size_t i = 0; i + 1 < runs_.size() && before(runs_[i + 1], runs_[i]); ++i)
+                std::swap(runs_[i], runs_[i + 1]);
+        }
+        set_lim();
+    } while (!runs_.empty() && t >= lim_);
 }
 
 void WriterCycle::check_size() {
@@ -535,7 +544,7 @@ void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut) {
     set_lim();
     for (size_t i = 0; i < refs_.size(); ++i)
         if (of[i] == big) decode<true>(refs_[i], threads_[big], cut);
-    while (!runs_.empty()) pop_run();
+    if (!runs_.empty()) pop_runs(UINT64_MAX);
     settle_pending();
     flush();
     for (size_t i = 0; i < n_threads_; ++i) {

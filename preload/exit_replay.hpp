@@ -197,9 +197,9 @@ private:
     }
     // Queued threads' events up to the streamed thread's next event at t.
     void drain(uint64_t t) {
-        while (t >= lim_) pop_run();
+        if (t >= lim_) pop_runs(t);
     }
-    void pop_run();
+    void pop_runs(uint64_t t);
     void set_lim();
     void counted() {
         if (++since_check_ >= 256) check_size();
