@@ -112,13 +112,24 @@ TEST_CASE("live rank: random operations against std::set", "[trace][live_rank]")
                 REQUIRE(r.remove(seq) == want);
                 ref.erase(seq);
             } else if (roll < 90) {
-                const uint64_t i = ref.empty() ? 0 : rng() % (ref.size() + 1);
+                // The oldest, the newest (both have their own fast paths), or any index.
+                const unsigned pick = static_cast<unsigned>(rng() % 3);
+                const uint64_t i = ref.empty() ? 0
+                                   : pick == 0 ? 0
+                                   : pick == 1 ? ref.size() - 1
+                                               : rng() % (ref.size() + 1);
                 const uint64_t want = ref_at(ref, i);
                 REQUIRE(r.remove_at(i) == want);
                 if (want != LiveRank::kNotLive) ref.erase(want);
             } else {
                 const uint64_t i = ref.empty() ? 0 : rng() % (ref.size() + 1);
                 REQUIRE(r.at(i) == ref_at(ref, i));
+                if (!ref.empty()) {
+                    REQUIRE(r.at(0) == *ref.begin());
+                    REQUIRE(r.at(ref.size() - 1) == *ref.rbegin());
+                    REQUIRE(r.index_of(*ref.rbegin()) == ref.size() - 1);
+                    REQUIRE(r.index_of(*ref.begin()) == 0);
+                }
                 const uint64_t seq = rng() % (next + 2);
                 REQUIRE(r.index_of(seq) == ref_index(ref, seq));
             }
@@ -182,4 +193,46 @@ TEST_CASE("live rank: memory shrinks after a peak", "[trace][live_rank]") {
     CHECK(r.remove(20000 * 9) == 9);
     CHECK(r.remove_at(0) == 0);
     CHECK(r.at(0) == 20000);
+}
+
+TEST_CASE("live rank: queue (oldest first) and stack (newest first) orders", "[trace][live_rank]") {
+    // FIFO: every free is of the oldest block, with a middle one now and then.
+    LiveRank r;
+    std::set<uint64_t> ref;
+    std::mt19937_64 rng(3);
+    uint64_t seq = 0;
+    for (int k = 0; k < 300000; ++k) {
+        REQUIRE(r.add(seq));
+        ref.insert(seq++);
+        if (ref.size() > 1000) {
+            if (k % 17 == 0) {
+                const uint64_t i = rng() % ref.size();
+                const uint64_t s = ref_at(ref, i);
+                REQUIRE(r.remove(s) == i);
+                ref.erase(s);
+            } else if (k % 2) {
+                REQUIRE(r.remove(*ref.begin()) == 0);
+                ref.erase(ref.begin());
+            } else {
+                REQUIRE(r.remove_at(0) == *ref.begin());
+                ref.erase(ref.begin());
+            }
+        }
+        if (k % 9973 == 0) check_all(r, ref);
+    }
+    check_all(r, ref);
+    CHECK(r.positions() <= 2 * r.size() + 16);
+    // LIFO down to empty, alternating remove and remove_at at the newest end.
+    while (!ref.empty()) {
+        const uint64_t last = *ref.rbegin();
+        if (ref.size() % 2) {
+            REQUIRE(r.remove(last) == ref.size() - 1);
+        } else {
+            REQUIRE(r.remove_at(ref.size() - 1) == last);
+        }
+        ref.erase(last);
+        if (ref.size() % 97 == 0) check_all(r, ref);
+    }
+    CHECK(r.empty());
+    CHECK(r.positions() == 0);
 }
