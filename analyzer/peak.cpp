@@ -125,12 +125,16 @@ bool is_arena(const Block& b) { return b.mapping && (b.size == kMiB || b.size ==
     s.peak_after_last_alloc = heap_peak;
 }
 
+// A release (not the first half of a realloc) dates the stack's first free after the peak.
+static bool is_release(const Event& e) {
+    return e.type == EventType::Munmap ||
+           (e.type == EventType::Free && e.kind != AllocKind::Realloc &&
+            e.kind != AllocKind::ReallocArray);
+}
+
 void PeakAnalysis::on_step(const Event& e, const LiveHeap& heap, const LiveChanges& changes) {
-    const bool release =
-        e.type == EventType::Munmap || (e.type == EventType::Free && e.kind != AllocKind::Realloc &&
-                                        e.kind != AllocKind::ReallocArray);
     const uint64_t heap_peak = heap.peak_bytes();
-    if (changes.size() == 1) {
+    if (__builtin_expect(changes.size() == 1, 1)) {
         // Most events: one block made live or dead, one lookup for both parts.
         const Block& b = changes[0].block;
         StackState& s = state(b.stack_id);
@@ -139,29 +143,36 @@ void PeakAnalysis::on_step(const Event& e, const LiveHeap& heap, const LiveChang
             advice_live(s.advice, b, e, heap_peak);
         } else {
             dead(s, b);
-            advice_dead(s.advice, b, e, release);
+            advice_dead(s.advice, b, e, is_release(e));
         }
-    } else {
-        for (const LiveChange& c : changes) {
-            StackState& s = state(c.block.stack_id);
-            if (c.live)
-                live(s, c.block);
-            else
-                dead(s, c.block);
-        }
-        // The advice takes an event's releases before what it made live (its sums are
-        // clamped at zero, so the order matters when one stack has both).
-        for (const LiveChange& c : changes)
-            if (!c.live) advice_dead(state(c.block.stack_id).advice, c.block, e, release);
-        for (const LiveChange& c : changes)
-            if (c.live) advice_live(state(c.block.stack_id).advice, c.block, e, heap_peak);
+    } else if (!changes.empty()) {
+        step_several(e, heap_peak, changes);
     }
     if (heap_peak > advice_peak_seen_) {
         advice_peak_seen_ = heap_peak;
         advice_peak_seq_ = e.seq;
         advice_peak_stack_ = e.stack_id;
     }
-    if (e.type == EventType::Rss) PeakAnalysis::on_event(e, heap);
+    if (__builtin_expect(e.type == EventType::Rss, 0)) PeakAnalysis::on_event(e, heap);
+}
+
+// Out of line: keeps on_step's common path small.
+[[gnu::noinline]] void PeakAnalysis::step_several(const Event& e, uint64_t heap_peak,
+                                                  const LiveChanges& changes) {
+    for (const LiveChange& c : changes) {
+        StackState& s = state(c.block.stack_id);
+        if (c.live)
+            live(s, c.block);
+        else
+            dead(s, c.block);
+    }
+    // The advice takes an event's releases before what it made live (its sums are clamped at
+    // zero, so the order matters when one stack has both).
+    const bool release = is_release(e);
+    for (const LiveChange& c : changes)
+        if (!c.live) advice_dead(state(c.block.stack_id).advice, c.block, e, release);
+    for (const LiveChange& c : changes)
+        if (c.live) advice_live(state(c.block.stack_id).advice, c.block, e, heap_peak);
 }
 
 namespace {

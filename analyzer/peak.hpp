@@ -122,6 +122,8 @@ private:
     void advice_touch(AdviceSite& s, uint64_t seq);
     void advice_dead(AdviceSite& s, const Block& b, const Event& e, bool release);
     void advice_live(AdviceSite& s, const Block& b, const Event& e, uint64_t heap_peak);
+    // on_step for an event with several changes (mremap, an address handed out again).
+    void step_several(const Event& e, uint64_t heap_peak, const LiveChanges& changes);
 
     size_t top_;
     std::map<uint64_t, uint64_t> mappings_;  // start -> end of each live mapping (they are few)
