@@ -4,18 +4,126 @@
 // Stops before the first chunk that would pass MAX_BYTES (default 8192); the seed is then a
 // truncated trace, which is itself a case the reader must handle. With a fourth argument
 // "keep" the chunks are copied as stored (the zstd stream of codecs 3 and 4 gets fuzzed too).
+// A version-3 trace's stream chunks become their stream payloads (codec 0), as they are.
+// fuzz_seed --v3 DIR: writes version-3 seeds made with StreamEncoder into DIR (v3-*): whole
+// files (codec 0, the zstd stream, cut short) and a bare stream payload.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <string>
 #include <vector>
 
+#include "column_stream_reader.hpp"  // trace/src: the zstd stream of codecs 3 and 4
 #include "pmt/chunk.hpp"
+#include "pmt/stream_encoder.hpp"
+
+namespace {
+
+void write_file(const std::string& path, const std::vector<uint8_t>& b) {
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
+}
+
+// A small version-3 stream over three threads with every record type, cut into payloads at
+// a few record boundaries: as codec-0 chunks, as one zstd stream (codecs 3/4), and cut short.
+void v3_seeds(const std::string& dir) {
+    using namespace pmt;
+    StreamEncoder enc(10, 10);
+    std::vector<std::vector<uint8_t>> payloads;
+    auto finish = [&] {
+        ByteSpan pieces[StreamEncoder::kPieces];
+        const size_t n = enc.finish(pieces);
+        std::vector<uint8_t> p;
+        for (size_t i = 0; i < n; ++i)
+            p.insert(p.end(), pieces[i].data, pieces[i].data + pieces[i].size);
+        if (!p.empty()) payloads.push_back(std::move(p));
+    };
+    enc.string(1, "job.py", 6);
+    enc.string(2, "main", 4);
+    enc.location(1, 1, 2, 12);
+    enc.stack(1, 0, 1);
+    enc.stack(2, 1, 1);
+    uint64_t t = 1000000;
+    const uint32_t main_thread = enc.thread(4242);
+    enc.thread_name(2);
+    std::vector<uint64_t> mine;
+    for (int i = 0; i < 12; ++i) {
+        enc.time(t += 700 * i);
+        mine.push_back(enc.alloc(static_cast<AllocKind>(i % 9), 100 + 40 * i, 1 + i % 2));
+    }
+    enc.time(t += 5000);
+    enc.free(main_thread, mine[0]);   // the oldest
+    enc.free(main_thread, mine[11]);  // the newest
+    enc.free(main_thread, mine[5], AllocKind::Realloc);
+    enc.alloc(AllocKind::Realloc, 5000, 2);
+    enc.alloc(AllocKind::Malloc, 64, 1);  // freed at once: a PAIR
+    enc.free(main_thread, enc.next_seq() - 1);
+    enc.mmap(0x7f0000000000, 1 << 20, 3, 0x22, -1, 1);
+    finish();
+    const uint32_t worker = enc.thread(4243);
+    enc.time(t += 2000000);
+    const uint64_t w = enc.alloc(AllocKind::Calloc, 4096, 0);
+    enc.free(main_thread, mine[3]);  // another thread's block
+    enc.free_unknown(0x5500000010, AllocKind::ReallocArray);
+    enc.mremap(0x7f0000000000, 1 << 20, 0x7f1000000000, 2 << 20, 2);
+    enc.munmap(0x7f1000000000, 4096);
+    enc.rss(123456789);
+    finish();
+    enc.thread(4244);
+    enc.time(t += 30);
+    enc.free(worker, w);
+    enc.thread(4242);
+    enc.free(main_thread, mine[6], AllocKind::ReallocArray);
+    finish();
+
+    // The first payload alone, for the harness's stream-payload mode (first byte's bit 1).
+    std::vector<uint8_t> raw(1, 2);
+    raw.insert(raw.end(), payloads[0].begin(), payloads[0].end());
+    write_file(dir + "/v3-payload", raw);
+
+    TraceHeader h;
+    h.version = kStreamFormatVersion;
+    h.time_shift = 10;
+    h.tick_shift = 10;
+    h.pid = 4242;
+    EndSummary end;
+    end.events = 30;
+    const auto end_chunk = end_payload(end);
+    for (const bool stream : {false, true}) {
+        std::vector<uint8_t> out(1, 0);  // mode byte: repair checksums
+        const auto head = encode_file_header(h);
+        out.insert(out.end(), head.begin(), head.end());
+        ChunkStream cs(1);
+        for (const auto& p : payloads) {
+            if (stream) {
+                const ByteSpan piece{p.data(), p.size()};
+                cs.append_stream_chunk(out, &piece, 1);
+            } else {
+                append_chunk(out, ChunkType::ThreadEvents, Codec::None, p.data(), p.size());
+            }
+        }
+        const size_t before_end = out.size();
+        append_chunk(out, ChunkType::End, Codec::None, end_chunk.data(), end_chunk.size());
+        write_file(dir + (stream ? "/v3-stream" : "/v3-plain"), out);
+        if (!stream) {
+            out.resize(before_end - 7);  // the last thread chunk cut short
+            write_file(dir + "/v3-cut", out);
+        }
+    }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
+    if (argc == 3 && std::strcmp(argv[1], "--v3") == 0) {
+        v3_seeds(argv[2]);
+        return 0;
+    }
     if (argc < 3) {
-        std::fprintf(stderr, "usage: fuzz_seed TRACE OUT [MAX_BYTES]\n");
+        std::fprintf(stderr,
+                     "usage: fuzz_seed TRACE OUT [MAX_BYTES [keep]] | fuzz_seed --v3 DIR\n");
         return 2;
     }
     const size_t max_bytes = argc > 3 ? std::strtoul(argv[3], nullptr, 10) : 8192;
@@ -32,10 +140,21 @@ int main(int argc, char** argv) {
         out.insert(out.end(), b.begin(), b.begin() + pos);
         std::vector<uint8_t> raw;
         pmt::ChunkDecoder decoder;  // codecs 3 and 4 need the chunks before them
+        // Version 3: a stream chunk holds a stream payload, which ChunkDecoder would take for a
+        // version-2 column form; the stream reader hands it over as it is.
+        uint16_t version;
+        std::memcpy(&version, b.data() + 8, 2);
+        const bool v3 = version >= pmt::kStreamFormatVersion;
+        pmt::detail::ColumnStreamReader stream;
         while (pos + pmt::kChunkHeaderBytes <= b.size()) {
             pmt::ChunkHeader h = pmt::parse_chunk_header(b.data() + pos);
             if (h.stored_len > b.size() - pos - pmt::kChunkHeaderBytes) break;
-            decoder.decode(h, b.data() + pos + pmt::kChunkHeaderBytes, raw);
+            if (v3) {
+                if (stream.decode(h, b.data() + pos + pmt::kChunkHeaderBytes, raw))
+                    stream.end_stream_chunk();
+            } else {
+                decoder.decode(h, b.data() + pos + pmt::kChunkHeaderBytes, raw);
+            }
             std::vector<uint8_t> chunk;
             if (keep)
                 chunk.assign(b.begin() + pos,
@@ -46,8 +165,7 @@ int main(int argc, char** argv) {
             out.insert(out.end(), chunk.begin(), chunk.end());
             pos += pmt::kChunkHeaderBytes + h.stored_len;
         }
-        std::ofstream(argv[2], std::ios::binary)
-            .write(reinterpret_cast<const char*>(out.data()), std::streamsize(out.size()));
+        write_file(argv[2], out);
     } catch (const pmt::TraceError& e) {
         std::fprintf(stderr, "fuzz_seed: %s: %s\n", argv[1], e.what());
         return 2;

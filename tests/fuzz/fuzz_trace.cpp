@@ -3,7 +3,9 @@
 // flame graph and folded stacks (analyze_process), then the report's JSON and the process
 // tree's text.
 // Checksums are repaired before reading so that mutations reach the decoder instead of
-// stopping at a CRC mismatch; the first input byte chooses whether they are.
+// stopping at a CRC mismatch; the first input byte chooses whether they are. An input that is
+// not a trace is a version-2 thread payload for the raw decoder, or (bit 1 of the first byte)
+// a version-3 stream payload, read as the one chunk of a version-3 file.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -94,14 +96,25 @@ void fuzz_payload(const uint8_t* data, size_t size) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size < 1) return 0;
     const bool repair = (data[0] & 1) == 0;
+    const bool stream_payload = (data[0] & 2) != 0;
     ++data, --size;
+    std::vector<uint8_t> bytes;
     if (size < sizeof pmt::kFileMagic ||
         std::memcmp(data, pmt::kFileMagic, sizeof pmt::kFileMagic) != 0) {
-        fuzz_payload(data, size);
-        return 0;
+        if (!stream_payload || size > pmt::kMaxChunkPayload) {
+            fuzz_payload(data, size);
+            return 0;
+        }
+        pmt::TraceHeader h;
+        h.version = pmt::kStreamFormatVersion;
+        h.time_shift = pmt::kWriterTimeShift;
+        h.tick_shift = pmt::kTickShift;
+        bytes = pmt::encode_file_header(h);
+        pmt::append_chunk(bytes, pmt::ChunkType::ThreadEvents, pmt::Codec::None, data, size);
+    } else {
+        bytes.assign(data, data + size);
     }
     static MemFile file;
-    std::vector<uint8_t> bytes(data, data + size);
     if (repair) repair_checksums(bytes);
     file.set(bytes);
     using namespace pmt::analyzer;
