@@ -148,22 +148,27 @@ void WindowAnalysis::step(const Event& e, const LiveHeap& heap, const LiveChange
         case EventType::Mmap:
         case EventType::Mremap: {
             if (th.burst.active) close_burst(th, e.seq);  // the thread moved on
-            Stamp carried;  // the age a grown block keeps (realloc, mremap)
-            bool have = false;
-            if (e.type == EventType::Alloc && is_realloc(e.kind) && pending) {
-                carried = th.realloc_origin;
-                have = true;
-            }
-            for (const LiveChange& c : changes) {  // mremap: the old range moves to the new one
-                if (c.live) continue;
-                const Rec* r = remove(c.block);
-                if (r && !have) {
-                    carried = origin_of(*r);
+            const bool grown = e.type == EventType::Alloc && is_realloc(e.kind) && pending;
+            if (changes.size() == 1 && changes[0].live && !grown) {
+                add(changes[0].block, nullptr, e.seq, heap);  // most events: a new block
+            } else {
+                Stamp carried;  // the age a grown block keeps (realloc, mremap)
+                bool have = false;
+                if (grown) {
+                    carried = th.realloc_origin;
                     have = true;
                 }
+                for (const LiveChange& c : changes) {  // mremap: the old range moves to the new
+                    if (c.live) continue;
+                    const Rec* r = remove(c.block);
+                    if (r && !have) {
+                        carried = origin_of(*r);
+                        have = true;
+                    }
+                }
+                for (const LiveChange& c : changes)
+                    if (c.live) add(c.block, have ? &carried : nullptr, e.seq, heap);
             }
-            for (const LiveChange& c : changes)
-                if (c.live) add(c.block, have ? &carried : nullptr, e.seq, heap);
             // Stack 0 (no Python frame: start-up, teardown) leaves no statement to blame.
             th.last_alloc_stack = e.stack_id;
             if (e.stack_id != 0) {
