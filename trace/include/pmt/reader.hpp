@@ -1,7 +1,8 @@
 // Streaming trace reader: validates framing, decodes records, applies definitions as they
-// arrive and hands events to a visitor in global time order (merging threads at epochs).
-// Memory is bounded by one flush interval's events plus the definition tables, never by the
-// length of the trace.
+// arrive and hands events to a visitor in global time order (versions 1-2: merging threads at
+// epochs; version 3: the file's one event stream as it is decoded). Memory is bounded by one
+// flush interval's events (version 3: one payload and the live blocks' rank structures) plus
+// the definition tables, never by the length of the trace.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -20,7 +21,9 @@ enum class EventType : uint8_t { Alloc, Free, Mmap, Munmap, Mremap, Rss };
 
 // One decoded event. A realloc record becomes a Free of the old block at t_before and an
 // Alloc of the new one at t_after, both with kind Realloc (or ReallocArray); an mremap stays
-// one Mremap event at t_after (old_addr/old_size -> addr/size).
+// one Mremap event at t_after (old_addr/old_size -> addr/size). Version 3 names heap blocks by
+// sequence number: an Alloc and the Free of its block carry addr (1 << 63) | seq; mappings
+// and frees of unknown blocks keep their real addresses.
 struct Event {
     EventType type = EventType::Alloc;
     AllocKind kind = AllocKind::Malloc;  // for Alloc/Free
@@ -111,8 +114,9 @@ public:
     const std::string& path() const;
 
     // Reads the whole trace, calling v.on_events for runs of events in time order (ties broken by
-    // thread id, then record order). Throws TraceError on corruption (bad checksum, bad
-    // record); a trace that simply ends early is not an error: see truncated().
+    // thread id, then record order; version 3: the stream's order). Throws TraceError on
+    // corruption (bad checksum, bad record); a trace that simply ends early is not an error:
+    // see truncated().
     // May be called once.
     void read(EventVisitor& v);
 
