@@ -236,3 +236,148 @@ TEST_CASE("live rank: queue (oldest first) and stack (newest first) orders", "[t
     CHECK(r.empty());
     CHECK(r.positions() == 0);
 }
+
+TEST_CASE("live rank: removals near the last one (the finger) against std::set",
+          "[trace][live_rank]") {
+    // Most removals land within a few indexes of the previous one (either side, by index or by
+    // seq, live or not), mixed with far removals before and after it, adds, and compactions
+    // (sizes stay small so that tombstones pass half often). A finger whose index went stale
+    // (a removal before it not counted, a compaction not followed) answers a wrong block.
+    for (uint32_t seed = 1; seed <= 30; ++seed) {
+        std::mt19937_64 rng(seed * 7919);
+        LiveRank r;
+        std::set<uint64_t> ref;
+        uint64_t next = 0;
+        int64_t last = 0;  // index of the last removal
+        for (unsigned k = 0; k < 20000; ++k) {
+            const unsigned roll = static_cast<unsigned>(rng() % 100);
+            const size_t target = 40 + (k / 2000 % 2) * 400;
+            if (roll < 45 || ref.size() < target / 2) {
+                next += 1 + rng() % 3;
+                REQUIRE(r.add(next));
+                ref.insert(next);
+                continue;
+            }
+            if (ref.empty()) continue;
+            const int64_t n = static_cast<int64_t>(ref.size());
+            int64_t i;
+            if (roll < 85) {
+                i = last + static_cast<int64_t>(rng() % 9) - 4;  // near, either side
+            } else {
+                i = static_cast<int64_t>(rng() % ref.size());  // far: before or after it
+            }
+            if (i < 0) i = 0;
+            if (i >= n) i = n - 1;
+            const unsigned how = static_cast<unsigned>(rng() % 4);
+            if (how == 0) {
+                const uint64_t want = ref_at(ref, static_cast<uint64_t>(i));
+                REQUIRE(r.remove_at(static_cast<uint64_t>(i)) == want);
+                ref.erase(want);
+                last = i;
+            } else if (how == 3) {
+                // A seq near the finger that may not be live (a gap or one just removed).
+                const uint64_t s = ref_at(ref, static_cast<uint64_t>(i)) + 1;
+                const uint64_t want = ref_index(ref, s);
+                REQUIRE(r.remove(s) == want);
+                if (want != LiveRank::kNotLive) {
+                    ref.erase(s);
+                    last = static_cast<int64_t>(want);
+                }
+            } else {
+                const uint64_t s = ref_at(ref, static_cast<uint64_t>(i));
+                REQUIRE(r.remove(s) == static_cast<uint64_t>(i));
+                ref.erase(s);
+                // Removing it twice: not live any more.
+                REQUIRE(r.remove(s) == LiveRank::kNotLive);
+                last = i;
+            }
+            REQUIRE(r.size() == ref.size());
+            if (k % 499 == 0) check_all(r, ref);
+        }
+        check_all(r, ref);
+    }
+}
+
+TEST_CASE("live rank: oldest-first frees behind long-lived blocks keep their index",
+          "[trace][live_rank]") {
+    // The churn pattern: L blocks live throughout; later blocks are freed oldest first, so every
+    // free is at index L; now and then one of the long-lived blocks (before the finger) or a
+    // young one far after it goes, which shifts or keeps the index.
+    LiveRank r;
+    std::set<uint64_t> ref;
+    uint64_t seq = 0;
+    for (int i = 0; i < 300; ++i) {
+        REQUIRE(r.add(seq));
+        ref.insert(seq++);
+    }
+    std::mt19937_64 rng(11);
+    uint64_t L = 300;
+    for (int k = 0; k < 400000; ++k) {
+        REQUIRE(r.add(seq));
+        ref.insert(seq++);
+        if (ref.size() < L + 200) continue;
+        if (k % 1000 == 0 && L > 1) {
+            // A long-lived block goes (before the finger): the frees' index drops by one.
+            const uint64_t i = rng() % L;
+            const uint64_t s = ref_at(ref, i);
+            REQUIRE(r.remove(s) == i);
+            ref.erase(s);
+            --L;
+        } else if (k % 777 == 0) {
+            // A young block far after the finger.
+            const uint64_t i = ref.size() - 1 - rng() % 50;
+            REQUIRE(r.remove_at(i) == ref_at(ref, i));
+            ref.erase(ref_at(ref, i));
+        } else if (k % 2) {
+            const uint64_t s = ref_at(ref, L);
+            REQUIRE(r.remove(s) == L);
+            ref.erase(s);
+        } else {
+            const uint64_t s = ref_at(ref, L);
+            REQUIRE(r.remove_at(L) == s);
+            ref.erase(s);
+        }
+        if (k % 49999 == 0) check_all(r, ref);
+    }
+    check_all(r, ref);
+    CHECK(r.positions() <= 2 * r.size() + 16);
+}
+
+TEST_CASE("live rank: compaction and emptying while the finger is set", "[trace][live_rank]") {
+    LiveRank r;
+    std::set<uint64_t> ref;
+    for (uint64_t s = 0; s < 100; ++s) {
+        REQUIRE(r.add(s * 2));
+        ref.insert(s * 2);
+    }
+    // Removals at index 30 (finger there, 30 live before it), then far ones before it until
+    // tombstones pass half and the array is compacted; each near removal after is checked.
+    for (int round = 0; round < 60 && ref.size() > 31; ++round) {
+        const uint64_t s = ref_at(ref, 30);
+        REQUIRE(r.remove_at(30) == s);
+        ref.erase(s);
+        if (ref.size() > 40 && round % 3 == 0) {
+            const uint64_t b = ref_at(ref, round % 20);
+            REQUIRE(r.remove(b) == static_cast<uint64_t>(round % 20));
+            ref.erase(b);
+        }
+        REQUIRE(r.at(29) == ref_at(ref, 29));
+        REQUIRE(r.index_of(ref_at(ref, 30)) == 30);
+        REQUIRE(r.positions() <= 2 * r.size() + 16);
+    }
+    check_all(r, ref);
+    // Down to empty from the finger outwards, then start over and use it again.
+    while (!ref.empty()) {
+        const uint64_t i = ref.size() / 2;
+        const uint64_t s = ref_at(ref, i);
+        REQUIRE(r.remove(s) == i);
+        ref.erase(s);
+    }
+    CHECK(r.positions() == 0);
+    for (uint64_t s = 1000; s < 1010; ++s) REQUIRE(r.add(s));
+    CHECK(r.remove_at(0) == 1000);
+    CHECK(r.remove_at(0) == 1001);
+    CHECK(r.remove(1009) == 7);
+    CHECK(r.remove(1002) == 0);
+    CHECK(r.remove_at(5) == 1008);
+}

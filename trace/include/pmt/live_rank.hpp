@@ -48,19 +48,29 @@ public:
     // Removes a live block; returns its index from the oldest (0-based) before the removal,
     // or kNotLive when seq is not live (nothing changes then).
     uint64_t remove(uint64_t seq) {
-        size_t p = find(seq);
-        if (p == kNone) return kNotLive;
-        uint64_t index = prefix(p);  // live entries before position p
-        kill(p);
+        if (n_ == 0 || seq > kMaxSeq) return kNotLive;
+        const uint64_t key = seq << 1;
+        size_t p;
+        uint64_t index;
+        if (!scan_seq(key, p, index)) {
+            p = find(seq);
+            if (p == kNone) return kNotLive;
+            // The newest entry's index needs no counting.
+            index = p == n_ - 1 ? live_ - 1 : prefix(p);
+        } else if (p == kNone) {
+            return kNotLive;
+        }
+        set_finger_and_kill(p, index);
         return index;
     }
 
     // Removes the i-th live block from the oldest; returns its seq, or kNotLive when i >= size().
     uint64_t remove_at(uint64_t i) {
         if (i >= live_) return kNotLive;
-        size_t p = select(i);
-        uint64_t seq = pos_[p] >> 1;
-        kill(p);
+        size_t p = scan_index(i);
+        if (p == kNone) p = select(i);
+        const uint64_t seq = pos_[p] >> 1;
+        set_finger_and_kill(p, i);
         return seq;
     }
 
@@ -89,6 +99,8 @@ public:
         live_ = 0;
         has_last_ = false;
         last_seq_ = 0;
+        fpos_ = 0;
+        fidx_ = 0;
         std::vector<uint64_t>().swap(pos_);
         std::vector<uint32_t>().swap(tree_);
     }
@@ -96,6 +108,66 @@ public:
 private:
     static constexpr size_t kNone = ~size_t(0);
     static constexpr size_t kMinCompact = 16;
+    // Positions the finger scans (each way) before giving up for the tree.
+    static constexpr size_t kScan = 48;
+
+    // The finger: (fpos_, fidx_) with fidx_ = live entries at positions [0, fpos_), exact after
+    // every operation (fpos_ <= n_; add() appends after it). Set by the removals; a removal near it
+    // (the next one in oldest-first frees behind long-lived blocks, which is most of them in churny
+    // programs) scans the entries from there instead of descending the tree.
+
+    // remove(seq)'s finger path: true when the answer was found by scanning forward from the
+    // finger (p = kNone then means seq is not live), false when seq is not within kScan
+    // positions after the finger.
+    bool scan_seq(uint64_t key, size_t& p, uint64_t& index) const {
+        size_t q = fpos_;
+        if (q >= n_ || pos_[q] > (key | 1)) return false;  // seq before the finger (or none)
+        const size_t end = q + kScan < n_ ? q + kScan : n_;
+        uint64_t c = fidx_;
+        for (; q < end; ++q) {
+            const uint64_t e = pos_[q];
+            if ((e | 1) >= (key | 1)) {
+                p = (e >> 1) == (key >> 1) && (e & 1) ? q : kNone;
+                index = c;
+                return true;
+            }
+            c += e & 1;
+        }
+        return false;
+    }
+
+    // remove_at(i)'s finger path: the position of the i-th live entry when it is within kScan
+    // positions of the finger, else kNone.
+    size_t scan_index(uint64_t i) const {
+        size_t q = fpos_;
+        if (i >= fidx_) {
+            const size_t end = q + kScan < n_ ? q + kScan : n_;
+            uint64_t c = fidx_;
+            for (; q < end; ++q) {
+                const uint64_t live = pos_[q] & 1;
+                if (live && c == i) return q;
+                c += live;
+            }
+        } else if (fidx_ - i <= kScan) {
+            const size_t stop = q > kScan ? q - kScan : 0;
+            uint64_t c = fidx_;  // live entries before q
+            while (q > stop) {
+                --q;
+                c -= pos_[q] & 1;
+                if ((pos_[q] & 1) && c == i) return q;
+            }
+        }
+        return kNone;
+    }
+
+    // The removed entry becomes the finger: live entries before it = its index (every removal
+    // moves the finger, so no removal is ever before it; kill()'s compaction maps it to the
+    // entry's new place, the start-over at zero to 0).
+    void set_finger_and_kill(size_t p, uint64_t index) {
+        fpos_ = p;
+        fidx_ = index;
+        kill(p);
+    }
 
     // Position (0-based) of a live seq, or kNone. The newest entry is checked first: most
     // frees in a real program are of recent blocks.
@@ -150,7 +222,7 @@ private:
         if (dead >= kMinCompact && dead * 2 > n_)
             compact();
         else if (live_ == 0)
-            n_ = 0;  // nothing live: start over (no tree to fix)
+            n_ = fpos_ = 0;  // nothing live: start over (no tree to fix), fidx_ is 0
     }
 
     // Drops the tombstones; the tree of an all-live array is tree[i] = lowbit(i). Shrinks the
@@ -160,6 +232,7 @@ private:
         for (size_t r = 0; r < n_; ++r)
             if (pos_[r] & 1) pos_[w++] = pos_[r];
         n_ = w;
+        fpos_ = static_cast<size_t>(fidx_);  // all live now: fidx_ live entries precede it
         if (pos_.size() > 4 * (n_ + kMinCompact)) {
             size_t cap = 2 * (n_ + kMinCompact);
             std::vector<uint64_t> p2(pos_.begin(), pos_.begin() + static_cast<ptrdiff_t>(n_));
@@ -185,6 +258,8 @@ private:
     uint64_t live_ = 0;
     uint64_t last_seq_ = 0;  // the largest seq ever added (add's order check)
     bool has_last_ = false;
+    size_t fpos_ = 0;    // the finger's position ...
+    uint64_t fidx_ = 0;  // ... and the live entries before it
 };
 
 }  // namespace pmt
