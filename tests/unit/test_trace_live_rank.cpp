@@ -381,3 +381,32 @@ TEST_CASE("live rank: compaction and emptying while the finger is set", "[trace]
     CHECK(r.remove(1002) == 0);
     CHECK(r.remove_at(5) == 1008);
 }
+
+TEST_CASE("live rank: adds after a removal whose tree update is still deferred",
+          "[trace][live_rank]") {
+    // A removal's update above its 64-position block waits for the next query or a removal in
+    // another block; appends in between build new tree nodes from their children, one of which
+    // may be the waiting node. Every answer afterwards must still be exact.
+    std::mt19937_64 rng(5);
+    for (uint64_t n0 = 64; n0 < 700; n0 += 5) {
+        LiveRank r;
+        std::set<uint64_t> ref;
+        for (uint64_t s = 0; s < n0; ++s) {
+            REQUIRE(r.add(s));
+            ref.insert(s);
+        }
+        const uint64_t victim = rng() % (n0 / 64 * 64);  // its block's top node exists
+        REQUIRE(r.remove(victim) == victim);
+        ref.erase(victim);
+        if (n0 % 2) {  // a second one in the same block
+            const uint64_t other = victim ^ 1;
+            REQUIRE(r.remove(other) == (other < victim ? other : other - 1));
+            ref.erase(other);
+        }
+        for (uint64_t s = n0; s < 2 * n0 + 3; ++s) {
+            REQUIRE(r.add(s));
+            ref.insert(s);
+        }
+        check_all(r, ref);
+    }
+}

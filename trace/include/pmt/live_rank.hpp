@@ -36,6 +36,8 @@ public:
         // n_-1-lowbit(n_-1), ... above n_ - lowbit(n_). Averages O(1) iterations.
         const size_t i = n_;
         const size_t lo = i - (i & (0 - i));
+        // (A deferred removal needs nothing here: a new node covering the pending node sums a
+        // child that overcounts by pend_delta_, so it overcounts the same, as flush() expects.)
         uint32_t v = 1;
         for (size_t j = i - 1; j > lo; j -= j & (0 - j)) v += tree_[j];
         tree_[i] = v;
@@ -99,6 +101,8 @@ public:
         live_ = 0;
         has_last_ = false;
         last_seq_ = 0;
+        pend_node_ = 0;
+        pend_delta_ = 0;
         fpos_ = 0;
         fidx_ = 0;
         std::vector<uint64_t>().swap(pos_);
@@ -108,6 +112,7 @@ public:
 private:
     static constexpr size_t kNone = ~size_t(0);
     static constexpr size_t kMinCompact = 16;
+    static constexpr size_t kBlockMask = 63;  // kill()'s deferred-update blocks: 64 positions
     // Positions the finger scans (each way) before giving up for the tree.
     static constexpr size_t kScan = 48;
 
@@ -194,6 +199,7 @@ private:
 
     // Live entries at positions [0, p).
     uint64_t prefix(size_t p) const {
+        flush();
         uint64_t s = 0;
         for (size_t i = p; i > 0; i -= i & (0 - i)) s += tree_[i];
         return s;
@@ -201,6 +207,7 @@ private:
 
     // Position of the i-th live entry (i < live_): Fenwick descent.
     size_t select(uint64_t i) const {
+        flush();
         size_t pos = 0;
         uint64_t rem = i + 1;
         size_t step = size_t(1) << (63 - __builtin_clzll(static_cast<unsigned long long>(n_)));
@@ -216,13 +223,29 @@ private:
 
     void kill(size_t p) {
         pos_[p] &= ~uint64_t(1);
-        for (size_t i = p + 1; i <= n_; i += i & (0 - i)) --tree_[i];
+        // Fenwick update, the part above p's 64-position block deferred: the path from p + 1
+        // passes through the block's top node (p | 63) + 1; when that node exists, the nodes
+        // below it are updated now and the top node and its ancestors get the removals of the
+        // block in one walk (flush()) when a removal in another block or a query comes.
+        // Oldest-first frees kill neighbouring positions: most removals then update 2-3 nodes.
+        const size_t top = (p | kBlockMask) + 1;
+        if (top <= n_) {
+            size_t i = p + 1;
+            for (; i < top; i += i & (0 - i)) --tree_[i];
+            if (pend_node_ != top) {
+                flush();
+                pend_node_ = top;
+            }
+            ++pend_delta_;
+        } else {
+            for (size_t i = p + 1; i <= n_; i += i & (0 - i)) --tree_[i];
+        }
         --live_;
         const size_t dead = n_ - live_;
         if (dead >= kMinCompact && dead * 2 > n_)
             compact();
         else if (live_ == 0)
-            n_ = fpos_ = 0;  // nothing live: start over (no tree to fix), fidx_ is 0
+            n_ = fpos_ = pend_node_ = pend_delta_ = 0;  // nothing live: start over, fidx_ is 0
     }
 
     // Drops the tombstones; the tree of an all-live array is tree[i] = lowbit(i). Shrinks the
@@ -232,6 +255,7 @@ private:
         for (size_t r = 0; r < n_; ++r)
             if (pos_[r] & 1) pos_[w++] = pos_[r];
         n_ = w;
+        pend_node_ = pend_delta_ = 0;        // the tree is rebuilt below
         fpos_ = static_cast<size_t>(fidx_);  // all live now: fidx_ live entries precede it
         if (pos_.size() > 4 * (n_ + kMinCompact)) {
             size_t cap = 2 * (n_ + kMinCompact);
@@ -244,6 +268,14 @@ private:
         for (size_t i = 1; i <= n_; ++i) tree_[i] = static_cast<uint32_t>(i & (0 - i));
     }
 
+    // Applies the deferred removals to the pending block's top node and its ancestors.
+    void flush() const {
+        if (pend_delta_ == 0) return;
+        for (size_t i = pend_node_; i <= n_; i += i & (0 - i)) tree_[i] -= pend_delta_;
+        pend_node_ = 0;
+        pend_delta_ = 0;
+    }
+
     void grow() {
         // The tree counts in 32 bits: 2^31 positions (16 GiB of seqs) is the limit.
         if (pos_.size() >= (size_t(1) << 31)) throw std::bad_alloc();
@@ -252,9 +284,13 @@ private:
         tree_.resize(cap + 1);
     }
 
-    std::vector<uint64_t> pos_;   // [0, n_): seq << 1 | live, sorted by seq
-    std::vector<uint32_t> tree_;  // Fenwick tree over positions, 1-based, [1, n_]
-    size_t n_ = 0;                // positions in use
+    std::vector<uint64_t> pos_;  // [0, n_): seq << 1 | live, sorted by seq
+    // Fenwick tree over positions, 1-based, [1, n_]; exact but for the pending removals: node
+    // pend_node_ (a multiple of 64, <= n_) and its ancestors still count pend_delta_ of them.
+    mutable std::vector<uint32_t> tree_;
+    mutable size_t pend_node_ = 0;
+    mutable uint32_t pend_delta_ = 0;
+    size_t n_ = 0;  // positions in use
     uint64_t live_ = 0;
     uint64_t last_seq_ = 0;  // the largest seq ever added (add's order check)
     bool has_last_ = false;
