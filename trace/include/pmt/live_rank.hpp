@@ -206,7 +206,7 @@ private:
     }
 
     // Position of the i-th live entry (i < live_): Fenwick descent.
-    size_t select(uint64_t i) const {
+    __attribute__((noinline)) size_t select(uint64_t i) const {
         flush();
         size_t pos = 0;
         uint64_t rem = i + 1;
@@ -250,7 +250,7 @@ private:
 
     // Drops the tombstones; the tree of an all-live array is tree[i] = lowbit(i). Shrinks the
     // arrays when they are far larger than the live blocks need.
-    void compact() {
+    __attribute__((noinline)) void compact() {
         size_t w = 0;
         for (size_t r = 0; r < n_; ++r)
             if (pos_[r] & 1) pos_[w++] = pos_[r];
@@ -270,13 +270,15 @@ private:
 
     // Applies the deferred removals to the pending block's top node and its ancestors.
     void flush() const {
-        if (pend_delta_ == 0) return;
+        if (pend_delta_ != 0) flush_pending();
+    }
+    __attribute__((noinline)) void flush_pending() const {
         for (size_t i = pend_node_; i <= n_; i += i & (0 - i)) tree_[i] -= pend_delta_;
         pend_node_ = 0;
         pend_delta_ = 0;
     }
 
-    void grow() {
+    __attribute__((noinline)) void grow() {
         // The tree counts in 32 bits: 2^31 positions (16 GiB of seqs) is the limit.
         if (pos_.size() >= (size_t(1) << 31)) throw std::bad_alloc();
         size_t cap = pos_.size() < 16 ? 32 : pos_.size() * 2;
