@@ -387,8 +387,8 @@ void heavy_barrier() {
         // later): threads take the full-barrier path from their next record on. A record
         // that started before it sees the change is not ordered by this cycle's fence, so
         // at worst one event timed just before T is collected a cycle late; the writer then
-        // gives it a time at or after this epoch (FORMAT.md, "Event times") and the written
-        // trace still keeps the promise.
+        // writes it with the next cycle's events, after events read later than it (FORMAT.md,
+        // "Stream order"): its order is off by that much, the trace stays readable.
         g_event_rdtsc.store(false);
         g_light_acquire.store(false);
     }
