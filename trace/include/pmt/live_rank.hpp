@@ -9,12 +9,13 @@
 // amortised and memory stays proportional to the live blocks, not to all blocks ever added.
 //
 // Runs on the interposer's writer thread: nothing here throws except std::bad_alloc from the
-// vectors' growth (the writer catches allocation failure at the cycle level).
+// arrays' growth (the writer catches allocation failure at the cycle level).
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <new>
-#include <vector>
 
 namespace pmt {
 
@@ -29,7 +30,7 @@ public:
     // Returns false (and changes nothing) otherwise.
     bool add(uint64_t seq) {
         if (seq > kMaxSeq || (has_last_ && seq <= last_seq_)) return false;
-        if (n_ + 1 >= pos_.size()) grow();
+        if (n_ + 1 >= cap_) grow();
         pos_[n_] = seq << 1 | 1;
         ++n_;
         // Fenwick append: node n_ covers (n_ - lowbit, n_]; its children are n_-1,
@@ -94,7 +95,7 @@ public:
 
     // For tests: entries held (live + tombstones) and the capacity of the arrays.
     size_t positions() const { return n_; }
-    size_t capacity() const { return pos_.capacity() + tree_.capacity(); }
+    size_t capacity() const { return cap_ == 0 ? 0 : 2 * cap_ + 1; }
 
     void clear() {
         n_ = 0;
@@ -105,8 +106,9 @@ public:
         pend_delta_ = 0;
         fpos_ = 0;
         fidx_ = 0;
-        std::vector<uint64_t>().swap(pos_);
-        std::vector<uint32_t>().swap(tree_);
+        pos_.reset();
+        tree_.reset();
+        cap_ = 0;
     }
 
 private:
@@ -184,14 +186,14 @@ private:
             p = n_ - 1;
         } else {
             // Branchless lower bound: the first entry >= key.
-            const uint64_t* base = pos_.data();
+            const uint64_t* base = pos_.get();
             size_t len = n_;
             while (len > 1) {
                 const size_t half = len >> 1;
                 base = base[half] < key ? base + half : base;
                 len -= half;
             }
-            p = static_cast<size_t>(base - pos_.data()) + (*base < key ? 1 : 0);
+            p = static_cast<size_t>(base - pos_.get()) + (*base < key ? 1 : 0);
             if (p >= n_ || (pos_[p] >> 1) != seq) return kNone;
         }
         return (pos_[p] & 1) ? p : kNone;
@@ -257,14 +259,7 @@ private:
         n_ = w;
         pend_node_ = pend_delta_ = 0;        // the tree is rebuilt below
         fpos_ = static_cast<size_t>(fidx_);  // all live now: fidx_ live entries precede it
-        if (pos_.size() > 4 * (n_ + kMinCompact)) {
-            size_t cap = 2 * (n_ + kMinCompact);
-            std::vector<uint64_t> p2(pos_.begin(), pos_.begin() + static_cast<ptrdiff_t>(n_));
-            p2.resize(cap);
-            std::vector<uint32_t> t2(cap + 1);
-            pos_.swap(p2);
-            tree_.swap(t2);
-        }
+        if (cap_ > 4 * (n_ + kMinCompact)) reallocate(2 * (n_ + kMinCompact));
         for (size_t i = 1; i <= n_; ++i) tree_[i] = static_cast<uint32_t>(i & (0 - i));
     }
 
@@ -280,19 +275,32 @@ private:
 
     __attribute__((noinline)) void grow() {
         // The tree counts in 32 bits: 2^31 positions (16 GiB of seqs) is the limit.
-        if (pos_.size() >= (size_t(1) << 31)) throw std::bad_alloc();
-        size_t cap = pos_.size() < 16 ? 32 : pos_.size() * 2;
-        pos_.resize(cap);
-        tree_.resize(cap + 1);
+        if (cap_ >= (size_t(1) << 31)) throw std::bad_alloc();
+        reallocate(cap_ < 16 ? 32 : cap_ * 2);
     }
 
-    std::vector<uint64_t> pos_;  // [0, n_): seq << 1 | live, sorted by seq
+    // New arrays of cap (> n_) positions holding positions [0, n_) and tree nodes [1, n_]; the
+    // rest is left uninitialised (add() writes a position and its node before using them).
+    void reallocate(size_t cap) {
+        std::unique_ptr<uint64_t[]> p2(new uint64_t[cap]);
+        std::unique_ptr<uint32_t[]> t2(new uint32_t[cap + 1]);
+        if (n_ > 0) {
+            std::memcpy(p2.get(), pos_.get(), n_ * sizeof(uint64_t));
+            std::memcpy(t2.get() + 1, tree_.get() + 1, n_ * sizeof(uint32_t));
+        }
+        pos_ = std::move(p2);
+        tree_ = std::move(t2);
+        cap_ = cap;
+    }
+
+    std::unique_ptr<uint64_t[]> pos_;  // [0, n_): seq << 1 | live, sorted by seq
     // Fenwick tree over positions, 1-based, [1, n_]; exact but for the pending removals: node
     // pend_node_ (a multiple of 64, <= n_) and its ancestors still count pend_delta_ of them.
-    mutable std::vector<uint32_t> tree_;
+    std::unique_ptr<uint32_t[]> tree_;  // cap_ + 1 nodes (its counts change in const flush())
     mutable size_t pend_node_ = 0;
     mutable uint32_t pend_delta_ = 0;
-    size_t n_ = 0;  // positions in use
+    size_t cap_ = 0;  // positions allocated
+    size_t n_ = 0;    // positions in use
     uint64_t live_ = 0;
     uint64_t last_seq_ = 0;  // the largest seq ever added (add's order check)
     bool has_last_ = false;
