@@ -17,6 +17,7 @@ namespace pmt {
 
 using detail::ByteCursor;
 using detail::throw_format;
+using detail::varint_len;
 
 namespace {
 
@@ -188,32 +189,11 @@ void EventMerger::Impl::decode(const uint8_t* raw, size_t n) {
 
 namespace {
 
-// Bytes of v written as a shortest varint: what from_columns would rebuild it into.
-inline uint64_t varint_len(uint64_t v) {
-    return (static_cast<unsigned>(64 - __builtin_clzll(v | 1)) + 6u) / 7u;
-}
-
 // A varint of a column at p (bounds and overlong checked as ByteCursor does). `longer` counts
 // the bytes the column spends beyond the shortest form, which from_columns would not rebuild.
 [[gnu::always_inline]] inline uint64_t column_varint(const uint8_t*& p, const uint8_t* end,
                                                      uint64_t& longer) {
-    if (__builtin_expect(p < end, 1)) {
-        const uint8_t b0 = p[0];
-        if (b0 < 0x80) {
-            ++p;
-            return b0;
-        }
-        if (end - p >= 2 && p[1] < 0x80) {
-            const uint64_t v = (b0 & 0x7fu) | uint64_t{p[1]} << 7;
-            longer += p[1] == 0;
-            p += 2;
-            return v;
-        }
-    }
-    const auto r = detail::ByteCursor::varint_checked(p, end);
-    longer += static_cast<uint64_t>(r.p - p) - varint_len(r.value);
-    p = r.p;
-    return r.value;
+    return detail::column_varint(p, end, &longer);
 }
 
 }  // namespace

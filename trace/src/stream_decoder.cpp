@@ -24,24 +24,9 @@ const char* const kColumnName[kColumns] = {"ops",       "sizes", "stacks", "refs
     throw TraceError(std::string("stream payload: ") + msg);
 }
 
-// A varint of a column [p, end): one- and two-byte values inline, the rest (and the column's
-// end, and a varint over 10 bytes) through ByteCursor's checked reader.
+// A varint of a column [p, end) (bounds and overlong checked).
 [[gnu::always_inline]] inline uint64_t varint(const uint8_t*& p, const uint8_t* end) {
-    if (__builtin_expect(p < end, 1)) {
-        const uint8_t b0 = p[0];
-        if (b0 < 0x80) {
-            ++p;
-            return b0;
-        }
-        if (end - p >= 2 && p[1] < 0x80) {
-            const uint64_t v = (b0 & 0x7fu) | uint64_t{p[1]} << 7;
-            p += 2;
-            return v;
-        }
-    }
-    const auto r = ByteCursor::varint_checked(p, end);
-    p = r.p;
-    return r.value;
+    return column_varint(p, end);
 }
 
 }  // namespace

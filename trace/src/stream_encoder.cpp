@@ -11,7 +11,7 @@ namespace {
 
 constexpr size_t kInitialColumn = 4096;
 
-size_t varint_len(uint64_t v) { return (static_cast<size_t>(64 - __builtin_clzll(v | 1)) + 6) / 7; }
+using detail::varint_len;
 
 }  // namespace
 

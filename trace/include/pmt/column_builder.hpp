@@ -141,9 +141,7 @@ public:
                 std::vector<uint8_t>& out);
 
 private:
-    static size_t varint_len(uint64_t v) {
-        return (static_cast<size_t>(64 - __builtin_clzll(v | 1)) + 6) / 7;
-    }
+    static size_t varint_len(uint64_t v) { return detail::varint_len(v); }
     void op(Op o) { *w_[kOps]++ = static_cast<uint8_t>(o); }
     void put(Column c, uint64_t v) { w_[c] = detail::put_varint(w_[c], v); }
     void address(uint64_t addr) {

@@ -91,4 +91,33 @@ struct ByteCursor {
     }
 };
 
+// Bytes of v written as a shortest varint.
+inline uint64_t varint_len(uint64_t v) {
+    return (static_cast<unsigned>(64 - __builtin_clzll(v | 1)) + 6u) / 7u;
+}
+
+// A varint of a column [p, end) in a decoder's inner loop: one- and two-byte values inline, the
+// rest (and the column's end, and a varint over 10 bytes) through varint_checked. With a
+// `longer` counter, it adds the bytes the varint spends beyond its shortest form.
+[[gnu::always_inline]] inline uint64_t column_varint(const uint8_t*& p, const uint8_t* end,
+                                                     uint64_t* longer = nullptr) {
+    if (__builtin_expect(p < end, 1)) {
+        const uint8_t b0 = p[0];
+        if (b0 < 0x80) {
+            ++p;
+            return b0;
+        }
+        if (end - p >= 2 && p[1] < 0x80) {
+            const uint64_t v = (b0 & 0x7fu) | uint64_t{p[1]} << 7;
+            if (longer) *longer += p[1] == 0;
+            p += 2;
+            return v;
+        }
+    }
+    const auto r = ByteCursor::varint_checked(p, end);
+    if (longer) *longer += static_cast<uint64_t>(r.p - p) - varint_len(r.value);
+    p = r.p;
+    return r.value;
+}
+
 }  // namespace pmt::detail
