@@ -7,6 +7,11 @@
 // A removed block leaves a tombstone; when tombstones are more than half of the positions the
 // array is compacted and the tree rebuilt in linear time, so every operation is O(log n)
 // amortised and memory stays proportional to the live blocks, not to all blocks ever added.
+// Two shortcuts keep the common cases cheaper than log n: a finger (the position and live index
+// of the last removal) from which a nearby removal is found by a short scan, so a program
+// freeing in allocation order behind a fixed set of long-lived blocks pays no tree descent;
+// and a removal's tree update above its 64-position block is deferred until a removal lands in
+// another block or a query needs the counts.
 //
 // Runs on the interposer's writer thread: nothing here throws except std::bad_alloc from the
 // arrays' growth (the writer catches allocation failure at the cycle level).
