@@ -474,6 +474,15 @@ void WriterCycle::flush() {
     if (n) sink_->stream_chunk(pieces, n);
 }
 
+// The payload ends with the cycle unless the interval since the last one has not passed.
+void WriterCycle::end_cycle_payload(uint64_t cut) {
+    if (cut != UINT64_MAX && payload_interval_ns_ != 0 && cut >= payload_ended_ns_ &&
+        cut - payload_ended_ns_ < payload_interval_ns_)
+        return;
+    flush();
+    payload_ended_ns_ = cut;
+}
+
 // --- the cycle ------------------------------------------------------------------------------
 
 uint64_t WriterCycle::cycle(const PayloadRef* payloads, size_t n, uint64_t t_ns, bool last,
@@ -522,7 +531,10 @@ void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut) {
         of[i] = static_cast<uint32_t>(it->second);
         threads_[it->second].payload_bytes += refs_[i].size;
     }
-    if (n_threads_ == 0) return;
+    if (n_threads_ == 0) {
+        end_cycle_payload(cut);
+        return;
+    }
     // The thread with the most bytes is streamed; the others are queued first.
     size_t big = 0;
     for (size_t i = 1; i < n_threads_; ++i)
@@ -546,7 +558,7 @@ void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut) {
         if (of[i] == big) decode<true>(refs_[i], threads_[big], cut);
     if (!runs_.empty()) pop_runs(UINT64_MAX);
     settle_pending();
-    flush();
+    end_cycle_payload(cut);
     for (size_t i = 0; i < n_threads_; ++i) {
         last_ns_[threads_[i].tid] = threads_[i].last_ns;
         last_t_ = std::max(last_t_, threads_[i].last_ns);

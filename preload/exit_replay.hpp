@@ -112,7 +112,14 @@ public:
     // makes failed() true and calls sink.fail(); from then on nothing is written.
     uint64_t cycle(const PayloadRef* payloads, size_t n, uint64_t t_ns, bool last,
                    ChunkSink& sink) noexcept;
-    bool holding() const { return !held_.empty(); }
+    // Records held back, or encoded but not yet written: the next cycle has work even when it
+    // collects nothing.
+    bool holding() const { return !held_.empty() || enc_.pending_bytes() != 0; }
+    // A cycle ends its payload only once interval_ns have passed since the last one ended (or
+    // at the last cycle, or past payload_bytes): a fast program's many short cycles then share
+    // one payload, which compresses better (regex: each 64 KiB buffer handed off starts a
+    // cycle). 0, the default: every cycle ends its payload.
+    void set_payload_interval(uint64_t interval_ns) { payload_interval_ns_ = interval_ns; }
 
     bool failed() const { return failed_; }
     uint64_t events() const { return events_; }  // every event written so far, as read back
@@ -206,10 +213,13 @@ private:
     }
     void check_size();
     void flush();
+    void end_cycle_payload(uint64_t cut);
 
     StreamEncoder enc_;
     const size_t payload_bytes_;
-    ChunkSink* sink_ = nullptr;  // this cycle's
+    uint64_t payload_interval_ns_ = 0;
+    uint64_t payload_ended_ns_ = 0;  // the cycle's clock reading when a payload last ended
+    ChunkSink* sink_ = nullptr;      // this cycle's
     uint32_t cur_ = 0;           // the encoder's current thread index
     unsigned since_check_ = 0;
 

@@ -233,6 +233,8 @@ bool writer_start(int fd) {
     g_w->file_bytes = static_cast<uint64_t>(lseek(fd, 0, SEEK_CUR));
     close(fd);  // opened again for each cycle
     g_w->cycle = new WriterCycle;
+    // Half the flush interval: a killed process still loses at most about one interval.
+    g_w->cycle->set_payload_interval(g_settings.flush_interval_ms * 1000000u / 2);
     g_stop.store(false);
     if (!spawn_internal_thread(writer_main, &g_thread)) {
         say("pymemtrace: cannot start the writer thread; tracing stopped");

@@ -57,7 +57,9 @@ struct FileSink final : preload::ChunkSink {
         h.tick_shift = m;
         bytes = encode_file_header(h);
     }
+    size_t chunks = 0;
     void stream_chunk(const ByteSpan* pieces, size_t n) override {
+        ++chunks;
         ByteSpan c = stream.stream_chunk(pieces, n);
         bytes.insert(bytes.end(), c.data, c.data + c.size);
     }
@@ -297,6 +299,11 @@ bool run(uint64_t seed) {
     // Small payloads on some: the stream's state carries from payload to payload.
     preload::WriterCycle fast(kShift, tick, seed % 2 ? 200 : preload::WriterCycle::kPayloadBytes);
     FileSink file(tick);
+    // Some scenarios keep every cycle's payload open until the last (an interval longer than
+    // the run, as a fast program's short cycles within one interval): the stream's state and
+    // the encoder's held ALLOC carry across cycles, and all is written at the end.
+    const bool deferred = seed % 4 == 2;
+    if (deferred) fast.set_payload_interval(UINT64_MAX / 2);
     int cycles = 1 + static_cast<int>(s.pick(12));
     for (int c = 0; c < cycles; ++c) {
         int steps = static_cast<int>(s.pick(400));
@@ -320,6 +327,11 @@ bool run(uint64_t seed) {
                         fast.failed() ? " (failed)" : "");
             return false;
         }
+    }
+    if (deferred && file.chunks != 0) {
+        std::printf("seed %llu: %zu payloads written before the interval passed\n",
+                    (unsigned long long)seed, file.chunks);
+        return false;
     }
     ref.merger.release_before(UINT64_MAX, ref);
     file.end(fast, fast.cycle(nullptr, 0, s.clock, true, file));
