@@ -220,7 +220,7 @@ private:
     uint64_t payload_interval_ns_ = 0;
     uint64_t payload_ended_ns_ = 0;  // the cycle's clock reading when a payload last ended
     ChunkSink* sink_ = nullptr;      // this cycle's
-    uint32_t cur_ = 0;           // the encoder's current thread index
+    uint32_t cur_ = 0;               // the encoder's current thread index
     unsigned since_check_ = 0;
 
     std::vector<Thread> threads_;  // this cycle's, [0, n_threads_)
