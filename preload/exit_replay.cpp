@@ -440,9 +440,6 @@ void WriterCycle::set_lim() {
 // of them), each with the definitions after it: the front run goes on while its events stay
 // before both that event and the next run's front.
 void WriterCycle::pop_runs(uint64_t t) {
-    auto before = [](const Run& a, const Run& b) {
-        return a.p->t != b.p->t ? a.p->t < b.p->t : a.th->tid < b.th->tid;
-    };
     do {
         Run& r = runs_[0];
         const uint32_t tid = r.th->tid;
@@ -455,7 +452,7 @@ void WriterCycle::pop_runs(uint64_t t) {
         if (r.p == r.end) {
             runs_.erase(runs_.begin());
         } else {
-            for (size_t i = 0; i + 1 < runs_.size() && before(runs_[i + 1], runs_[i]); ++i)
+            for (size_t i = 0; i + 1 < runs_.size() && run_before(runs_[i + 1], runs_[i]); ++i)
                 std::swap(runs_[i], runs_[i + 1]);
         }
         set_lim();
@@ -550,9 +547,7 @@ void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut) {
         feed_definitions(r);
         if (r.p != r.end) runs_.push_back(r);
     }
-    std::sort(runs_.begin(), runs_.end(), [](const Run& a, const Run& b) {
-        return a.p->t != b.p->t ? a.p->t < b.p->t : a.th->tid < b.th->tid;
-    });
+    std::sort(runs_.begin(), runs_.end(), run_before);
     set_lim();
     for (size_t i = 0; i < refs_.size(); ++i)
         if (of[i] == big) decode<true>(refs_[i], threads_[big], cut);

@@ -168,6 +168,10 @@ private:
         const Item* end;
         const Thread* th;
     };
+    // The order of two runs' next events: (time, tid).
+    static bool run_before(const Run& a, const Run& b) {
+        return a.p->t != b.p->t ? a.p->t < b.p->t : a.th->tid < b.th->tid;
+    }
     template <bool Direct>
     struct Visitor;
 

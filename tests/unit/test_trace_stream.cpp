@@ -259,7 +259,7 @@ TEST_CASE("payloads whose times are not multiples of the resolution keep exact t
 TEST_CASE("a column form handed to the stream in pieces reads back exactly, across zstd blocks",
           "[trace]") {
     // Payloads of ~1 MB (the column form spans several 128 KiB zstd blocks), given to
-    // ChunkStream::column_chunk as ColumnBuilder's pieces cut into 1000-byte spans: two chunks
+    // ChunkStream::stream_chunk as ColumnBuilder's pieces cut into 1000-byte spans: two chunks
     // in one stream (codec 3, then 4) must decode to the records they were built from.
     ChunkStream stream(1, 0);
     ChunkDecoder d;
@@ -290,7 +290,7 @@ TEST_CASE("a column form handed to the stream in pieces reads back exactly, acro
             for (size_t at = 0; at < p.size; at += 1000)
                 small.push_back(ByteSpan{p.data + at, std::min<size_t>(1000, p.size - at)});
         CHECK(small.size() > 256);
-        ByteSpan out = stream.column_chunk(small.data(), small.size());
+        ByteSpan out = stream.stream_chunk(small.data(), small.size());
         REQUIRE(out.size > kChunkHeaderBytes);
         ChunkHeader h = parse_chunk_header(out.data);
         CHECK(h.codec == (chunk == 0 ? Codec::ZstdStreamStart : Codec::ZstdStream));

@@ -78,34 +78,6 @@ void ChunkStream::append_thread_chunk(std::vector<uint8_t>& out, const uint8_t* 
     append_chunk(out, ChunkType::ThreadEvents, Codec::Zstd, raw, n, m.level);
 }
 
-void ChunkStream::append_column_chunk(std::vector<uint8_t>& out, const uint8_t* cols, size_t n) {
-    ByteSpan piece{cols, n};
-    ByteSpan c = column_chunk(&piece, 1);
-    out.insert(out.end(), c.data, c.data + c.size);
-}
-
-ByteSpan ChunkStream::column_chunk(const ByteSpan* pieces, size_t n) {
-    Impl& m = *impl_;
-    size_t total = 0;
-    for (size_t i = 0; i < n; ++i) total += pieces[i].size;
-    if (m.cctx) {
-        size_t len = compress(pieces, n, total);
-        if (len) return ByteSpan{m.chunk.get(), len};
-    }
-    std::vector<uint8_t> cols, raw;
-    cols.reserve(total);
-    for (size_t i = 0; i < n; ++i)
-        cols.insert(cols.end(), pieces[i].data, pieces[i].data + pieces[i].size);
-    try {
-        detail::from_columns(cols.data(), cols.size(), raw);
-    } catch (const TraceError&) {
-        return ByteSpan{nullptr, 0};  // not a column form: nothing a reader could take
-    }
-    m.fallback.clear();
-    append_chunk(m.fallback, ChunkType::ThreadEvents, Codec::Zstd, raw.data(), raw.size(), m.level);
-    return ByteSpan{m.fallback.data(), m.fallback.size()};
-}
-
 ByteSpan ChunkStream::stream_chunk(const ByteSpan* pieces, size_t n) {
     Impl& m = *impl_;
     size_t total = 0;

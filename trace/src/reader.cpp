@@ -105,10 +105,9 @@ void TraceReader::Impl::read_header() {
         fail(e.what());
     }
     header.version = version;
-    if (version >= kStreamFormatVersion) {
-        if (header.time_shift > 40) fail("corrupt header: time resolution over 2^40 ns");
+    // (decode_header_payload has refused a time resolution over 2^40 ns.)
+    if (version >= kStreamFormatVersion)
         stream = std::make_unique<detail::StreamDecoder>(static_cast<unsigned>(header.time_shift));
-    }
 }
 
 TraceReader::TraceReader(const std::string& path) : impl_(std::make_unique<Impl>()) {

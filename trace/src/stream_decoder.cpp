@@ -173,15 +173,16 @@ void StreamDecoder::decode(const uint8_t* payload, size_t n, EventVisitor& v) {
                 emit(EventType::Free, AllocKind::Malloc, addr, 0, 0);
                 break;
             }
-            case 0x23:
-            case 0x26: {  // FREE of the current thread's block, realloc and reallocarray kinds
+            case uint8_t(Op3::ReallocFree):
+            case uint8_t(Op3::ReallocArrayFree): {  // FREE of the current thread's block, realloc
+                                                    // and reallocarray kinds
                 need_thread();
                 free_event(op, kHeapAddressBit | take(*cur));
                 break;
             }
-            case 0x21:
-            case 0x24:
-            case 0x27: {  // FREE_OTHER
+            case uint8_t(Op3::FreeOther):
+            case uint8_t(Op3::ReallocFreeOther):
+            case uint8_t(Op3::ReallocArrayFreeOther): {
                 need_thread();
                 const uint64_t owner = varint(refs, refs_end);
                 if (owner >= threads_.size() || threads_[owner].get() == cur)
@@ -189,9 +190,9 @@ void StreamDecoder::decode(const uint8_t* payload, size_t n, EventVisitor& v) {
                 free_event(op, kHeapAddressBit | take(*threads_[owner]));
                 break;
             }
-            case 0x22:
-            case 0x25:
-            case 0x28: {  // FREE_UNKNOWN
+            case uint8_t(Op3::FreeUnknown):
+            case uint8_t(Op3::ReallocFreeUnknown):
+            case uint8_t(Op3::ReallocArrayFreeUnknown): {
                 need_thread();
                 a += static_cast<uint64_t>(unzigzag(varint(addrs, addrs_end)));
                 free_event(op, a);

@@ -48,24 +48,23 @@ uint32_t StreamEncoder::find_thread(uint32_t tid) const {
     }
 }
 
+void StreamEncoder::place(std::vector<uint64_t>& slots, uint64_t s) {
+    const size_t mask = slots.size() - 1;
+    size_t i = (static_cast<uint32_t>(s >> 32) * 0x9E3779B1u) & mask;
+    while (slots[i]) i = (i + 1) & mask;
+    slots[i] = s;
+}
+
 void StreamEncoder::index_thread(uint32_t tid, uint32_t index) {
-    // Keep the table at most half full (the probe loop above relies on an empty slot).
+    // Keep the table at most half full (find_thread's probe loop relies on an empty slot).
     if ((threads_.size() + 1) * 2 > tid_slots_.size()) {
         std::vector<uint64_t> old;
         old.swap(tid_slots_);
         tid_slots_.assign(old.empty() ? 64 : old.size() * 2, 0);
         for (uint64_t s : old)
-            if (s) {
-                const size_t mask = tid_slots_.size() - 1;
-                size_t i = (static_cast<uint32_t>(s >> 32) * 0x9E3779B1u) & mask;
-                while (tid_slots_[i]) i = (i + 1) & mask;
-                tid_slots_[i] = s;
-            }
+            if (s) place(tid_slots_, s);
     }
-    const size_t mask = tid_slots_.size() - 1;
-    size_t i = (tid * 0x9E3779B1u) & mask;
-    while (tid_slots_[i]) i = (i + 1) & mask;
-    tid_slots_[i] = uint64_t(tid) << 32 | (uint64_t(index) + 1);
+    place(tid_slots_, uint64_t(tid) << 32 | (uint64_t(index) + 1));
 }
 
 uint32_t StreamEncoder::switch_thread(uint32_t tid) {
@@ -220,9 +219,7 @@ void StreamEncoder::thread_name(uint64_t string_id) {
 }
 
 uint64_t StreamEncoder::live_blocks(uint32_t thread) const {
-    if (thread >= threads_.size()) return 0;
-    uint64_t n = threads_[thread].live.size();
-    return n;
+    return thread < threads_.size() ? threads_[thread].live.size() : 0;
 }
 
 size_t StreamEncoder::pending_bytes() const {

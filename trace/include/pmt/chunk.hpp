@@ -46,21 +46,13 @@ public:
     // one, 4 after; a standalone codec-1 chunk when raw does not split into columns or zstd
     // fails (the stream then starts again at the next chunk).
     void append_thread_chunk(std::vector<uint8_t>& out, const uint8_t* raw, size_t n);
-    // The same for a payload already in column form (ColumnBuilder::finish), whose times the
-    // caller chose; when zstd fails, the records rebuilt from it as a codec-1 chunk.
-    void append_column_chunk(std::vector<uint8_t>& out, const uint8_t* cols, size_t n);
-    // The same for a column form given as the concatenation of pieces[0, n)
-    // (ColumnBuilder::finish_pieces), which zstd reads in place: the whole chunk (header and
-    // stored bytes) is built in a buffer of the stream's, returned and valid until the next
-    // call. Empty when the pieces are not a column form (nothing a reader could take).
-    ByteSpan column_chunk(const ByteSpan* pieces, size_t n);
     // Version 3 (FORMAT.md, "Version 3"): a stream payload given as the concatenation of
-    // pieces[0, n) (StreamEncoder::finish), taken as it is (no version-2 column-form check),
-    // as a codec-3 chunk (first, or after a failure) or codec-4 chunk, built in the stream's
-    // buffer and valid until the next call. When zstd fails: the whole payload as one codec-1
-    // (or, when that does not shrink it, codec-0) chunk, and the next chunk starts a new
-    // stream. Empty when the payload is over the 64 MiB chunk limit (the writer splits long
-    // before that).
+    // pieces[0, n) (StreamEncoder::finish), which zstd reads in place, taken as it is (no
+    // version-2 column-form check), as a codec-3 chunk (first, or after a failure) or codec-4
+    // chunk, built in the stream's buffer and valid until the next call. When zstd fails: the whole
+    // payload as one codec-1 (or, when that does not shrink it, codec-0) chunk, and the next chunk
+    // starts a new stream. Empty when the payload is over the 64 MiB chunk limit (the writer splits
+    // long before that).
     ByteSpan stream_chunk(const ByteSpan* pieces, size_t n);
     // The same appended to out.
     void append_stream_chunk(std::vector<uint8_t>& out, const ByteSpan* pieces, size_t n);

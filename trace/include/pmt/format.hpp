@@ -84,9 +84,9 @@ enum class Op3 : uint8_t {
     ThreadName = 0x53,
 };
 inline constexpr unsigned kAllocKindCount = 9;  // AllocKind 0..8
-// Free-record variants: add to Op3::Free (plain free, owner = cur), FreeOther, FreeUnknown.
-inline constexpr uint8_t kOp3FreeGroupStride =
-    3;  // Free + 3 * group: 0 free, 1 realloc, 2 reallocarray
+// Free-record variants: Op3::Free (plain free, owner = cur), FreeOther or FreeUnknown, plus
+// this stride times the group (0 free, 1 realloc, 2 reallocarray).
+inline constexpr uint8_t kOp3FreeGroupStride = 3;
 
 enum class AllocKind : uint8_t {
     Malloc = 0,

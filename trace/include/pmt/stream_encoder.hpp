@@ -16,6 +16,7 @@
 #include "pmt/chunk.hpp"
 #include "pmt/format.hpp"
 #include "pmt/live_rank.hpp"
+#include "pmt/varint.hpp"
 
 namespace pmt {
 
@@ -108,18 +109,12 @@ private:
         *p = o;
         cols_[kOps].w = p + 1;
     }
-    void put(Col c, uint64_t v) {
-        uint8_t* p = room(c, 10);
-        while (v >= 0x80) {
-            *p++ = static_cast<uint8_t>(v) | 0x80;
-            v >>= 7;
-        }
-        *p++ = static_cast<uint8_t>(v);
-        cols_[c].w = p;
-    }
+    void put(Col c, uint64_t v) { cols_[c].w = detail::put_varint(room(c, 10), v); }
     void address(uint64_t addr);
     uint32_t find_thread(uint32_t tid) const;  // index or kNoThread
     void index_thread(uint32_t tid, uint32_t index);
+    // Puts slot value s (tid << 32 | index + 1) in the first empty slot of its probe run.
+    static void place(std::vector<uint64_t>& slots, uint64_t s);
 
     static constexpr uint32_t kNoThread = ~uint32_t(0);
 
