@@ -90,9 +90,9 @@ FileChunks read_chunks(const std::string& path) {
     std::memcpy(&n, f.data() + 12, 4);
     uint16_t version;
     std::memcpy(&version, f.data() + 8, 2);
-    if (version >= pmt::kStreamFormatVersion)
+    if (version >= pmt::kFirstStreamFormatVersion)
         throw pmt::TraceError(  // main() prefixes the path
-            "version 3 traces are not supported by the study; it measures version 2");
+            "version 3 and 4 traces are not supported by the study; it measures version 2");
     fc.header = pmt::decode_header_payload(f.data() + 16, n);
     size_t off = 16 + n + 4;
     fc.framing = off;

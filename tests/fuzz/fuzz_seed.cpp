@@ -4,9 +4,9 @@
 // Stops before the first chunk that would pass MAX_BYTES (default 8192); the seed is then a
 // truncated trace, which is itself a case the reader must handle. With a fourth argument
 // "keep" the chunks are copied as stored (the zstd stream of codecs 3 and 4 gets fuzzed too).
-// A version-3 trace's stream chunks become their stream payloads (codec 0), as they are.
-// fuzz_seed --v3 DIR: writes version-3 seeds made with StreamEncoder into DIR (v3-*): whole
-// files (codec 0, the zstd stream, cut short) and a bare stream payload.
+// A version-3 or -4 trace's stream chunks become their stream payloads (codec 0), as they are.
+// fuzz_seed --streams DIR: writes version-3 and version-4 seeds made with StreamEncoder into DIR
+// (v3-*, v4-*): whole files (codec 0, the zstd stream, cut short) and a bare stream payload.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -26,11 +26,12 @@ void write_file(const std::string& path, const std::vector<uint8_t>& b) {
         .write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
 }
 
-// A small version-3 stream over three threads with every record type, cut into payloads at
-// a few record boundaries: as codec-0 chunks, as one zstd stream (codecs 3/4), and cut short.
-void v3_seeds(const std::string& dir) {
+// A small version-3 or -4 stream over three threads with every record type, cut into payloads
+// at a few record boundaries: as codec-0 chunks, as one zstd stream (codecs 3/4), and cut short.
+void stream_seeds(const std::string& dir, uint16_t version) {
     using namespace pmt;
-    StreamEncoder enc(10, 10);
+    StreamEncoder enc(10, 10, version);
+    const std::string v = "/v" + std::to_string(version);
     std::vector<std::vector<uint8_t>> payloads;
     auto finish = [&] {
         ByteSpan pieces[StreamEncoder::kPieces];
@@ -78,13 +79,14 @@ void v3_seeds(const std::string& dir) {
     enc.free(main_thread, mine[6], AllocKind::ReallocArray);
     finish();
 
-    // The first payload alone, for the harness's stream-payload mode (first byte's bit 1).
-    std::vector<uint8_t> raw(1, 2);
+    // The first payload alone, for the harness's stream-payload mode (first byte's bit 1; bit 2:
+    // version 3).
+    std::vector<uint8_t> raw(1, version == 3 ? 6 : 2);
     raw.insert(raw.end(), payloads[0].begin(), payloads[0].end());
-    write_file(dir + "/v3-payload", raw);
+    write_file(dir + v + "-payload", raw);
 
     TraceHeader h;
-    h.version = kStreamFormatVersion;
+    h.version = version;
     h.time_shift = 10;
     h.tick_shift = 10;
     h.pid = 4242;
@@ -106,10 +108,10 @@ void v3_seeds(const std::string& dir) {
         }
         const size_t before_end = out.size();
         append_chunk(out, ChunkType::End, Codec::None, end_chunk.data(), end_chunk.size());
-        write_file(dir + (stream ? "/v3-stream" : "/v3-plain"), out);
+        write_file(dir + v + (stream ? "-stream" : "-plain"), out);
         if (!stream) {
             out.resize(before_end - 7);  // the last thread chunk cut short
-            write_file(dir + "/v3-cut", out);
+            write_file(dir + v + "-cut", out);
         }
     }
 }
@@ -117,13 +119,14 @@ void v3_seeds(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc == 3 && std::strcmp(argv[1], "--v3") == 0) {
-        v3_seeds(argv[2]);
+    if (argc == 3 && std::strcmp(argv[1], "--streams") == 0) {
+        stream_seeds(argv[2], 3);
+        stream_seeds(argv[2], 4);
         return 0;
     }
     if (argc < 3) {
         std::fprintf(stderr,
-                     "usage: fuzz_seed TRACE OUT [MAX_BYTES [keep]] | fuzz_seed --v3 DIR\n");
+                     "usage: fuzz_seed TRACE OUT [MAX_BYTES [keep]] | fuzz_seed --streams DIR\n");
         return 2;
     }
     const size_t max_bytes = argc > 3 ? std::strtoul(argv[3], nullptr, 10) : 8192;
@@ -144,7 +147,7 @@ int main(int argc, char** argv) {
         // version-2 column form; the stream reader hands it over as it is.
         uint16_t version;
         std::memcpy(&version, b.data() + 8, 2);
-        const bool v3 = version >= pmt::kStreamFormatVersion;
+        const bool v3 = version >= pmt::kFirstStreamFormatVersion;  // versions 3 and 4
         pmt::detail::ColumnStreamReader stream;
         while (pos + pmt::kChunkHeaderBytes <= b.size()) {
             pmt::ChunkHeader h = pmt::parse_chunk_header(b.data() + pos);

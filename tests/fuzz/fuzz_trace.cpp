@@ -5,7 +5,7 @@
 // Checksums are repaired before reading so that mutations reach the decoder instead of
 // stopping at a CRC mismatch; the first input byte chooses whether they are. An input that is
 // not a trace is a version-2 thread payload for the raw decoder, or (bit 1 of the first byte)
-// a version-3 stream payload, read as the one chunk of a version-3 file.
+// a stream payload, read as the one chunk of a version-4 file (bit 2 set: version 3).
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -97,6 +97,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size < 1) return 0;
     const bool repair = (data[0] & 1) == 0;
     const bool stream_payload = (data[0] & 2) != 0;
+    const uint16_t stream_version = (data[0] & 4) ? 3 : pmt::kStreamFormatVersion;
     ++data, --size;
     std::vector<uint8_t> bytes;
     if (size < sizeof pmt::kFileMagic ||
@@ -106,7 +107,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             return 0;
         }
         pmt::TraceHeader h;
-        h.version = pmt::kStreamFormatVersion;
+        h.version = stream_version;
         h.time_shift = pmt::kWriterTimeShift;
         h.tick_shift = pmt::kTickShift;
         bytes = pmt::encode_file_header(h);

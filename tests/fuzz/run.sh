@@ -48,7 +48,7 @@ for f in "$T"/*.pmt; do
   "$BUILD/bin/fuzz_seed" "$f" "$SEEDS/$b" 4096 || true
   "$BUILD/bin/fuzz_seed" "$f" "$SEEDS/$b-stored" 4096 keep || true
 done
-"$BUILD/bin/fuzz_seed" --v3 "$SEEDS"  # version-3 files and a stream payload (StreamEncoder)
+"$BUILD/bin/fuzz_seed" --streams "$SEEDS"  # version-3 and -4 files and stream payloads (StreamEncoder)
 cp "$HERE"/seeds/* "$SEEDS/" 2>/dev/null || true
 
 # Every input that ever crashed the target must now run cleanly.

@@ -129,7 +129,7 @@ TEST_CASE("a corrupt file header fails with a clear one-line message", "[trace]"
     auto bytes = b.bytes;
     bytes[8] = 7;  // version 7
     CHECK(read_error(bytes, f) ==
-          f.path + ": unsupported trace format version 7 (this pymemtrace reads versions 1 to 3)");
+          f.path + ": unsupported trace format version 7 (this pymemtrace reads versions 1 to 4)");
     bytes = b.bytes;
     bytes[20] ^= 0xff;  // header payload
     CHECK(read_error(bytes, f) == f.path + ": header checksum mismatch (corrupt trace)");

@@ -1,8 +1,9 @@
 // Unit tests of StreamEncoder (pmt/stream_encoder.hpp): the exact bytes of hand-worked
-// version-3 streams (FORMAT.md, "Version 3"): PAIR, FREE ranks from either end, FREE_OTHER
-// and the realloc kinds, FREE_UNKNOWN address deltas, the mapping records, TICK, THREAD;
-// pending_bytes() and finish(); and header key 14. Round trips through the decoder are
-// tested with the reader.
+// version-4 streams (FORMAT.md, "Version 4") and version-3 ones ("Version 3"): PAIR, version
+// 4's free references from the last free and the last allocation, version 3's FREE ranks from
+// either end, FREE_OTHER and the realloc kinds, FREE_UNKNOWN address deltas, the mapping
+// records, TICK, THREAD; pending_bytes() and finish(); and header key 14. Round trips through
+// the decoder are tested with the reader.
 #include <zstd.h>
 
 #include <catch2/catch.hpp>
@@ -82,9 +83,10 @@ TEST_CASE("stream encoder: an alloc freed at once is one PAIR record", "[trace][
     CHECK(e.next_seq() == 1);
 }
 
-TEST_CASE("stream encoder: alloc kinds, ranks from the oldest and the newest end",
+TEST_CASE("stream encoder: version 3: alloc kinds, ranks from the oldest and the newest end",
           "[trace][stream_encoder]") {
-    StreamEncoder e(10, 10);
+    StreamEncoder e(10, 10, 3);
+    CHECK(e.version() == 3);
     e.thread(5);
     CHECK(e.alloc(AllocKind::Calloc, 16, 1) == 0);
     CHECK(e.alloc(AllocKind::Malloc, 32, 2) == 1);
@@ -109,9 +111,9 @@ TEST_CASE("stream encoder: alloc kinds, ranks from the oldest and the newest end
     CHECK(p.other() == Bytes{0, 5, 0x80, 0x20});
 }
 
-TEST_CASE("stream encoder: a middle block's rank counts from the nearer end",
+TEST_CASE("stream encoder: version 3: a middle block's rank counts from the nearer end",
           "[trace][stream_encoder]") {
-    StreamEncoder e(10, 10);
+    StreamEncoder e(10, 10, 3);
     e.thread(1);
     for (int k = 0; k < 10; ++k) e.alloc(AllocKind::Malloc, 8, 0);
     e.rss(1);
@@ -123,9 +125,64 @@ TEST_CASE("stream encoder: a middle block's rank counts from the nearer end",
     CHECK(p.refs() == Bytes{7, 6, 7, 6});
 }
 
-TEST_CASE("stream encoder: threads, FREE_OTHER, realloc kinds and unknown frees",
+TEST_CASE("stream encoder: version 4: a free names its block from the last free or allocation",
           "[trace][stream_encoder]") {
     StreamEncoder e(10, 10);
+    CHECK(e.version() == 4);
+    e.thread(5);
+    for (uint64_t k = 0; k < 10; ++k) CHECK(e.alloc(AllocKind::Malloc, 8, 0) == k);
+    e.rss(1);             // no pair
+    CHECK(e.free(0, 0));  // f = 0: distance 0 -> 0
+    CHECK(e.free(0, 1));  // f = 1 -> 0
+    CHECK(e.free(0, 2));  // f = 2 -> 0
+    CHECK(e.free(0, 9));  // f = 3: +6 (zigzag 12); a = 10: 0 back -> 2*0+1 = 1
+    CHECK(e.free(0, 8));  // f = 10: -2 (zigzag 3) -> 6; 1 back -> 3
+    CHECK(e.free(0, 5));  // f = 9: -4 (zigzag 7) -> 14; 4 back -> 9
+    CHECK(e.free(0, 6));  // f = 6 -> 0
+    CHECK(e.alloc(AllocKind::Malloc, 8, 0) == 10);
+    e.rss(2);
+    CHECK(e.free(0, 7));           // f = 7 -> 0
+    CHECK(e.free(0, 10));          // f = 8: +2 (zigzag 4) -> 8; a = 11: 0 back -> 1
+    CHECK(e.live_blocks(0) == 2);  // 3 and 4
+    CHECK_FALSE(e.free(0, 10));    // not live any more
+    CHECK_FALSE(e.free(0, 11));    // never made
+    CHECK_FALSE(e.free(1, 3));     // no thread 1
+    CHECK(e.free(0, 3));           // f = 11: -8 (zigzag 15) -> 30; 7 back -> 15
+    const Payload p = finish(e);
+    CHECK(p.refs() == Bytes{0, 0, 0, 1, 3, 9, 0, 0, 1, 15});
+    CHECK(e.live_blocks(0) == 1);
+    CHECK(e.next_seq() == 11);
+}
+
+TEST_CASE("stream encoder: version 4: predictions are per owner thread",
+          "[trace][stream_encoder]") {
+    StreamEncoder e(10, 10);
+    const uint32_t t1 = e.thread(1);
+    e.alloc(AllocKind::Malloc, 8, 0);  // 0
+    e.alloc(AllocKind::Malloc, 8, 0);  // 1
+    const uint32_t t2 = e.thread(2);
+    e.alloc(AllocKind::Malloc, 8, 0);  // 2
+    e.alloc(AllocKind::Malloc, 8, 0);  // 3
+    e.thread(1);
+    e.alloc(AllocKind::Malloc, 8, 0);  // 4
+    e.rss(1);
+    CHECK(e.free(t2, 2));  // FREE_OTHER: thread 2's f = 0: +2 (4); a = 4: 1 back (3) -> 3
+    CHECK(e.free(t1, 0));  // thread 1's f = 0 -> 0
+    CHECK(e.free(t2, 3));  // thread 2's f = 3 -> 0
+    CHECK(e.free(t1, 4));  // thread 1's f = 1: +3 (6); a = 5: 0 back -> 1
+    CHECK(e.free(t1, 1));  // f = 5: -4 (7) -> 14; a = 5: 3 back -> 7
+    const Payload p = finish(e);
+    CHECK(p.ops() == Bytes{0x41, 0x01, 0x01, 0x41, 0x01, 0x01, 0x41, 0x01, 0x33, 0x21, 0x20, 0x21,
+                           0x20, 0x20});
+    CHECK(p.refs() == Bytes{1, 3, 0, 1, 0, 1, 7});
+    CHECK(e.live_blocks(t1) == 0);
+    CHECK(e.live_blocks(t2) == 0);
+}
+
+TEST_CASE("stream encoder: threads, FREE_OTHER, realloc kinds and unknown frees",
+          "[trace][stream_encoder]") {
+    const uint16_t version = GENERATE(uint16_t(3), uint16_t(4));
+    StreamEncoder e(10, 10, version);
     CHECK(e.thread(1) == 0);
     CHECK(e.alloc(AllocKind::Malloc, 10, 0) == 0);
     CHECK(e.thread(2) == 1);                  // a THREAD record: the ALLOC is written before it
@@ -141,7 +198,9 @@ TEST_CASE("stream encoder: threads, FREE_OTHER, realloc kinds and unknown frees"
     CHECK(p.ops() == Bytes{0x41, 0x01, 0x41, 0x24, 0x03, 0x41, 0x28, 0x22, 0x21});
     CHECK(p.sizes() == Bytes{10, 64});
     CHECK(p.stacks() == Bytes{0, 9});
-    CHECK(p.refs() == Bytes{0, 0, 1, 0});
+    // Owner 0, its only block (rank 0; version 4: f = 0 predicts it), then owner 1, its block
+    // seq 1 (rank 0; version 4: its last allocation, 0 back: code 1).
+    CHECK(p.refs() == (version == 3 ? Bytes{0, 0, 1, 0} : Bytes{0, 0, 1, 1}));
     CHECK(p.addrs() == Bytes{0x80, 0x40, 0x1f});
     CHECK(p.other() == Bytes{0, 1, 1, 2, 0});
 }
@@ -259,7 +318,7 @@ TEST_CASE("header key 14: the tick shift, absent = 0", "[trace][stream_encoder]"
     h.time_shift = kWriterTimeShift;
     h.tick_shift = kTickShift;
     std::vector<uint8_t> bytes = encode_file_header(h);
-    CHECK(bytes[8] == 3);
+    CHECK(bytes[8] == 4);
     CHECK(bytes[9] == 0);
     uint32_t n;
     std::memcpy(&n, bytes.data() + 12, 4);

@@ -1,9 +1,10 @@
-// Unit tests of the version-3 reader (FORMAT.md, "Version 3"; trace/src/stream_decoder.cpp):
-// hand-made stream payloads with known events and every corruption the spec names, then
-// random event sequences over several threads encoded by StreamEncoder, framed into files and
-// read back with TraceReader against the model that made them: every event, block identity,
-// live bytes after every event, definitions; the same events whatever the payload boundaries
-// and codecs; truncation at every byte; every single-byte change of a payload.
+// Unit tests of the version-3 and version-4 readers (FORMAT.md, "Version 3", "Version 4";
+// trace/src/stream_decoder.cpp): hand-made stream payloads with known events and every
+// corruption the spec names, then random event sequences over several threads encoded by
+// StreamEncoder (both versions), framed into files and read back with TraceReader against the
+// model that made them: every event, block identity, live bytes after every event,
+// definitions; the same events whatever the payload boundaries, codecs and version;
+// truncation at every byte; every single-byte change of a payload.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -32,9 +33,9 @@ constexpr uint64_t kHeapBit = uint64_t{1} << 63;
 
 // ---------------------------------------------------------------- files and reading
 
-TraceHeader v3_header(unsigned k, unsigned m) {
+TraceHeader stream_header(unsigned k, unsigned m, uint16_t version) {
     TraceHeader h;
-    h.version = kStreamFormatVersion;
+    h.version = version;
     h.time_shift = k;
     h.tick_shift = m;
     h.pid = 77;
@@ -47,10 +48,10 @@ struct File {
 };
 
 // Header, one thread-events chunk per payload (codec 0, 1 or 2), the end chunk if `end`.
-File v3_file(const std::vector<std::vector<uint8_t>>& payloads, Codec codec = Codec::None,
-             bool end = true, unsigned k = 10, unsigned m = 10) {
+File stream_file(const std::vector<std::vector<uint8_t>>& payloads, Codec codec = Codec::None,
+                 bool end = true, unsigned k = 10, unsigned m = 10, uint16_t version = 3) {
     File f;
-    f.bytes = encode_file_header(v3_header(k, m));
+    f.bytes = encode_file_header(stream_header(k, m, version));
     for (const auto& p : payloads) {
         append_chunk(f.bytes, ChunkType::ThreadEvents, codec, p.data(), p.size());
         f.chunk_end.push_back(f.bytes.size());
@@ -166,11 +167,12 @@ struct Cols {
 };
 
 // The error reading a one-payload file gives, after "<path>: chunk at byte offset N: ".
-std::string payload_error(const std::vector<uint8_t>& payload) {
-    File f = v3_file({payload});
+std::string payload_error(const std::vector<uint8_t>& payload, uint16_t version = 3) {
+    File f = stream_file({payload}, Codec::None, true, 10, 10, version);
     Result r = read_bytes(f.bytes);
-    const std::string prefix = "chunk at byte offset " +
-                               std::to_string(encode_file_header(v3_header(10, 10)).size()) + ": ";
+    const std::string prefix =
+        "chunk at byte offset " +
+        std::to_string(encode_file_header(stream_header(10, 10, version)).size()) + ": ";
     if (r.error.rfind(prefix, 0) != 0) return "(no chunk error) " + r.error;
     return r.error.substr(prefix.size());
 }
@@ -195,7 +197,7 @@ TEST_CASE("v3: a hand-made stream decodes to its events", "[trace][v3]") {
     c.op(uint8_t(Op3::Munmap)).f(ADDRS, detail::zigzag(-0x1000)).f(SIZES, 4096);
     c.op(uint8_t(Op3::Mremap)).f(ADDRS, detail::zigzag(0x1000)).f(SIZES, 4096);
     c.f(ADDRS, detail::zigzag(0x10000)).f(SIZES, 65536).f(STACKS, 9);
-    File f = v3_file({c.payload()}, Codec::None, true, 3, 2);
+    File f = stream_file({c.payload()}, Codec::None, true, 3, 2);
     std::string name;
     Result r = read_bytes(f.bytes, SIZE_MAX,
                           [&](TraceReader& t) { name = std::string(t.thread_name(4000000000u)); });
@@ -243,7 +245,7 @@ TEST_CASE("v3: hand-made stream round trip across payloads", "[trace][v3]") {
     p2.alloc(AllocKind::Malloc, 30, 0);
     p3.thread(0).free(0).thread(1).op(uint8_t(Op3::ReallocFree)).f(REFS, 0);
     p3.alloc(AllocKind::Realloc, 40, 0);
-    File f = v3_file({p1.payload(), p2.payload(), p3.payload()}, Codec::Zstd, true, 0, 0);
+    File f = stream_file({p1.payload(), p2.payload(), p3.payload()}, Codec::Zstd, true, 0, 0);
     Result r = read_bytes(f.bytes);
     REQUIRE(r.error.empty());
     REQUIRE(r.events.size() == 7);
@@ -264,7 +266,7 @@ TEST_CASE("v3: hand-made stream round trip across payloads", "[trace][v3]") {
 
     // Epoch chunks mean nothing in version 3 (file order is event order): one promising a
     // time far past every event changes nothing.
-    File g = v3_file({p1.payload()}, Codec::None, false, 0, 0);
+    File g = stream_file({p1.payload()}, Codec::None, false, 0, 0);
     const auto epoch = epoch_payload(uint64_t{1} << 40);
     append_chunk(g.bytes, ChunkType::Epoch, Codec::None, epoch.data(), epoch.size());
     for (const auto& p : {p2.payload(), p3.payload()})
@@ -369,12 +371,94 @@ TEST_CASE("v3: a stream chunk's error names its own chunk; earlier chunks' event
           "[trace][v3]") {
     Cols good = Cols().thread(0, 5).alloc(AllocKind::Malloc, 8, 0);
     Cols bad = Cols().free(2);
-    File f = v3_file({good.payload(), bad.payload()});
+    File f = stream_file({good.payload(), bad.payload()});
     Result r = read_bytes(f.bytes);
     CHECK(r.error == "chunk at byte offset " + std::to_string(f.chunk_end[0]) +
                          ": stream payload: free of rank code 2 with 1 live blocks");
     REQUIRE(r.events.size() == 1);
     CHECK(r.events[0].size == 8);
+}
+
+TEST_CASE("v4: a hand-made stream decodes to its events", "[trace][v4]") {
+    // Thread 0 makes blocks 0, 1, 2 and frees 0 (code 0: f = 0), then 2 (code 1: 0 back from
+    // its last allocation), then a PAIR (block 3, never live). Thread 1 makes block 4, frees
+    // thread 0's block 1 (f = 3: -2, zigzag 3, code 6) and its own 4 (code 1), across payloads.
+    Cols p1, p2;
+    p1.thread(0, 11).alloc(AllocKind::Malloc, 10, 1).alloc(AllocKind::Calloc, 20, 2);
+    p1.alloc(AllocKind::Malloc, 30, 3).free(0).op(uint8_t(Op3::ReallocFree)).f(REFS, 1);
+    p1.op(op3_pair(AllocKind::Malloc)).f(SIZES, 40).f(STACKS, 4);
+    p2.thread(1, 12).alloc(AllocKind::Malloc, 50, 5);
+    p2.op(uint8_t(Op3::FreeOther)).f(REFS, 0).f(REFS, 6).free(1);
+    File f = stream_file({p1.payload(), p2.payload()}, Codec::None, true, 0, 0, 4);
+    Result r = read_bytes(f.bytes);
+    REQUIRE(r.error.empty());
+    REQUIRE(r.events.size() == 10);
+    const auto& e = r.events;
+    const std::pair<EventType, uint64_t> want[] = {
+        {EventType::Alloc, 0}, {EventType::Alloc, 1}, {EventType::Alloc, 2}, {EventType::Free, 0},
+        {EventType::Free, 2},  {EventType::Alloc, 3}, {EventType::Free, 3},  {EventType::Alloc, 4},
+        {EventType::Free, 1},  {EventType::Free, 4}};
+    for (size_t i = 0; i < e.size(); ++i) {
+        INFO("event " << i);
+        CHECK(e[i].seq == i);
+        CHECK(e[i].type == want[i].first);
+        CHECK(e[i].addr == (kHeapBit | want[i].second));
+        CHECK(e[i].tid == (i < 7 ? 11u : 12u));
+    }
+    CHECK(e[1].kind == AllocKind::Calloc);
+    CHECK((e[4].kind == AllocKind::Realloc && e[3].kind == AllocKind::Malloc));
+    CHECK((e[5].size == 40 && e[5].stack_id == 4));
+    CHECK((e[7].size == 50 && e[7].stack_id == 5));
+}
+
+TEST_CASE("v4: a free naming a block that is not live is a one-line error naming the chunk",
+          "[trace][v4]") {
+    auto base = [] { return Cols().thread(0, 5); };
+    auto error = [](const Cols& c) { return payload_error(c.payload(), 4); };
+    // No block at all; before any block of this thread.
+    CHECK(error(base().free(0)) ==
+          "stream payload: free of block 0 (reference code 0), which is "
+          "not live");
+    CHECK(error(base().free(1)) ==
+          "stream payload: free of block 18446744073709551615 "
+          "(reference code 1), which is not live");
+    // A block not made yet (f + 1: code 4), and one before the first (f - 1: code 2).
+    CHECK(error(base().alloc(AllocKind::Malloc, 1, 0).free(4)) ==
+          "stream payload: free of block 1 (reference code 4), which is not live");
+    CHECK(error(base().alloc(AllocKind::Malloc, 1, 0).free(2)) ==
+          "stream payload: free of block 18446744073709551615 (reference code 2), which is not "
+          "live");
+    // Freed twice: by f, then 0 back from the last allocation.
+    CHECK(error(base().alloc(AllocKind::Malloc, 1, 0).free(0).free(1)) ==
+          "stream payload: free of block 0 (reference code 1), which is not live");
+    // A PAIR's block is never live.
+    CHECK(error(base().op(op3_pair(AllocKind::Malloc)).f(SIZES, 1).f(STACKS, 0).free(0)) ==
+          "stream payload: free of block 0 (reference code 0), which is not live");
+    // FREE_OTHER: the owner's predictions name the block; the owner checks of version 3 stay.
+    CHECK(error(base()
+                    .alloc(AllocKind::Malloc, 1, 0)
+                    .thread(1, 6)
+                    .op(uint8_t(Op3::FreeOther))
+                    .f(REFS, 0)
+                    .f(REFS, 3)) ==
+          "stream payload: free of block 18446744073709551615 (reference code 3), which is not "
+          "live");
+    CHECK(error(base().op(uint8_t(Op3::FreeOther)).f(REFS, 1).f(REFS, 0)) ==
+          "stream payload: free of thread index 1's block by thread index 0");
+    // The same stream as version 3 reads: rank 0 is the block.
+    CHECK(payload_error(base().alloc(AllocKind::Malloc, 1, 0).free(0).payload(), 3) ==
+          "(no chunk error) ");
+    CHECK(error(base().alloc(AllocKind::Malloc, 1, 0).free(0)) == "(no chunk error) ");
+    // Across payloads: the live set carries over, an error names the second chunk.
+    Cols good = base().alloc(AllocKind::Malloc, 8, 0);
+    File f = stream_file({good.payload(), Cols().free(0).payload(), Cols().free(0).payload()},
+                         Codec::None, true, 10, 10, 4);
+    Result r = read_bytes(f.bytes);
+    CHECK(r.error == "chunk at byte offset " + std::to_string(f.chunk_end[1]) +
+                         ": stream payload: free of block 1 (reference code 0), which is not "
+                         "live");
+    REQUIRE(r.events.size() == 2);
+    CHECK((r.events[1].type == EventType::Free && r.events[1].addr == kHeapBit));
 }
 
 // ---------------------------------------------------------------- random streams and a model
@@ -418,6 +502,7 @@ struct Action {
 
 struct Script {
     unsigned k = 10, m = 10;
+    uint16_t version = kStreamFormatVersion;
     std::vector<Action> actions;
     std::vector<Truth> truth;
     size_t blocks = 0;
@@ -431,13 +516,15 @@ struct Script {
 // in between, of the thread's own blocks and other threads', pairs, both halves of reallocs,
 // unknown frees, mappings, rss samples, definitions, names, and times that jump by anything
 // from 0 ns to 2^34 ns.
-Script make_script(uint64_t seed, size_t n, unsigned k, unsigned m) {
+Script make_script(uint64_t seed, size_t n, unsigned k, unsigned m,
+                   uint16_t version = kStreamFormatVersion) {
     std::mt19937_64 rng(seed);
     auto rnd = [&](uint64_t lo, uint64_t hi) {
         return std::uniform_int_distribution<uint64_t>(lo, hi)(rng);
     };
     Script s;
     s.k = k;
+    s.version = version;
     s.m = m;
     const uint32_t all_tids[] = {100, 4294967295u, 7, 31337, 0};
     const size_t nthreads = 1 + rnd(0, 4);
@@ -641,7 +728,7 @@ Script make_script(uint64_t seed, size_t n, unsigned k, unsigned m) {
 // The script through StreamEncoder, a payload ended wherever cut(action index) says (and at
 // the end).
 std::vector<std::vector<uint8_t>> encode(const Script& s, const std::function<bool(size_t)>& cut) {
-    StreamEncoder enc(s.k, s.m);
+    StreamEncoder enc(s.k, s.m, s.version);
     std::vector<std::vector<uint8_t>> payloads;
     auto finish = [&] {
         ByteSpan pieces[StreamEncoder::kPieces];
@@ -705,11 +792,11 @@ std::vector<std::vector<uint8_t>> encode(const Script& s, const std::function<bo
     return payloads;
 }
 
-// A version-3 file of the payloads: codecs 0-2 per chunk, or one zstd stream (codecs 3/4).
+// A version-3 or -4 file of the payloads: codecs 0-2 per chunk, or one zstd stream (codecs 3/4).
 File frame(const Script& s, const std::vector<std::vector<uint8_t>>& payloads, Codec codec,
            bool end = true) {
     File f;
-    f.bytes = encode_file_header(v3_header(s.k, s.m));
+    f.bytes = encode_file_header(stream_header(s.k, s.m, s.version));
     ChunkStream stream(1);
     for (const auto& p : payloads) {
         if (codec == Codec::ZstdStreamStart) {
@@ -838,13 +925,14 @@ std::string definitions_mismatch(const Script& s, TraceReader& r) {
 
 }  // namespace
 
-TEST_CASE("v3: random streams read back as the model that made them, however cut and framed",
-          "[trace][v3]") {
+TEST_CASE("v3, v4: random streams read back as the model that made them, however cut and framed",
+          "[trace][v3][v4]") {
+    const uint16_t version = GENERATE(uint16_t(3), uint16_t(4));
     const std::pair<unsigned, unsigned> shifts[] = {{10, 10}, {0, 0}, {3, 2}, {12, 4}};
     const Codec codecs[] = {Codec::None, Codec::Zstd, Codec::Lz4, Codec::ZstdStreamStart};
     for (uint64_t seed = 1; seed <= 12; ++seed) {
         const auto [k, m] = shifts[seed % 4];
-        const Script s = make_script(seed, seed % 3 == 0 ? 20000 : 3000, k, m);
+        const Script s = make_script(seed, seed % 3 == 0 ? 20000 : 3000, k, m, version);
         std::mt19937_64 rng(seed * 7919);
         const double p = seed % 2 ? 0.01 : 0.2;
         std::bernoulli_distribution random_cut(p);
@@ -856,8 +944,8 @@ TEST_CASE("v3: random streams read back as the model that made them, however cut
         std::vector<Event> first;
         for (size_t c = 0; c < cuts.size(); ++c) {
             for (Codec codec : codecs) {
-                INFO("seed " << seed << " k " << k << " m " << m << " cut " << c << " codec "
-                             << int(codec));
+                INFO("version " << version << " seed " << seed << " k " << k << " m " << m
+                                << " cut " << c << " codec " << int(codec));
                 const File f = frame(s, cuts[c], codec);
                 std::string defs;
                 Result r = read_bytes(f.bytes, SIZE_MAX,
@@ -878,16 +966,54 @@ TEST_CASE("v3: random streams read back as the model that made them, however cut
     }
 }
 
-TEST_CASE("v3: a trace cut at any byte delivers every complete chunk's events", "[trace][v3]") {
+TEST_CASE("v3 and v4 encodings of one stream deliver the same events", "[trace][v3][v4]") {
+    // The same writer calls as a version-3 and a version-4 stream: every event (block
+    // identities included), hence the live bytes after every event and the peak, are equal.
+    for (uint64_t seed = 21; seed <= 26; ++seed) {
+        INFO("seed " << seed);
+        const Script s3 = make_script(seed, 5000, 10, 10, 3);
+        const Script s4 = make_script(seed, 5000, 10, 10, 4);
+        std::mt19937_64 rng(seed);
+        std::bernoulli_distribution cut(0.02);
+        std::vector<bool> cuts(s3.actions.size());
+        for (size_t i = 0; i < cuts.size(); ++i) cuts[i] = cut(rng);
+        const auto at = [&](size_t i) { return bool(cuts[i]); };
+        const File f3 = frame(s3, encode(s3, at), Codec::ZstdStreamStart);
+        const File f4 = frame(s4, encode(s4, at), Codec::ZstdStreamStart);
+        CHECK(f3.bytes[8] == 3);
+        CHECK(f4.bytes[8] == 4);
+        const Result r3 = read_bytes(f3.bytes), r4 = read_bytes(f4.bytes);
+        REQUIRE(r3.error.empty());
+        REQUIRE(r4.error.empty());
+        REQUIRE(mismatch(s4, r4.events) == "");
+        REQUIRE(same(r4.events, r3.events, r3.events.size()));
+        LiveHeap h3, h4;
+        uint64_t peak3 = 0, peak4 = 0;
+        for (size_t i = 0; i < r3.events.size(); ++i) {
+            h3.apply(r3.events[i]);
+            h4.apply(r4.events[i]);
+            REQUIRE(h3.live_bytes() == h4.live_bytes());
+            peak3 = std::max(peak3, h3.live_bytes());
+            peak4 = std::max(peak4, h4.live_bytes());
+        }
+        CHECK(peak3 == peak4);
+        CHECK(peak3 > 0);
+        CHECK(h3.unknown_frees() == h4.unknown_frees());
+    }
+}
+
+TEST_CASE("v3, v4: a trace cut at any byte delivers every complete chunk's events",
+          "[trace][v3][v4]") {
+    const uint16_t version = GENERATE(uint16_t(3), uint16_t(4));
     for (const Codec codec : {Codec::None, Codec::ZstdStreamStart}) {
-        const Script s = make_script(99, 400, 10, 10);
+        const Script s = make_script(99, 400, 10, 10, version);
         std::mt19937_64 rng(5);
         std::bernoulli_distribution cut(0.08);
         const File f = frame(s, encode(s, [&](size_t) { return cut(rng); }), codec);
         const Result whole = read_bytes(f.bytes);
         REQUIRE(whole.error.empty());
         REQUIRE(mismatch(s, whole.events) == "");
-        const size_t header = encode_file_header(v3_header(10, 10)).size();
+        const size_t header = encode_file_header(stream_header(10, 10, version)).size();
         // Events delivered when the file ends right after chunk c (c = 0: none complete).
         std::vector<size_t> upto(1, 0);
         for (size_t end : f.chunk_end) upto.push_back(read_bytes(f.bytes, end).events.size());
@@ -895,7 +1021,7 @@ TEST_CASE("v3: a trace cut at any byte delivers every complete chunk's events", 
         for (size_t n = header; n < f.bytes.size(); ++n) {
             while (complete < f.chunk_end.size() && f.chunk_end[complete] <= n) ++complete;
             const Result r = read_bytes(f.bytes, n);
-            INFO("codec " << int(codec) << " cut at " << n);
+            INFO("version " << version << " codec " << int(codec) << " cut at " << n);
             REQUIRE(r.error.empty());
             REQUIRE(r.truncated);
             REQUIRE(same(r.events, whole.events, upto[complete]));
@@ -903,13 +1029,14 @@ TEST_CASE("v3: a trace cut at any byte delivers every complete chunk's events", 
     }
 }
 
-TEST_CASE("v3: every single-byte change of a stream payload reads or fails with one line",
-          "[trace][v3]") {
-    const Script s = make_script(1234, 250, 10, 10);
+TEST_CASE("v3, v4: every single-byte change of a stream payload reads or fails with one line",
+          "[trace][v3][v4]") {
+    const uint16_t version = GENERATE(uint16_t(3), uint16_t(4));
+    const Script s = make_script(1234, 250, 10, 10, version);
     std::mt19937_64 rng(77);
     std::bernoulli_distribution cut(0.1);
     const File f = frame(s, encode(s, [&](size_t) { return cut(rng); }), Codec::None, true);
-    size_t start = encode_file_header(v3_header(10, 10)).size();
+    size_t start = encode_file_header(stream_header(10, 10, version)).size();
     size_t valid = 0, errors = 0;
     for (size_t c = 0; c + 1 < f.chunk_end.size(); ++c) {  // the thread-events chunks
         const size_t payload = start + kChunkHeaderBytes, end = f.chunk_end[c];
@@ -920,7 +1047,7 @@ TEST_CASE("v3: every single-byte change of a stream payload reads or fails with 
                 b[at] ^= x;
                 uint32_t crc = chunk_crc(b.data() + start, b.data() + payload, end - payload);
                 std::memcpy(b.data() + start + 16, &crc, 4);
-                INFO("byte " << at << " ^ " << int(x));
+                INFO("version " << version << " byte " << at << " ^ " << int(x));
                 const Result r = read_bytes(b);  // one line starting with the path, or none
                 (r.error.empty() ? valid : errors) += 1;
             }

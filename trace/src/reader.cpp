@@ -1,6 +1,6 @@
 // TraceReader: streams a trace file chunk by chunk (FORMAT.md), checking the header, every
 // chunk's checksum and the end record. Versions 1 and 2: feeds thread payloads to an
-// EventMerger that releases events in time order at each epoch. Version 3: feeds the stream
+// EventMerger that releases events in time order at each epoch. Versions 3 and 4: feed the stream
 // payloads, in file order, to a StreamDecoder that hands their events over as it decodes them.
 // Never loads the whole file.
 #include "pmt/reader.hpp"
@@ -106,8 +106,9 @@ void TraceReader::Impl::read_header() {
     }
     header.version = version;
     // (decode_header_payload has refused a time resolution over 2^40 ns.)
-    if (version >= kStreamFormatVersion)
-        stream = std::make_unique<detail::StreamDecoder>(static_cast<unsigned>(header.time_shift));
+    if (version >= kFirstStreamFormatVersion)
+        stream = std::make_unique<detail::StreamDecoder>(static_cast<unsigned>(header.time_shift),
+                                                         version);
 }
 
 TraceReader::TraceReader(const std::string& path) : impl_(std::make_unique<Impl>()) {

@@ -1,6 +1,6 @@
-// StreamDecoder (stream_decoder.hpp): the version-3 stream payload, "column form v3" of
-// FORMAT.md, decoded straight into events. One pass over the ops column; each record takes its
-// fields from the columns the ops table names. Every malformation is a TraceError.
+// StreamDecoder (stream_decoder.hpp): the stream payload of versions 3 and 4 (FORMAT.md,
+// "Stream payload"), decoded straight into events. One pass over the ops column; each record takes
+// its fields from the columns the ops table names. Every malformation is a TraceError.
 #include "stream_decoder.hpp"
 
 #include <cstdio>
@@ -31,7 +31,8 @@ const char* const kColumnName[kColumns] = {"ops",       "sizes", "stacks", "refs
 
 }  // namespace
 
-StreamDecoder::StreamDecoder(unsigned time_shift) : shift_(time_shift), batch_(kBatch) {
+StreamDecoder::StreamDecoder(unsigned time_shift, uint16_t version)
+    : shift_(time_shift), v4_(version >= 4), batch_(kBatch) {
     if (time_shift > 40) throw_format("time resolution over 2^40 ns");
 }
 
@@ -56,6 +57,14 @@ void StreamDecoder::flush(EventVisitor& v, Event* end, bool dirty) {
 }
 
 void StreamDecoder::decode(const uint8_t* payload, size_t n, EventVisitor& v) {
+    if (v4_)
+        decode_payload<true>(payload, n, v);
+    else
+        decode_payload<false>(payload, n, v);
+}
+
+template <bool kV4>
+void StreamDecoder::decode_payload(const uint8_t* payload, size_t n, EventVisitor& v) {
     ByteCursor head{payload, payload + n};
     uint64_t len[kColumns];
     for (auto& l : len) l = head.varint();
@@ -118,14 +127,24 @@ void StreamDecoder::decode(const uint8_t* payload, size_t n, EventVisitor& v) {
         e.seq = number++;
         return e;
     };
-    // The block a free names: its owner's live block at the rank code read from refs.
+    // The block a free names, read from refs and made dead. Version 4: the prediction code c
+    // from the owner's f and a; version 3: its owner's live block at the rank code.
     auto take = [&](Thread & owner) __attribute__((always_inline)) {
         const uint64_t r = varint(refs, refs_end);
-        const uint64_t live = owner.live.size();
-        const uint64_t i = (r & 1) ? live - 1 - (r >> 1) : r >> 1;
-        if (__builtin_expect(i >= live, 0))
-            fail("free of rank code %llu with %llu live blocks", r, live);
-        return owner.live.remove_at(i);
+        if constexpr (kV4) {
+            const uint64_t s = (r & 1) ? owner.next_alloc - 1 - (r >> 1)
+                                       : owner.next_free + static_cast<uint64_t>(unzigzag(r >> 1));
+            if (__builtin_expect(!live_.remove(s), 0))
+                fail("free of block %llu (reference code %llu), which is not live", s, r);
+            owner.next_free = s + 1;
+            return s;
+        } else {
+            const uint64_t live = owner.live.size();
+            const uint64_t i = (r & 1) ? live - 1 - (r >> 1) : r >> 1;
+            if (__builtin_expect(i >= live, 0))
+                fail("free of rank code %llu with %llu live blocks", r, live);
+            return owner.live.remove_at(i);
+        }
     };
     auto free_event = [&](uint8_t op, uint64_t addr) __attribute__((always_inline)) {
         emit(EventType::Free, op3_free_kind(op), addr, 0, 0);
@@ -146,7 +165,12 @@ void StreamDecoder::decode(const uint8_t* payload, size_t n, EventVisitor& v) {
             const uint64_t stack = varint(stacks, stacks_end);
             emit(EventType::Alloc, static_cast<AllocKind>(op - uint8_t(Op3::Alloc)),
                  kHeapAddressBit | seq, size, stack);
-            cur->live.add(seq++);  // seqs only grow: never refused
+            if constexpr (kV4) {
+                live_.add(seq);
+                cur->next_alloc = ++seq;
+            } else {
+                cur->live.add(seq++);  // seqs only grow: never refused
+            }
             continue;
         }
         if (op == uint8_t(Op3::Free)) {  // the current thread's block
@@ -258,7 +282,8 @@ void StreamDecoder::decode(const uint8_t* payload, size_t n, EventVisitor& v) {
                     if (!index_of_.emplace(new_tid, static_cast<uint32_t>(count)).second)
                         fail("thread id %llu added twice", new_tid);
                     if (count >= kNoThread) fail("too many threads");
-                    threads_.push_back(std::make_unique<Thread>(Thread{new_tid, LiveRank()}));
+                    threads_.push_back(std::make_unique<Thread>());
+                    threads_.back()->tid = new_tid;
                 } else if (index > count) {
                     fail("thread index %llu with %llu threads known", index, count);
                 } else if (index == cur_) {

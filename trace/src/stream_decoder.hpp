@@ -1,9 +1,10 @@
-// Private to trace/: the version-3 stream decoder (FORMAT.md, "Version 3"). A version-3 file is
-// one event stream cut into payloads; StreamDecoder keeps the stream's state (thread table,
-// current thread, running time and address, block sequence counter, each thread's live blocks
-// in seq order) from one payload to the next and hands the events to a visitor as it decodes
-// them, numbered, a batch at a time: no queue, no merge. Heap blocks are named by their seq:
-// the address an Alloc and its Free carry is (1 << 63) | seq.
+// Private to trace/: the stream decoder of versions 3 and 4 (FORMAT.md, "Version 3", "Version
+// 4"). Such a file is one event stream cut into payloads; StreamDecoder keeps the stream's state
+// (thread table, current thread, running time and address, block sequence counter, the live
+// blocks: version 4 as a set of seqs with each thread's free-reference predictors, version 3 as
+// each thread's blocks in seq order) from one payload to the next and hands the events to a
+// visitor as it decodes them, numbered, a batch at a time: no queue, no merge. Heap blocks are
+// named by their seq: the address an Alloc and its Free carry is (1 << 63) | seq.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -13,20 +14,21 @@
 
 #include "id_table.hpp"
 #include "pmt/live_rank.hpp"
+#include "pmt/live_seqs.hpp"
 #include "pmt/reader.hpp"
 
 namespace pmt::detail {
 
 class StreamDecoder {
 public:
-    // time_shift: the header's k (event times are t << k ns), at most 40.
-    explicit StreamDecoder(unsigned time_shift);
+    // time_shift: the header's k (event times are t << k ns), at most 40; version: 3 or 4.
+    StreamDecoder(unsigned time_shift, uint16_t version);
     ~StreamDecoder();
     StreamDecoder(const StreamDecoder&) = delete;
     StreamDecoder& operator=(const StreamDecoder&) = delete;
 
-    // Decodes one stream payload (column form v3), applying its definitions and handing its
-    // events to v.on_events before it returns. Throws TraceError (a message without the file
+    // Decodes one stream payload (FORMAT.md "Stream payload"), applying its definitions and handing
+    // its events to v.on_events before it returns. Throws TraceError (a message without the file
     // name) on a malformed payload; the decoder is then unusable.
     void decode(const uint8_t* p, size_t n, EventVisitor& v);
 
@@ -39,7 +41,9 @@ public:
 private:
     struct Thread {
         uint32_t tid;
-        LiveRank live;  // the blocks this thread allocated that are live, by seq
+        uint64_t next_free = 0;   // version 4: f, one past the seq of its last block freed
+        uint64_t next_alloc = 0;  // version 4: a, one past the seq of its last ALLOC
+        LiveRank live{};          // version 3: the blocks it allocated that are live, by seq
     };
     static constexpr uint32_t kNoThread = UINT32_MAX;
     static constexpr size_t kBatch = 256;
@@ -47,14 +51,18 @@ private:
     // Hands batch_[0, end) to v; dirty: a mapping event among them (its slot's extra fields
     // are reset, see decode()).
     void flush(EventVisitor& v, Event* end, bool dirty);
+    template <bool kV4>
+    void decode_payload(const uint8_t* p, size_t n, EventVisitor& v);
 
     unsigned shift_;
+    bool v4_;
     uint64_t t_ = 0;  // running time, units of 2^shift_ ns
     uint64_t a_ = 0;  // running mapping / unknown-free address
     uint64_t next_seq_ = 0;
     uint32_t cur_ = kNoThread;
     std::vector<std::unique_ptr<Thread>> threads_;
     std::unordered_map<uint32_t, uint32_t> index_of_;  // tid -> thread index
+    LiveSeqs live_;                                    // version 4: the live blocks
     uint64_t delivered_ = 0;
     uint64_t last_time_ = 0;
     std::vector<Event> batch_;

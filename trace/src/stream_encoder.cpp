@@ -1,4 +1,4 @@
-// Version-3 event stream encoder (pmt/stream_encoder.hpp; FORMAT.md, "Version 3").
+// Event stream encoder (pmt/stream_encoder.hpp; FORMAT.md, "Version 4" and "Version 3").
 #include "pmt/stream_encoder.hpp"
 
 #include <cstring>
@@ -15,9 +15,10 @@ using detail::varint_len;
 
 }  // namespace
 
-StreamEncoder::StreamEncoder(unsigned time_shift, unsigned tick_shift)
+StreamEncoder::StreamEncoder(unsigned time_shift, unsigned tick_shift, uint16_t version)
     : time_shift_(time_shift > 40 ? 40 : time_shift),
-      tick_(uint64_t(1) << (tick_shift > kMaxTickShift ? kMaxTickShift : tick_shift)) {}
+      tick_(uint64_t(1) << (tick_shift > kMaxTickShift ? kMaxTickShift : tick_shift)),
+      v3_(version == kFirstStreamFormatVersion) {}
 
 StreamEncoder::~StreamEncoder() = default;
 
@@ -74,7 +75,8 @@ uint32_t StreamEncoder::switch_thread(uint32_t tid) {
     if (index == kNoThread) {
         index = static_cast<uint32_t>(threads_.size());
         index_thread(tid, index);  // before the push: a failure leaves no half-made thread
-        threads_.push_back(Thread{tid, LiveRank()});
+        threads_.emplace_back();
+        threads_.back().tid = tid;
         put(kOther, index);
         put(kOther, tid);
     } else {
@@ -97,7 +99,15 @@ void StreamEncoder::write_alloc(const Pending& p) {
     op(op3_alloc(p.kind));
     put(kSizes, p.size);
     put(kStacks, p.stack);
-    if (has_cur_) threads_[cur_].live.add(p.seq);  // without a thread: the caller's bug
+    if (!has_cur_) return;  // without a thread: the caller's bug
+    Thread& th = threads_[cur_];
+    if (v3_) {
+        th.live.add(p.seq);
+        return;
+    }
+    live_.add(p.seq);
+    th.next_alloc = p.seq + 1;
+    ++th.live_count;
 }
 
 void StreamEncoder::confirm() {
@@ -127,12 +137,20 @@ bool StreamEncoder::free(uint32_t owner, uint64_t seq, AllocKind kind) {
         confirm();
     }
     if (owner >= threads_.size()) return false;
-    LiveRank& live = threads_[owner].live;
-    const uint64_t n = live.size();
-    const uint64_t i = live.remove(seq);
-    if (i == LiveRank::kNotLive) return false;
-    const uint64_t j = n - 1 - i;
-    const uint64_t r = i <= j ? 2 * i : 2 * j + 1;
+    Thread& th = threads_[owner];
+    uint64_t r;  // the reference: version 4's prediction code, version 3's rank code
+    if (__builtin_expect(v3_, 0)) {
+        r = rank_code(th, seq);
+        if (r == LiveRank::kNotLive) return false;
+    } else {
+        if (!live_.remove(seq)) return false;
+        // Even: the distance from f (zigzag), odd: back from the last allocation; the shorter.
+        const uint64_t from_free = detail::zigzag(static_cast<int64_t>(seq - th.next_free));
+        const uint64_t back = th.next_alloc - 1 - seq;  // wraps (never chosen) if seq >= a
+        r = seq < th.next_alloc && back < from_free ? 2 * back + 1 : 2 * from_free;
+        th.next_free = seq + 1;
+        --th.live_count;
+    }
     if (owner == cur_ && has_cur_) {
         op(op3_free(Op3::Free, kind));
     } else {
@@ -218,8 +236,17 @@ void StreamEncoder::thread_name(uint64_t string_id) {
     put(kOther, string_id);
 }
 
+uint64_t StreamEncoder::rank_code(Thread& owner, uint64_t seq) {
+    const uint64_t n = owner.live.size();
+    const uint64_t i = owner.live.remove(seq);
+    if (i == LiveRank::kNotLive) return i;
+    const uint64_t j = n - 1 - i;
+    return i <= j ? 2 * i : 2 * j + 1;
+}
+
 uint64_t StreamEncoder::live_blocks(uint32_t thread) const {
-    return thread < threads_.size() ? threads_[thread].live.size() : 0;
+    if (thread >= threads_.size()) return 0;
+    return v3_ ? threads_[thread].live.size() : threads_[thread].live_count;
 }
 
 size_t StreamEncoder::pending_bytes() const {

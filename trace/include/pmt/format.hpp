@@ -11,11 +11,14 @@ namespace pmt {
 inline constexpr char kFileMagic[8] = {'P', 'Y', 'M', 'T', 'R', 'A', 'C', 'E'};
 inline constexpr uint16_t kFormatVersion = 2;
 inline constexpr uint16_t kOldestReadableVersion = 1;  // version 1 is version 2 minus codecs 3/4
-// Version 3 (FORMAT.md, "Version 3"): one event stream per file. TraceHeader still defaults to
-// kFormatVersion (2): the tests' builders write version-2 files with it; a writer of stream
-// payloads sets version = kStreamFormatVersion and tick_shift.
-inline constexpr uint16_t kStreamFormatVersion = 3;
-inline constexpr uint16_t kNewestReadableVersion = 3;
+// Versions 3 and 4 (FORMAT.md, "Version 3", "Version 4"): one event stream per file; version 4
+// names the block a free releases by a prediction from its owner thread's last free and last
+// allocation instead of its rank. TraceHeader still defaults to kFormatVersion (2): the tests'
+// builders write version-2 files with it; a writer of stream payloads sets version =
+// kStreamFormatVersion (what StreamEncoder writes by default) and tick_shift.
+inline constexpr uint16_t kFirstStreamFormatVersion = 3;  // versions >= 3 are event streams
+inline constexpr uint16_t kStreamFormatVersion = 4;
+inline constexpr uint16_t kNewestReadableVersion = 4;
 inline constexpr char kChunkMagic[4] = {'P', 'M', 'C', 'K'};
 inline constexpr size_t kFileHeaderFixedBytes = 16;  // magic, version, flags, payload length
 inline constexpr size_t kChunkHeaderBytes = 20;
@@ -57,9 +60,10 @@ enum class Op : uint8_t {
     ThreadName = 11,
 };
 
-// Version-3 stream opcodes (FORMAT.md, "Version 3", ops table), shared by StreamEncoder and
-// the reader's stream decoder. ALLOC and PAIR carry the allocation kind in the opcode
-// (base + kind); the three free records come in three groups (plain, realloc, reallocarray).
+// Stream opcodes of versions 3 and 4 (FORMAT.md, "Version 3", ops table; version 4 keeps them),
+// shared by StreamEncoder and the reader's stream decoder. ALLOC and PAIR carry the allocation kind
+// in the opcode (base + kind); the three free records come in three groups (plain, realloc,
+// reallocarray).
 enum class Op3 : uint8_t {
     Alloc = 0x01,  // 0x01 + AllocKind (0x01..0x09)
     Pair = 0x11,   // 0x11 + AllocKind (0x11..0x19)

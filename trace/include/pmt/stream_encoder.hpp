@@ -1,11 +1,12 @@
-// Version-3 event stream encoder (FORMAT.md, "Version 3"): the interposer's writer feeds it
-// every event of the process in stream order and cuts the stream into chunk payloads with
-// finish(). It keeps the decoder's state (current thread, running time and address, thread
-// table, block sequence counter, each thread's live blocks by seq) across payloads, exactly
-// as a reader rebuilds it, so every record it writes is what the decoder expects.
+// Event stream encoder (FORMAT.md, "Version 4"; "Version 3" on request): the interposer's
+// writer feeds it every event of the process in stream order and cuts the stream into chunk
+// payloads with finish(). It keeps the decoder's state (current thread, running time and
+// address, thread table, block sequence counter, the live blocks, each thread's free-reference
+// predictors; version 3: each thread's live blocks by rank) across payloads, exactly as a
+// reader rebuilds it, so every record it writes is what the decoder expects.
 //
 // Runs on the interposer's writer thread: it allocates (column buffers, thread table, live
-// rank arrays; the writer holds the reentrancy guard) but reuses its buffers from payload to
+// block pages; the writer holds the reentrancy guard) but reuses its buffers from payload to
 // payload. Nothing throws except std::bad_alloc.
 #pragma once
 #include <cstddef>
@@ -16,14 +17,16 @@
 #include "pmt/chunk.hpp"
 #include "pmt/format.hpp"
 #include "pmt/live_rank.hpp"
+#include "pmt/live_seqs.hpp"
 #include "pmt/varint.hpp"
 
 namespace pmt {
 
 class StreamEncoder {
 public:
-    explicit StreamEncoder(unsigned time_shift = kWriterTimeShift,
-                           unsigned tick_shift = kTickShift);
+    // version: kStreamFormatVersion (4), or 3 (frees by rank; for tests and re-encoding).
+    explicit StreamEncoder(unsigned time_shift = kWriterTimeShift, unsigned tick_shift = kTickShift,
+                           uint16_t version = kStreamFormatVersion);
     ~StreamEncoder();
     StreamEncoder(const StreamEncoder&) = delete;
     StreamEncoder& operator=(const StreamEncoder&) = delete;
@@ -45,7 +48,9 @@ public:
     uint64_t alloc(AllocKind kind, uint64_t size, uint64_t stack);
     // Free of a live block: its owner thread index and seq. kind Malloc for free(), Realloc /
     // ReallocArray for the free half of a realloc. Returns false, writing nothing, when the
-    // owner index is unknown or seq is not live in that thread (a caller's bug).
+    // owner index is unknown or seq is not live (version 3: not live in that thread; a caller's
+    // bug). Version 4 names the block relative to the owner's last free and last allocation:
+    // the owner must be the thread that allocated it for the reference to stay short.
     bool free(uint32_t owner, uint64_t seq, AllocKind kind = AllocKind::Malloc);
     void free_unknown(uint64_t addr, AllocKind kind = AllocKind::Malloc);
     void mmap(uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags, int64_t fd,
@@ -73,6 +78,7 @@ public:
     uint64_t next_seq() const { return next_seq_; }
     uint64_t live_blocks(uint32_t thread) const;  // blocks of that thread live in the stream
     uint64_t time_units() const { return t_; }    // the running time t (units of 2^k ns)
+    uint16_t version() const { return v3_ ? 3 : 4; }
 
 private:
     enum Col : uint8_t { kOps, kSizes, kStacks, kRefs, kAddrs, kTimes, kOther, kCols };
@@ -85,7 +91,10 @@ private:
     };
     struct Thread {
         uint32_t tid;
-        LiveRank live;
+        uint64_t next_free = 0;   // version 4: f, one past the seq of its last block freed
+        uint64_t next_alloc = 0;  // version 4: a, one past the seq of its last ALLOC
+        uint64_t live_count = 0;  // version 4: its blocks live in the stream
+        LiveRank live{};          // version 3: its live blocks, by rank
     };
     struct Pending {  // the ALLOC held back for the PAIR look-ahead
         uint64_t size;
@@ -95,6 +104,7 @@ private:
     };
 
     uint32_t switch_thread(uint32_t tid);
+    uint64_t rank_code(Thread& owner, uint64_t seq);  // version 3; LiveRank::kNotLive if not live
     void tick(uint64_t c);
     void confirm();  // writes the held-back ALLOC, if any
     void write_alloc(const Pending& p);
@@ -120,6 +130,7 @@ private:
 
     Column cols_[kCols];
     std::vector<Thread> threads_;
+    LiveSeqs live_;                    // version 4: every live block of the stream
     std::vector<uint64_t> tid_slots_;  // open addressing: tid << 32 | (index + 1); 0 = empty
     unsigned time_shift_;
     uint64_t tick_;          // 2^m
@@ -129,6 +140,7 @@ private:
     uint32_t cur_ = 0;       // current thread index (valid when has_cur_)
     uint32_t cur_tid_ = 0;
     bool has_cur_ = false;
+    bool v3_ = false;  // version 3: frees by rank
     bool pending_ = false;
     Pending pend_{};
     uint8_t head_[7 * 10];
