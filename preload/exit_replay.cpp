@@ -1,4 +1,4 @@
-// The writer's cycle (see exit_replay.hpp): decode, order across threads, encode as the
+// The writer's cycle (see exit_replay.hpp): read, order across threads, encode as the
 // version-3 event stream, replay. Events are ordered as a reader of the nanosecond times
 // would order them (time, tid, record order; events timed >= the cycle's clock reading held
 // to the next cycle). The thread with the most bytes is streamed: its events are fed to the
@@ -10,8 +10,8 @@
 #include <new>
 #include <stdexcept>
 
-#include "pmt/encoder.hpp"
-#include "pmt/record_decoder.hpp"
+#include "pmt/record_decoder.hpp"  // mmap_event, munmap_event, mremap_event
+#include "thread_records.hpp"
 
 namespace pmt::preload {
 // --- LiveBlockTable --------------------------------------------------------------------------
@@ -61,40 +61,6 @@ struct Split {
     uint64_t t, addr, size, stack;
 };
 
-// Re-encodes held records into a fresh raw payload (absolute tid, base time and addresses).
-struct HoldVisitor {
-    RecordEncoder& enc;
-    static Next ok(bool fit) {
-        if (!fit) throw std::bad_alloc();  // sized for the records: cannot happen
-        return Next::Go;
-    }
-    Next alloc(AllocKind k, uint64_t t, uint64_t a, uint64_t s, uint64_t st) {
-        return ok(enc.alloc(k, t, a, s, st));
-    }
-    Next free(uint64_t t, uint64_t a) { return ok(enc.free(t, a)); }
-    Next realloc(AllocKind k, uint64_t tb, uint64_t ta, uint64_t o, uint64_t n, uint64_t s,
-                 uint64_t st) {
-        return ok(enc.realloc(k, tb, ta, o, n, s, st));
-    }
-    Next mmap(uint64_t t, uint64_t a, uint64_t l, uint64_t p, uint64_t f, int64_t fd, uint64_t st) {
-        return ok(enc.mmap(t, a, l, p, f, fd, st));
-    }
-    Next munmap(uint64_t t, uint64_t a, uint64_t l) { return ok(enc.munmap(t, a, l)); }
-    Next mremap(uint64_t tb, uint64_t ta, uint64_t o, uint64_t ol, uint64_t n, uint64_t nl,
-                uint64_t st) {
-        return ok(enc.mremap(tb, ta, o, ol, n, nl, st));
-    }
-    Next rss(uint64_t t, uint64_t b) { return ok(enc.rss(t, b)); }
-    Next string(uint64_t id, const uint8_t* s, size_t n) {
-        return ok(enc.string(id, reinterpret_cast<const char*>(s), n));
-    }
-    Next location(uint64_t id, uint32_t f, uint32_t fn, uint32_t l) {
-        return ok(enc.location(id, f, fn, l));
-    }
-    Next stack(uint64_t id, uint64_t p, uint64_t l) { return ok(enc.stack(id, p, l)); }
-    Next thread_name(uint64_t id) { return ok(enc.thread_name(id)); }
-};
-
 // The free half of a realloc record is a free of its kind (Realloc or ReallocArray).
 inline AllocKind free_half_kind(AllocKind k) {
     return k == AllocKind::ReallocArray ? AllocKind::ReallocArray : AllocKind::Realloc;
@@ -132,34 +98,34 @@ struct WriterCycle::Visitor {
         }
     }
 
-    Next alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack) {
-        if (t >= cut) return Next::StopBefore;
+    RecNext alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack) {
+        if (t >= cut) return RecNext::StopBefore;
         alloc_ev(kind, t, addr, size, stack);
-        return Next::Go;
+        return RecNext::Go;
     }
-    Next free(uint64_t t, uint64_t addr) {
-        if (t >= cut) return Next::StopBefore;
+    RecNext free(uint64_t t, uint64_t addr) {
+        if (t >= cut) return RecNext::StopBefore;
         free_ev(t, addr, AllocKind::Malloc);
-        return Next::Go;
+        return RecNext::Go;
     }
-    Next realloc(AllocKind kind, uint64_t tb, uint64_t ta, uint64_t old_addr, uint64_t new_addr,
-                 uint64_t size, uint64_t stack) {
+    RecNext realloc(AllocKind kind, uint64_t tb, uint64_t ta, uint64_t old_addr, uint64_t new_addr,
+                    uint64_t size, uint64_t stack) {
         uint64_t first = old_addr != 0 || new_addr == 0 ? tb : ta;
-        if (first >= cut) return Next::StopBefore;
+        if (first >= cut) return RecNext::StopBefore;
         if (old_addr != 0) free_ev(tb, old_addr, free_half_kind(kind));
         if (new_addr != 0) {
             if (ta >= cut) {  // old_addr != 0: tb < cut
                 split = Split{kind, ta, new_addr, size, stack};
                 did_split = true;
-                return Next::StopAfter;
+                return RecNext::StopAfter;
             }
             alloc_ev(kind, ta, new_addr, size, stack);
         }
-        return Next::Go;
+        return RecNext::Go;
     }
-    Next mmap(uint64_t t, uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags, int64_t fd,
-              uint64_t stack) {
-        if (t >= cut) return Next::StopBefore;
+    RecNext mmap(uint64_t t, uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags,
+                 int64_t fd, uint64_t stack) {
+        if (t >= cut) return RecNext::StopBefore;
         if constexpr (Direct) {
             w.drain(t);
             w.feed_map(th.tid, mmap_event(t, addr, length, prot, flags, fd, stack));
@@ -168,22 +134,22 @@ struct WriterCycle::Visitor {
             push(ItemOp::Mmap, t, AllocKind::Malloc, addr, length, stack,
                  static_cast<uint32_t>(th.extra.size() - 1));
         }
-        return Next::Go;
+        return RecNext::Go;
     }
-    Next munmap(uint64_t t, uint64_t addr, uint64_t length) {
-        if (t >= cut) return Next::StopBefore;
+    RecNext munmap(uint64_t t, uint64_t addr, uint64_t length) {
+        if (t >= cut) return RecNext::StopBefore;
         if constexpr (Direct) {
             w.drain(t);
             w.feed_map(th.tid, munmap_event(t, addr, length));
         } else {
             push(ItemOp::Munmap, t, AllocKind::Malloc, addr, length, 0);
         }
-        return Next::Go;
+        return RecNext::Go;
     }
-    Next mremap(uint64_t tb, uint64_t ta, uint64_t old_addr, uint64_t old_length, uint64_t new_addr,
-                uint64_t new_length, uint64_t stack) {
+    RecNext mremap(uint64_t tb, uint64_t ta, uint64_t old_addr, uint64_t old_length,
+                   uint64_t new_addr, uint64_t new_length, uint64_t stack) {
         (void)tb;
-        if (ta >= cut) return Next::StopBefore;  // one event, at t_after
+        if (ta >= cut) return RecNext::StopBefore;  // one event, at t_after
         if constexpr (Direct) {
             w.drain(ta);
             w.feed_map(th.tid, mremap_event(ta, old_addr, old_length, new_addr, new_length, stack));
@@ -192,51 +158,51 @@ struct WriterCycle::Visitor {
             push(ItemOp::Mremap, ta, AllocKind::Malloc, old_addr, old_length, 0,
                  static_cast<uint32_t>(th.extra.size() - 1));
         }
-        return Next::Go;
+        return RecNext::Go;
     }
-    Next rss(uint64_t t, uint64_t bytes) {
-        if (t >= cut) return Next::StopBefore;
+    RecNext rss(uint64_t t, uint64_t bytes) {
+        if (t >= cut) return RecNext::StopBefore;
         if constexpr (Direct) {
             w.drain(t);
             w.feed_rss(th.tid, t, bytes);
         } else {
             push(ItemOp::Rss, t, AllocKind::Malloc, bytes, 0, 0);
         }
-        return Next::Go;
+        return RecNext::Go;
     }
     // Definitions: the streamed thread's go to the encoder at once (only their thread's own
     // records must follow them).
-    Next string(uint64_t id, const uint8_t* s, size_t n) {
+    RecNext string(uint64_t id, const uint8_t* s, size_t n) {
         if constexpr (Direct) {
             w.enc_.string(id, reinterpret_cast<const char*>(s), n);
             w.check_size();
         } else {
             push(ItemOp::String, 0, AllocKind::Malloc, id, reinterpret_cast<uintptr_t>(s), n);
         }
-        return Next::Go;
+        return RecNext::Go;
     }
-    Next location(uint64_t id, uint32_t f, uint32_t fn, uint32_t l) {
+    RecNext location(uint64_t id, uint32_t f, uint32_t fn, uint32_t l) {
         if constexpr (Direct)
             w.enc_.location(id, f, fn, l);
         else
             push(ItemOp::Location, 0, AllocKind::Malloc, id, uint64_t(f) | uint64_t(fn) << 32, l);
-        return Next::Go;
+        return RecNext::Go;
     }
-    Next stack(uint64_t id, uint64_t p, uint64_t l) {
+    RecNext stack(uint64_t id, uint64_t p, uint64_t l) {
         if constexpr (Direct)
             w.enc_.stack(id, p, l);
         else
             push(ItemOp::Stack, 0, AllocKind::Malloc, id, p, l);
-        return Next::Go;
+        return RecNext::Go;
     }
-    Next thread_name(uint64_t id) {
+    RecNext thread_name(uint64_t id) {
         if constexpr (Direct) {
             w.set_thread(th.tid);
             w.enc_.thread_name(id);
         } else {
             push(ItemOp::ThreadName, 0, AllocKind::Malloc, id, 0, 0);
         }
-        return Next::Go;
+        return RecNext::Go;
     }
 };
 
@@ -244,37 +210,34 @@ WriterCycle::WriterCycle(unsigned time_shift, unsigned tick_shift, size_t payloa
     : enc_(time_shift, tick_shift), payload_bytes_(payload_bytes) {}
 WriterCycle::~WriterCycle() = default;
 
-// Records [p, end) of thread tid (running time t, address a), and first the second half of a
-// split realloc, become a raw payload of their own for the next cycle.
-void WriterCycle::hold(const uint8_t* p, const uint8_t* end, uint64_t t, uint64_t a, uint32_t tid,
-                       const Split* split) {
-    std::vector<uint8_t>& buf = held_next_.emplace_back();
-    // Re-encoding makes no field longer except the first address (absolute now).
-    buf.resize(static_cast<size_t>(end - p) + 2 * kMaxRecordBytes + 32);
-    RecordEncoder enc;
-    enc.reset(buf.data(), buf.size(), tid, split ? split->t : t, 0);
-    HoldVisitor v{enc};
+// Records [p, end) of thread tid, and first the second half of a split realloc, become a
+// payload of their own for the next cycle: the records are copied as they are (their times
+// are absolute).
+void WriterCycle::hold(const uint64_t* p, const uint64_t* end, uint32_t tid, const Split* split) {
+    std::vector<uint64_t>& buf = held_next_.emplace_back();
+    const size_t rest = static_cast<size_t>(end - p);
+    buf.resize(1 + 7 + rest + rec::kAllocWords);  // header, a realloc, the rest (and slack)
+    RecordWriter w;
+    w.reset(buf.data(), buf.size(), tid);
     if (split)
-        v.realloc(split->kind, split->t, split->t, 0, split->addr, split->size, split->stack);
-    decode_records(p, end, t, a, v);
-    buf.resize(enc.size());
+        w.realloc(split->kind, split->t, split->t, 0, split->addr, split->size, split->stack);
+    const size_t head = w.words();
+    std::copy(p, end, buf.data() + head);
+    buf.resize(head + rest);
 }
 
 template <bool Direct>
 void WriterCycle::decode(const PayloadRef& r, Thread& th, uint64_t cut) {
-    detail::ByteCursor c{r.data, r.data + r.size};
-    c.varint();                                        // tid, read by run
-    uint64_t base = std::max(c.varint(), th.last_ns);  // as the reader reads it
     if (th.stopped) {  // after a held record every later one is held too
-        held_next_.emplace_back(r.data, r.data + r.size);
+        held_next_.emplace_back(r.data, r.data + r.words);
         return;
     }
     Visitor<Direct> v{*this, th, cut};
-    RecordPosition at = decode_records(c.p, c.end, base, 0, v);
+    RecPosition at = decode_thread_records(r.data + 1, r.data + r.words, th.last_ns, v);
     th.last_ns = at.t;
     if (at.stopped) {
         th.stopped = true;
-        hold(at.p, c.end, at.t, at.a, th.tid, v.did_split ? &v.split : nullptr);
+        hold(at.p, r.data + r.words, th.tid, v.did_split ? &v.split : nullptr);
     }
 }
 
@@ -512,8 +475,7 @@ void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut) {
     pending_ = false;
     std::vector<uint32_t> of(refs_.size());
     for (size_t i = 0; i < refs_.size(); ++i) {
-        detail::ByteCursor c{refs_[i].data, refs_[i].data + refs_[i].size};
-        uint32_t tid = detail::checked_u32(c.varint(), "thread id out of range");
+        uint32_t tid = payload_tid(refs_[i].data, refs_[i].words);
         auto [it, fresh] = thread_index_.emplace(tid, n_threads_);
         if (fresh) {
             if (n_threads_ == threads_.size()) threads_.emplace_back();
@@ -522,11 +484,11 @@ void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut) {
             th.stopped = false;
             th.items.clear();
             th.extra.clear();
-            th.payload_bytes = 0;
+            th.payload_words = 0;
             th.last_ns = last_ns_[tid];
         }
         of[i] = static_cast<uint32_t>(it->second);
-        threads_[it->second].payload_bytes += refs_[i].size;
+        threads_[it->second].payload_words += refs_[i].words;
     }
     if (n_threads_ == 0) {
         end_cycle_payload(cut);
@@ -535,7 +497,7 @@ void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut) {
     // The thread with the most bytes is streamed; the others are queued first.
     size_t big = 0;
     for (size_t i = 1; i < n_threads_; ++i)
-        if (threads_[i].payload_bytes > threads_[big].payload_bytes) big = i;
+        if (threads_[i].payload_words > threads_[big].payload_words) big = i;
     big_tid_ = threads_[big].tid;
     for (size_t i = 0; i < refs_.size(); ++i)
         if (of[i] != big) decode<false>(refs_[i], threads_[of[i]], cut);

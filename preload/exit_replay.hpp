@@ -1,5 +1,5 @@
-// The writer's cycle: it decodes the thread-events payloads it collected (version-2 records
-// with nanosecond times, as the recording threads write them), orders their events across
+// The writer's cycle: it reads the records it collected from the recording threads
+// (thread_records.hpp: fixed-layout words, nanosecond times), orders their events across
 // threads as the nanosecond clock readings order them (time, tid, record order), and feeds
 // them in that order to the version-3 stream encoder (FORMAT.md, "Version 3"): one event
 // stream, frees naming their block by (owner thread, seq). It replays the events as it feeds
@@ -88,9 +88,11 @@ public:
     virtual void fail() = 0;
 };
 
+// One thread's records as a recording thread hands them over (thread_records.hpp: a header
+// word with the tid, then records).
 struct PayloadRef {
-    const uint8_t* data;
-    size_t size;
+    const uint64_t* data;
+    size_t words;
 };
 
 struct Split;
@@ -104,9 +106,9 @@ public:
                          size_t payload_bytes = kPayloadBytes);
     ~WriterCycle();
 
-    // One writer cycle: payloads are the raw buffers collected after the clock read t_ns (each
+    // One writer cycle: payloads are the buffers collected after the clock read t_ns (each
     // thread's in record order, nanosecond times). Events timed >= t_ns are held back to the
-    // next cycle (re-encoded, not written yet); the last cycle (at exit or exec) holds
+    // next cycle (copied, not written yet); the last cycle (at exit or exec) holds
     // nothing. Writes the cycle's stream payload(s) to sink and returns the time (ns) up to
     // which events are written. Nothing is thrown: a malformed payload or a failed allocation
     // makes failed() true and calls sink.fail(); from then on nothing is written.
@@ -159,8 +161,8 @@ private:
         bool stopped = false;  // its later records are held back to the next cycle
         std::vector<Item> items;
         std::vector<Extra> extra;
-        uint64_t payload_bytes = 0;
-        uint64_t last_ns = 0;  // where its time stands: a payload based earlier starts here
+        uint64_t payload_words = 0;
+        uint64_t last_ns = 0;  // the latest time of its records: later ones are clamped to it
     };
     // A queued thread's items not yet fed; p is an event.
     struct Run {
@@ -178,8 +180,7 @@ private:
     void run(const PayloadRef* payloads, size_t n, uint64_t cut);
     template <bool Direct>
     void decode(const PayloadRef& p, Thread& th, uint64_t cut);
-    void hold(const uint8_t* p, const uint8_t* end, uint64_t t, uint64_t a, uint32_t tid,
-              const Split* split);
+    void hold(const uint64_t* p, const uint64_t* end, uint32_t tid, const Split* split);
 
     // Feeding the encoder in the global order (with the replay).
     void set_thread(uint32_t tid) { cur_ = enc_.thread(tid); }
@@ -230,8 +231,8 @@ private:
     std::vector<Thread> threads_;  // this cycle's, [0, n_threads_)
     size_t n_threads_ = 0;
     std::unordered_map<uint32_t, size_t> thread_index_;
-    std::unordered_map<uint32_t, uint64_t> last_ns_;      // every thread's, kept as the reader does
-    std::vector<std::vector<uint8_t>> held_, held_next_;  // raw payloads held to the next cycle
+    std::unordered_map<uint32_t, uint64_t> last_ns_;  // every thread's, kept as the reader does
+    std::vector<std::vector<uint64_t>> held_, held_next_;  // payloads held to the next cycle
     std::vector<PayloadRef> refs_;
     std::vector<Run> runs_;      // queued threads, ordered by their next event (time, tid)
     uint64_t lim_ = UINT64_MAX;  // the streamed thread's event at t goes first iff t < lim_

@@ -16,7 +16,6 @@
 #include "side_ring.hpp"
 
 using pmt::AllocKind;
-using pmt::RecordEncoder;
 using namespace pmt::preload;
 
 namespace {
@@ -32,8 +31,7 @@ void record_alloc(AllocKind kind, const void* p, uint64_t size) {
         acquire(s);
         uint64_t stack = capture_stack(s);
         uint64_t t = event_now_ns();
-        emit(s, [&](RecordEncoder& e) { return e.alloc(kind, t, addr(p), size, stack); });
-        s->last_t = t;
+        emit(s, [&](RecordWriter& e) { return e.alloc(kind, t, addr(p), size, stack); });
         release(s);
     }
 }
@@ -42,8 +40,7 @@ void record_free(const void* p) {
     if (ThreadState* s = thread_state()) {
         acquire(s);
         uint64_t t = event_now_ns();
-        emit(s, [&](RecordEncoder& e) { return e.free(t, addr(p)); });
-        s->last_t = t;
+        emit(s, [&](RecordWriter& e) { return e.free(t, addr(p)); });
         release(s);
     }
 }
@@ -61,10 +58,9 @@ void* traced_realloc(AllocKind kind, void* old, uint64_t size, Call&& call) {
         uint64_t stack = p ? capture_stack(s) : 0;
         uint64_t t1 = event_now_ns();
         uint64_t n = p ? size : 0;
-        emit(s, [&](RecordEncoder& e) {
+        emit(s, [&](RecordWriter& e) {
             return e.realloc(kind, t0, t1, addr(old), addr(p), n, stack);
         });
-        s->last_t = t1;
     }
     release(s);
     return p;
@@ -308,11 +304,10 @@ void* traced_mmap(void* (*fn)(void*, size_t, int, int, int, off_t), void* a, siz
         acquire(s);
         uint64_t stack = capture_stack(s);
         uint64_t t = event_now_ns();
-        emit(s, [&](RecordEncoder& e) {
+        emit(s, [&](RecordWriter& e) {
             return e.mmap(t, addr(p), len, static_cast<uint32_t>(prot),
                           static_cast<uint32_t>(flags), fd, stack);
         });
-        s->last_t = t;
         release(s);
     }
     return p;
@@ -361,10 +356,7 @@ PMT_EXPORT int munmap(void* a, size_t len) noexcept {
     acquire(s);
     uint64_t t = event_now_ns();
     int r = g_real.munmap(a, len);
-    if (r == 0) {
-        emit(s, [&](RecordEncoder& e) { return e.munmap(t, addr(a), len); });
-        s->last_t = t;
-    }
+    if (r == 0) emit(s, [&](RecordWriter& e) { return e.munmap(t, addr(a), len); });
     release(s);
     return r;
 }
@@ -402,10 +394,9 @@ PMT_EXPORT void* mremap(void* old, size_t old_len, size_t new_len, int flags, ..
     if (p != MAP_FAILED) {
         uint64_t stack = capture_stack(s);
         uint64_t t1 = event_now_ns();
-        emit(s, [&](RecordEncoder& e) {
+        emit(s, [&](RecordWriter& e) {
             return e.mremap(t0, t1, addr(old), old_len, addr(p), new_len, stack);
         });
-        s->last_t = t1;
     }
     release(s);
     return p;

@@ -195,7 +195,7 @@ void buffer_put(Buffer* b) {
 
 void start_buffer(ThreadState* s, Buffer* b) {
     s->current = b;
-    s->enc.reset(b->data, kBufferBytes, s->tid, s->last_t);
+    s->rec.reset(b->data, kBufferWords, s->tid);
 }
 
 void destroy_state(ThreadState* s) {
@@ -241,7 +241,6 @@ ThreadState* make_thread_state() {
     }
     auto* s = new (mem) ThreadState;
     s->tid = static_cast<uint32_t>(syscall(SYS_gettid));
-    s->last_t = now_ns();
     Buffer* b = buffer_get();
     if (!b) {
         s->~ThreadState();
@@ -265,12 +264,12 @@ ThreadState* make_thread_state() {
 void hand_off_full(ThreadState* s) {
     ErrnoGuard keep;
     Buffer* full = s->current;
-    full->size = s->enc.size();
+    full->words = s->rec.words();
     Buffer* fresh = buffer_get();
     if (!fresh) {
-        // Out of memory for buffers: keep the records we have, stop taking more.
+        // Out of memory for buffers: stop taking records.
         fail_tracing("cannot allocate a trace buffer");
-        s->enc.reset(full->data, 0, s->tid, s->last_t);
+        s->rec.reset(full->data, 0, s->tid);
         return;
     }
     if (s->pending_tail)
@@ -279,7 +278,8 @@ void hand_off_full(ThreadState* s) {
         s->pending_head = full;
     s->pending_tail = full;
     start_buffer(s, fresh);
-    size_t pending = g_pending_bytes.fetch_add(full->size, std::memory_order_relaxed) + full->size;
+    const size_t bytes = full->words * sizeof(uint64_t);
+    size_t pending = g_pending_bytes.fetch_add(bytes, std::memory_order_relaxed) + bytes;
     if (pending >= kThrottleBytes) g_throttle.store(1, std::memory_order_relaxed);
     if (pending >= kWakeBytes) writer_wake();
 }
@@ -338,14 +338,14 @@ void throttle_release() {
 void ThreadState::define_string(uint64_t id, const char* s, size_t n) {
     // A single name longer than a buffer cannot be stored whole: keep its beginning.
     if (n > kBufferBytes / 2) n = kBufferBytes / 2;
-    emit(this, [&](RecordEncoder& e) { return e.string(id, s, n); });
+    emit(this, [&](RecordWriter& e) { return e.string(id, s, n); });
 }
 void ThreadState::define_location(uint64_t id, uint64_t file_id, uint64_t function_id,
                                   uint64_t line) {
-    emit(this, [&](RecordEncoder& e) { return e.location(id, file_id, function_id, line); });
+    emit(this, [&](RecordWriter& e) { return e.location(id, file_id, function_id, line); });
 }
 void ThreadState::define_stack(uint64_t id, uint64_t parent_id, uint64_t location_id) {
-    emit(this, [&](RecordEncoder& e) { return e.stack(id, parent_id, location_id); });
+    emit(this, [&](RecordWriter& e) { return e.stack(id, parent_id, location_id); });
 }
 
 // The Epoch promise (FORMAT.md, "Epoch chunk"): the writer reads the clock, T, then collects;
@@ -422,15 +422,15 @@ void collect_buffers(std::vector<Buffer*>& out) {
         wait_idle(s);
         for (Buffer* b = s->pending_head; b; b = b->next) {
             out.push_back(b);
-            g_pending_bytes.fetch_sub(b->size, std::memory_order_relaxed);
+            g_pending_bytes.fetch_sub(b->words * sizeof(uint64_t), std::memory_order_relaxed);
         }
         s->pending_head = s->pending_tail = nullptr;
-        if (!s->enc.empty()) {
+        if (!s->rec.empty()) {
             if (Buffer* copy = buffer_get()) {
-                copy->size = s->enc.size();
-                std::memcpy(copy->data, s->enc.data(), copy->size);
+                copy->words = s->rec.words();
+                std::memcpy(copy->data, s->rec.data(), copy->words * sizeof(uint64_t));
                 out.push_back(copy);
-                s->enc.reset(s->current->data, kBufferBytes, s->tid, s->last_t);
+                s->rec.reset(s->current->data, kBufferWords, s->tid);
             }
         }
         s->collecting.store(0, std::memory_order_release);
@@ -498,7 +498,6 @@ void recorder_fork_child() {
     self->busy.store(0);
     self->collecting.store(0);
     self->tid = static_cast<uint32_t>(syscall(SYS_gettid));
-    self->last_t = 0;
     start_buffer(self, self->current);
     if (self->cache) pystack_cache_free(self->cache);
     python_after_fork_child();

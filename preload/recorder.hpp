@@ -1,5 +1,5 @@
-// Per-thread recording: each thread owns a buffer of encoded records (FORMAT.md, "Thread
-// events chunk") guarded by a pair of flags that the writer thread checks to collect it.
+// Per-thread recording: each thread owns a buffer of fixed-layout records (thread_records.hpp)
+// guarded by a pair of flags that the writer thread checks to collect it.
 // Used by hooks.cpp (record_*), the sampler (rss) and the writer (collect/return buffers).
 #pragma once
 #include <atomic>
@@ -7,19 +7,21 @@
 #include <cstdint>
 #include <vector>
 
-#include "pmt/encoder.hpp"
 #include "python_stack.hpp"
 #include "runtime.hpp"
+#include "thread_records.hpp"
 
 namespace pmt::preload {
 
 inline constexpr size_t kBufferBytes = 64 * 1024;
+inline constexpr size_t kBufferWords = kBufferBytes / sizeof(uint64_t);
 
-// One thread-events payload. Full ones are chained per thread until the writer takes them.
+// One thread's payload of records. Full ones are chained per thread until the writer takes
+// them.
 struct Buffer {
     Buffer* next = nullptr;
-    size_t size = 0;  // payload bytes, set when the buffer is handed to the writer
-    uint8_t data[kBufferBytes];
+    size_t words = 0;  // payload words, set when the buffer is handed to the writer
+    uint64_t data[kBufferWords];
 };
 
 struct alignas(64) ThreadState final : DefinitionSink {
@@ -28,11 +30,10 @@ struct alignas(64) ThreadState final : DefinitionSink {
     std::atomic<uint32_t> busy{0};
     // 1 while the writer collects this thread's buffers. Written by the writer only.
     std::atomic<uint32_t> collecting{0};
-    RecordEncoder enc;
+    RecordWriter rec;
     Buffer* current = nullptr;
     Buffer* pending_head = nullptr;  // full buffers, oldest first (guarded by the flags)
     Buffer* pending_tail = nullptr;
-    uint64_t last_t = 0;  // latest time recorded: the base time of the next buffer
     uint32_t tid = 0;
     PyStackCache* cache = nullptr;
     ThreadState* next_registered = nullptr;  // guarded by the registry mutex
@@ -89,12 +90,12 @@ inline void release(ThreadState* s) { s->busy.store(0, std::memory_order_release
 // Moves the full current buffer to the pending chain and starts a fresh one (cold path).
 void hand_off_full(ThreadState* s);
 
-// Encodes one record with f(enc); a record that does not fit goes into a fresh buffer.
+// Stores one record with f(rec); a record that does not fit goes into a fresh buffer.
 template <class F>
 inline void emit(ThreadState* s, F&& f) {
-    if (PMT_LIKELY(f(s->enc))) return;
+    if (PMT_LIKELY(f(s->rec))) return;
     hand_off_full(s);
-    f(s->enc);
+    f(s->rec);
 }
 
 inline uint64_t capture_stack(ThreadState* s) { return python_stack_id(s->cache, *s); }

@@ -81,8 +81,7 @@ void record_rss(uint64_t rss) {
     if (!s) return;
     acquire(s);
     uint64_t t = now_ns();
-    emit(s, [&](RecordEncoder& e) { return e.rss(t, rss); });
-    s->last_t = t;
+    emit(s, [&](RecordWriter& e) { return e.rss(t, rss); });
     release(s);
 }
 

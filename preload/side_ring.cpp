@@ -64,26 +64,26 @@ bool is_ours(uintptr_t a) {
 void emit_one(ThreadState* s, const SideEvent& e, uint64_t t) {
     switch (e.op) {
         case SideOp::Alloc:
-            emit(s, [&](RecordEncoder& enc) { return enc.alloc(e.kind, t, e.addr, e.size, 0); });
+            emit(s, [&](RecordWriter& enc) { return enc.alloc(e.kind, t, e.addr, e.size, 0); });
             break;
         case SideOp::Free:
-            emit(s, [&](RecordEncoder& enc) { return enc.free(t, e.addr); });
+            emit(s, [&](RecordWriter& enc) { return enc.free(t, e.addr); });
             break;
         case SideOp::Realloc:
-            emit(s, [&](RecordEncoder& enc) {
+            emit(s, [&](RecordWriter& enc) {
                 return enc.realloc(e.kind, t, t, e.old_addr, e.addr, e.size, 0);
             });
             break;
         case SideOp::Mmap:
-            emit(s, [&](RecordEncoder& enc) {
+            emit(s, [&](RecordWriter& enc) {
                 return enc.mmap(t, e.addr, e.size, e.prot, e.flags, e.fd, 0);
             });
             break;
         case SideOp::Munmap:
-            emit(s, [&](RecordEncoder& enc) { return enc.munmap(t, e.addr, e.size); });
+            emit(s, [&](RecordWriter& enc) { return enc.munmap(t, e.addr, e.size); });
             break;
         case SideOp::Mremap:
-            emit(s, [&](RecordEncoder& enc) {
+            emit(s, [&](RecordWriter& enc) {
                 return enc.mremap(t, t, e.old_addr, e.old_size, e.addr, e.size, 0);
             });
             break;
@@ -138,10 +138,7 @@ void side_drain() {
             __atomic_signal_fence(__ATOMIC_RELEASE);
             __atomic_store_n(&r.tail, r.tail + 1, __ATOMIC_RELAXED);
         }
-        if (s) {
-            s->last_t = t;
-            release(s);
-        }
+        if (s) release(s);
         t_in_hook = 0;
     } while (PMT_UNLIKELY(side_pending()));  // a handler between the last look and here
 }

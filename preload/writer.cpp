@@ -142,7 +142,7 @@ uint64_t run_cycle(bool last = false) {
     collect_buffers(w.collected);
     if (w.collected.empty() && !w.cycle->holding() && !last) return 0;
     w.payloads.clear();
-    for (Buffer* b : w.collected) w.payloads.push_back(PayloadRef{b->data, b->size});
+    for (Buffer* b : w.collected) w.payloads.push_back(PayloadRef{b->data, b->words});
     StreamSink sink;
     uint64_t end = w.cycle->cycle(w.payloads.data(), w.payloads.size(), t, last, sink);
     return_buffers(w.collected);

@@ -1,5 +1,7 @@
 // Checks the writer's cycle (preload/exit_replay.cpp) on random multi-thread event streams cut
-// into writer cycles the way the writer cuts them:
+// into writer cycles the way the writer cuts them. Each simulated thread stores its records as
+// the interposer does (RecordWriter, preload/thread_records.hpp, small buffers handed off when
+// full) and, for the reference, the same records as version-2 thread-events payloads:
 // - the version-3 trace it writes, read back by TraceReader, delivers exactly the events, in
 //   exactly the order, that EventMerger delivers from the nanosecond payloads (released at
 //   each cycle's clock reading), plus a free of the old block before each allocation at an
@@ -8,7 +10,8 @@
 // - its times are multiples of 2^k ns, never decrease, never above the nanosecond time and
 //   less than 2^(k+m) ns below it;
 // - its own replay (exit line, End chunk) equals LiveHeap on the trace it wrote and on the
-//   nanosecond reference (peak time: the reference's exact ns).
+//   nanosecond reference (peak time: the reference's exact ns);
+// - a malformed payload fails the cycle and ends the trace at its last complete chunk.
 // Usage: native_exit_replay_check [scenarios]; prints one line, exits 1 on the first mismatch.
 #include <unistd.h>
 
@@ -24,6 +27,7 @@
 #include "pmt/encoder.hpp"
 #include "pmt/live.hpp"
 #include "pmt/reader.hpp"
+#include "thread_records.hpp"
 
 using namespace pmt;
 
@@ -177,14 +181,23 @@ bool check_file(const char* what, FileSink& file, const Reference& ref,
     return true;
 }
 
-// One simulated thread: its encoder over the buffer it fills, and its full buffers.
+// One simulated thread: its record writer over the buffer it fills, its full buffers, and
+// the same records as one version-2 payload per cycle for the reference.
 struct SimThread {
     uint32_t tid;
     bool rss_only;
-    std::vector<uint8_t> buf;
-    RecordEncoder enc;
-    std::vector<std::vector<uint8_t>> full;
-    uint64_t last_t = 0;
+    std::vector<uint64_t> buf;
+    preload::RecordWriter rec;
+    std::vector<std::vector<uint64_t>> full;
+    std::vector<uint8_t> ref_buf;
+    RecordEncoder ref;
+    uint64_t last_t = 0;  // the latest time recorded: the base of the next reference payload
+};
+
+// A cycle's collection: the writer's payloads and the reference's.
+struct Collected {
+    std::vector<std::vector<uint64_t>> payloads;
+    std::vector<std::vector<uint8_t>> reference;
 };
 
 struct Scenario {
@@ -192,100 +205,120 @@ struct Scenario {
     std::vector<SimThread> threads;
     std::vector<uint64_t> live;  // addresses we believe live (frees mostly pick these)
     uint64_t clock = 0;
-    size_t capacity;
+    size_t capacity;  // words
+    char name[64] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
     explicit Scenario(uint64_t seed) : rng(seed) {
         size_t n = 1 + rng() % 4;
-        capacity = 128 + rng() % 4096;
+        capacity = 16 + rng() % 512;
         threads.resize(n + 1);
         for (size_t i = 0; i <= n; ++i) {
             SimThread& t = threads[i];
-            t.tid = static_cast<uint32_t>(100 + rng() % 50 * 3 + i);  // ties broken by tid
+            // Distinct tids (i < 5), often equal times: ties broken by tid.
+            t.tid = static_cast<uint32_t>(100 + rng() % 50 * 5 + i);
             t.rss_only = i == n;
             t.buf.resize(capacity);
-            t.enc.reset(t.buf.data(), capacity, t.tid, 0);
+            t.rec.reset(t.buf.data(), capacity, t.tid);
+            t.ref_buf.resize(1 << 20);
+            t.ref.reset(t.ref_buf.data(), t.ref_buf.size(), t.tid, 0);
         }
     }
     uint64_t pick(uint64_t n) { return rng() % n; }
 
+    // f(writer) stores one record in either form; its arguments are fixed before.
     template <class F>
     void emit(SimThread& t, F&& f) {
-        if (f(t.enc)) return;
-        t.full.emplace_back(t.enc.data(), t.enc.data() + t.enc.size());
-        t.enc.reset(t.buf.data(), capacity, t.tid, t.last_t);
-        if (!f(t.enc)) std::abort();
+        if (!f(t.ref)) std::abort();
+        if (f(t.rec)) return;
+        t.full.emplace_back(t.rec.data(), t.rec.data() + t.rec.words());
+        t.rec.reset(t.buf.data(), capacity, t.tid);
+        if (!f(t.rec)) std::abort();
     }
 
     void step() {
         clock += pick(3) * 4096 + pick(2) * 100;  // many equal (quantized) times
         SimThread& t = threads[pick(threads.size())];
         uint64_t now = clock;
-        t.last_t = now;
+        t.last_t = std::max(t.last_t, now);
         if (t.rss_only) {
-            emit(t, [&](RecordEncoder& e) { return e.rss(now, pick(1 << 20)); });
+            uint64_t bytes = pick(1 << 20);
+            emit(t, [&](auto& e) { return e.rss(now, bytes); });
             return;
         }
-        uint64_t a = 0x10000 + pick(64) * 16;  // small address pool: reuse, replaced blocks
+        // A small address pool: reuse, replaced blocks; a few addresses of 57 bits or more
+        // (the records' wide forms).
+        uint64_t a = (pick(30) == 0 ? 0xFE00000000000000 : 0x10000) + pick(64) * 16;
         uint64_t m = 0x7f0000000000 + pick(16) * 4096;
-        switch (pick(12)) {
+        switch (pick(14)) {
             case 0:
             case 1:
             case 2:
-            case 3:
-                emit(t, [&](RecordEncoder& e) {
-                    return e.alloc(AllocKind::Malloc, now, a, 1 + pick(5000), pick(9));
-                });
+            case 3: {
+                uint64_t size = 1 + pick(5000), stack = pick(9);
+                emit(t, [&](auto& e) { return e.alloc(AllocKind::Malloc, now, a, size, stack); });
                 live.push_back(a);
                 break;
+            }
             case 4:
             case 5:
             case 6: {
                 uint64_t f = live.empty() || pick(8) == 0 ? a : live[pick(live.size())];
-                emit(t, [&](RecordEncoder& e) { return e.free(now, f); });
+                emit(t, [&](auto& e) { return e.free(now, f); });
                 break;
             }
             case 7: {
                 uint64_t old = live.empty() || pick(4) == 0 ? 0 : live[pick(live.size())];
                 uint64_t n = pick(5) == 0 ? 0 : 1 + pick(9000);
-                emit(t, [&](RecordEncoder& e) {
-                    return e.realloc(AllocKind::Realloc, now, now + pick(2) * 4096, old, n ? a : 0,
-                                     n, 1);
-                });
+                uint64_t after = now + pick(2) * 4096;  // later records may read earlier
+                AllocKind kind = pick(3) ? AllocKind::Realloc : AllocKind::ReallocArray;
+                emit(t, [&](auto& e) { return e.realloc(kind, now, after, old, n ? a : 0, n, 1); });
+                t.last_t = std::max(t.last_t, after);
                 if (n) live.push_back(a);
                 break;
             }
-            case 8:
-                emit(t, [&](RecordEncoder& e) {
-                    return e.mmap(now, m, 4096 * (1 + pick(8)), 3, pick(3) ? 0x22 : 0x2, -1, 2);
-                });
+            case 8: {
+                uint64_t len = 4096 * (1 + pick(8)), flags = pick(3) ? 0x22 : 0x2;
+                emit(t, [&](auto& e) { return e.mmap(now, m, len, 3, flags, -1, 2); });
                 break;
-            case 9:
-                emit(t, [&](RecordEncoder& e) {
-                    return e.munmap(now, m + pick(4) * 4096, 4096 * (1 + pick(4)));
-                });
+            }
+            case 9: {
+                uint64_t at = m + pick(4) * 4096, len = 4096 * (1 + pick(4));
+                emit(t, [&](auto& e) { return e.munmap(now, at, len); });
                 break;
-            case 10:
-                emit(t, [&](RecordEncoder& e) {
-                    return e.mremap(now, now, m, 4096 * (1 + pick(4)), m + pick(8) * 4096,
-                                    4096 * (1 + pick(8)), pick(2));
-                });
+            }
+            case 10: {
+                uint64_t old_len = 4096 * (1 + pick(4)), to = m + pick(8) * 4096,
+                         len = 4096 * (1 + pick(8)), stack = pick(2);
+                emit(t, [&](auto& e) { return e.mremap(now, now, m, old_len, to, len, stack); });
                 break;
-            default:
-                emit(t, [&](RecordEncoder& e) {
-                    return e.stack(1 + pick(100), pick(100), 1 + pick(100));
-                });
+            }
+            case 11: {  // definitions: a string of any length (padding), a location
+                uint64_t id = 1 + pick(100), n = pick(40), f = pick(50), l = pick(100000);
+                const char* text = name + pick(20);
+                emit(t, [&](auto& e) { return e.string(id, text, n); });
+                emit(t, [&](auto& e) { return e.location(id, f, f + 1, l); });
+                break;
+            }
+            default: {
+                uint64_t id = 1 + pick(100), parent = pick(100), loc = 1 + pick(100);
+                emit(t, [&](auto& e) { return e.stack(id, parent, loc); });
+            }
         }
     }
 
     // The writer's cycle: take every thread's full buffers and its current one.
-    std::vector<std::vector<uint8_t>> collect() {
-        std::vector<std::vector<uint8_t>> out;
+    Collected collect() {
+        Collected out;
         for (SimThread& t : threads) {
-            for (auto& b : t.full) out.push_back(std::move(b));
+            for (auto& b : t.full) out.payloads.push_back(std::move(b));
             t.full.clear();
-            if (!t.enc.empty()) {
-                out.emplace_back(t.enc.data(), t.enc.data() + t.enc.size());
-                t.enc.reset(t.buf.data(), capacity, t.tid, t.last_t);
+            if (!t.rec.empty()) {
+                out.payloads.emplace_back(t.rec.data(), t.rec.data() + t.rec.words());
+                t.rec.reset(t.buf.data(), capacity, t.tid);
+            }
+            if (!t.ref.empty()) {
+                out.reference.emplace_back(t.ref.data(), t.ref.data() + t.ref.size());
+                t.ref.reset(t.ref_buf.data(), t.ref_buf.size(), t.tid, t.last_t);
             }
         }
         return out;
@@ -311,13 +344,11 @@ bool run(uint64_t seed) {
         uint64_t t = s.clock + s.pick(2) * 4096;  // the clock reading, then late records
         int late = static_cast<int>(s.pick(6));
         for (int i = 0; i < late; ++i) s.step();
-        auto bufs = s.collect();
+        Collected bufs = s.collect();
         s.clock = std::max(s.clock, t);  // later records are timed >= t (the Epoch promise)
         std::vector<preload::PayloadRef> refs;
-        for (auto& b : bufs) {
-            ref.merger.add_thread_payload(b.data(), b.size());
-            refs.push_back({b.data(), b.size()});
-        }
+        for (auto& b : bufs.reference) ref.merger.add_thread_payload(b.data(), b.size());
+        for (auto& b : bufs.payloads) refs.push_back({b.data(), b.size()});
         ref.merger.release_before(t, ref);
         fast.cycle(refs.data(), refs.size(), t, false, file);
         if (fast.failed() || fast.live_bytes() != ref.heap.live_bytes()) {
@@ -341,31 +372,38 @@ bool run(uint64_t seed) {
 
 // Many live blocks: the table grows and deletes across probe runs.
 bool run_many_blocks() {
-    std::vector<uint8_t> buf(1 << 20);
+    std::vector<uint64_t> buf(1 << 19);
+    preload::RecordWriter rec;
+    rec.reset(buf.data(), buf.size(), 7);
+    std::vector<uint8_t> ref_buf(1 << 20);
     RecordEncoder enc;
-    enc.reset(buf.data(), buf.size(), 7, 0);
+    enc.reset(ref_buf.data(), ref_buf.size(), 7, 0);
     std::mt19937_64 rng(42);
     std::vector<uint64_t> live;
     uint64_t t = 0;
     for (int i = 0; i < 60000; ++i) {
         t += 4096;
+        bool ok;
         if (live.empty() || rng() % 3) {
             uint64_t a = 0x100000 + (rng() % 200000) * 16;
-            enc.alloc(AllocKind::Malloc, t, a, 1 + rng() % 100, 0);
+            uint64_t size = 1 + rng() % 100;
+            ok = enc.alloc(AllocKind::Malloc, t, a, size, 0) &&
+                 rec.alloc(AllocKind::Malloc, t, a, size, 0);
             live.push_back(a);
         } else {
             size_t k = rng() % live.size();
-            enc.free(t, live[k]);
+            ok = enc.free(t, live[k]) && rec.free(t, live[k]);
             live[k] = live.back();
             live.pop_back();
         }
+        if (!ok) std::abort();
     }
     Reference ref;
     preload::WriterCycle fast(kShift, kSmallTick, 4096);  // many payloads
     FileSink file(kSmallTick);
     ref.merger.add_thread_payload(enc.data(), enc.size());
     ref.merger.release_before(UINT64_MAX, ref);
-    preload::PayloadRef r{enc.data(), enc.size()};
+    preload::PayloadRef r{rec.data(), rec.words()};
     file.end(fast, fast.cycle(&r, 1, t, true, file));
     if (fast.live_bytes() != ref.heap.live_bytes()) {
         std::printf("many blocks: live %llu/%llu\n", (unsigned long long)fast.live_bytes(),
@@ -375,31 +413,38 @@ bool run_many_blocks() {
     return check_file("many blocks", file, ref, fast);
 }
 
-// A malformed buffer (unknown opcode) fails the cycle: the sink is told once, nothing more is
-// written, and the file reads as truncated after the last complete chunk (the first cycle's
-// events, exactly).
-bool run_malformed() {
-    std::vector<uint8_t> buf(4096), bad(4096);
-    RecordEncoder enc;
-    enc.reset(buf.data(), buf.size(), 7, 0);
-    enc.alloc(AllocKind::Malloc, 1000, 0x1000, 10, 0);
-    enc.alloc(AllocKind::Calloc, 1500, 0x2000, 20, 0);
-    enc.free(2000, 0x1000);
+// A malformed payload (an unknown tag, a record cut short, no header) fails the cycle: the
+// sink is told once, nothing more is written, and the file reads as truncated after the last
+// complete chunk (the first cycle's events, exactly).
+bool run_malformed(int how) {
+    std::vector<uint64_t> buf(64), bad(64);
+    preload::RecordWriter rec;
+    rec.reset(buf.data(), buf.size(), 7);
+    rec.alloc(AllocKind::Malloc, 1000, 0x1000, 10, 0);
+    rec.alloc(AllocKind::Calloc, 1500, 0x2000, 20, 0);
+    rec.free(2000, 0x1000);
     preload::WriterCycle fast(kShift, kSmallTick);
     FileSink file(kSmallTick);
-    preload::PayloadRef r{enc.data(), enc.size()};
+    preload::PayloadRef r{rec.data(), rec.words()};
     fast.cycle(&r, 1, 5000, false, file);
-    RecordEncoder enc2;
-    enc2.reset(bad.data(), bad.size(), 7, 6000);
-    enc2.free(7000, 0x2000);
-    std::vector<uint8_t> broken(enc2.data(), enc2.data() + enc2.size());
-    broken.push_back(0xEE);
+    preload::RecordWriter rec2;
+    rec2.reset(bad.data(), bad.size(), 7);
+    rec2.free(7000, 0x2000);
+    std::vector<uint64_t> broken(rec2.data(), rec2.data() + rec2.words());
+    if (how == 0) {
+        broken.push_back(uint64_t(0x7F) << preload::rec::kTagShift);  // no such tag
+    } else if (how == 1) {
+        broken.push_back(preload::rec::tag(preload::rec::kAlloc) | 0x3000);  // [tag|addr, t]
+        broken.push_back(8000);
+    } else {
+        broken.erase(broken.begin());  // the free's first word where the header should be
+    }
     preload::PayloadRef b{broken.data(), broken.size()};
     fast.cycle(&b, 1, 10000, false, file);
     size_t written = file.bytes.size();
     fast.cycle(&r, 1, 20000, true, file);
     if (!fast.failed() || !file.failed || file.bytes.size() != written) {
-        std::printf("malformed: failed %d, sink told %d, %zu bytes after the failure\n",
+        std::printf("malformed %d: failed %d, sink told %d, %zu bytes after the failure\n", how,
                     fast.failed(), file.failed, file.bytes.size() - written);
         return false;
     }
@@ -416,11 +461,11 @@ bool run_malformed() {
         tr.read(got);
         truncated = tr.truncated();
     } catch (const std::exception& e) {
-        std::printf("malformed: %s\n", e.what());
+        std::printf("malformed %d: %s\n", how, e.what());
     }
     unlink(path.c_str());
     if (!truncated || got.seen.size() != 3 || got.heap.live_bytes() != 20) {
-        std::printf("malformed: truncated %d, %zu events read, live %llu\n", truncated,
+        std::printf("malformed %d: truncated %d, %zu events read, live %llu\n", how, truncated,
                     got.seen.size(), (unsigned long long)got.heap.live_bytes());
         return false;
     }
@@ -431,7 +476,7 @@ bool run_malformed() {
 
 int main(int argc, char** argv) {
     int n = argc > 1 ? std::atoi(argv[1]) : 3000;
-    if (!run_many_blocks() || !run_malformed()) return 1;
+    if (!run_many_blocks() || !run_malformed(0) || !run_malformed(1) || !run_malformed(2)) return 1;
     for (int i = 0; i < n; ++i)
         if (!run(static_cast<uint64_t>(i) * 7919 + 1)) return 1;
     std::printf(
