@@ -55,17 +55,18 @@ private:
 // max_from(s) is then the first kept entry at or after s. Its size is the number of strictly
 // decreasing steps since the highest point, bounded in practice by the blocks freed; a cap
 // merges old neighbours upward (never under-estimates a maximum) if it is ever reached.
+// The newest entry waits in top_ until a lower value follows (a rise replaces it in place):
+// the entries it would remove from entries_ go only then, which is the same list.
 class LiveHistory {
 public:
     void push(uint64_t seq, uint64_t live_bytes) {
-        // An entry no higher than the newest value can never be the maximum of a suffix again.
-        while (!entries_.empty() && entries_.back().live <= live_bytes) entries_.pop_back();
-        entries_.push_back({seq, live_bytes});
-        if (__builtin_expect(entries_.size() > kCap, 0)) thin();
+        if (__builtin_expect(live_bytes < top_.live, 0) && has_top_) settle(seq, live_bytes);
+        top_ = {seq, live_bytes};
+        has_top_ = true;
     }
     // Highest live bytes after any event with seq >= s (0 when no such event was pushed).
     uint64_t max_from(uint64_t seq) const;
-    size_t size() const { return entries_.size(); }
+    size_t size() const;
 
 private:
     struct Entry {
@@ -73,8 +74,19 @@ private:
         uint64_t live;
     };
     static constexpr size_t kCap = size_t{1} << 22;
+    // top_ goes into entries_ (an entry no higher than it can never be the maximum of a
+    // suffix again) before (seq, live), lower, becomes the top.
+    void settle(uint64_t seq, uint64_t live) {
+        while (!entries_.empty() && entries_.back().live <= top_.live) entries_.pop_back();
+        entries_.push_back(top_);
+        // The full list now ends with (seq, live): the cap counts it.
+        if (__builtin_expect(entries_.size() + 1 > kCap, 0)) thin_with(seq, live);
+    }
+    void thin_with(uint64_t seq, uint64_t live);
     void thin();
-    std::vector<Entry> entries_;
+    std::vector<Entry> entries_;  // strictly decreasing live, increasing seq
+    Entry top_{0, 0};
+    bool has_top_ = false;
 };
 
 }  // namespace pmt::analyzer

@@ -19,106 +19,122 @@ void WindowAnalysis::begin(const TraceReader& reader) { frames_.attach(&reader);
 
 size_t WindowAnalysis::first_after(uint64_t s) const {
     return static_cast<size_t>(
-        std::upper_bound(log_.begin(), log_.end(), s,
-                         [](uint64_t v, const Rec& r) { return v < r.seq; }) -
-        log_.begin());
+        std::upper_bound(order_.begin(), order_.end(), s,
+                         [](uint64_t v, const Ord& o) { return v < o.seq; }) -
+        order_.begin());
 }
 
-WindowAnalysis::Rec* WindowAnalysis::by_seq(uint64_t s) {
-    auto it = std::lower_bound(log_.begin(), log_.end(), s,
-                               [](const Rec& r, uint64_t v) { return r.seq < v; });
-    return it != log_.end() && it->seq == s && !it->dead ? &*it : nullptr;
+[[gnu::always_inline]] inline void WindowAnalysis::kill(uint32_t slot) {
+    Rec& r = pool_[slot];
+    r.dead = true;
+    free_.push_back(slot);
+    // The origin stays readable until the next add(): callers copy it before.
+    if (__builtin_expect(r.origin != 0, 0)) origins_free_.push_back(r.origin - 1);
+    ++stale_;
 }
 
 [[gnu::always_inline]] inline const WindowAnalysis::Rec* WindowAnalysis::remove(const Block& b) {
     if (__builtin_expect(b.mapping, 0)) return remove_mapping(b);
-    if (b.tag == 0 || b.tag > log_.size()) return nullptr;
-    Rec* rec = &log_[b.tag - 1];
+    if (b.tag == 0 || b.tag > pool_.size()) return nullptr;
+    Rec* rec = &pool_[b.tag - 1];
     if (rec->dead || rec->mapping || rec->addr != b.addr) return nullptr;
-    rec->dead = true;
-    ++log_dead_;
+    kill(b.tag - 1);
     return rec;
 }
 
 const WindowAnalysis::Rec* WindowAnalysis::remove_mapping(const Block& b) {
     // The released part may start inside a mapping (partial munmap).
-    auto it = map_seq_.upper_bound(b.addr);
-    if (it == map_seq_.begin()) return nullptr;
+    auto it = map_slot_.upper_bound(b.addr);
+    if (it == map_slot_.begin()) return nullptr;
     --it;
-    const uint64_t seq = it->second;
-    Rec* rec = by_seq(seq);
-    if (!rec || b.addr >= rec->addr + rec->size) return nullptr;
-    Rec& r = *rec;
-    if (b.size < r.size) {  // part of it stays live: shrink the record, keep its index
+    const uint32_t slot = it->second;
+    Rec& r = pool_[slot];
+    if (r.dead || b.addr >= r.addr + r.size) return nullptr;
+    if (b.size < r.size) {  // part of it stays live: shrink the record, keep its slot
         part_ = r;
         part_.addr = b.addr;
         part_.size = b.size;
         r.size -= b.size;
         if (b.addr == r.addr) {
-            map_seq_.erase(it);
+            map_slot_.erase(it);
             r.addr += b.size;
-            map_seq_[r.addr] = seq;
+            map_slot_[r.addr] = slot;
         }
         return &part_;
     }
-    map_seq_.erase(it);
-    rec->dead = true;
-    ++log_dead_;
-    return rec;
+    map_slot_.erase(it);
+    kill(slot);
+    return &r;
+}
+
+[[gnu::always_inline]] inline uint32_t WindowAnalysis::new_slot() {
+    if (__builtin_expect(!free_.empty(), 1)) {
+        const uint32_t slot = free_.back();
+        free_.pop_back();
+        return slot;
+    }
+    pool_.emplace_back();
+    return static_cast<uint32_t>(pool_.size() - 1);
 }
 
 [[gnu::always_inline]] inline void WindowAnalysis::add(const Block& b, const Stamp* origin,
                                                        uint64_t seq, const LiveHeap& heap) {
-    Rec r;
+    // Slots stay below UINT32_MAX: a tag is slot + 1 (0: untagged), order_ holds 32 bits.
+    if (__builtin_expect(free_.empty() && pool_.size() >= UINT32_MAX - 1, 0)) return;
+    const uint32_t slot = new_slot();
+    Rec& r = pool_[slot];
     r.addr = b.addr;
     r.size = b.size;
     r.stack = b.stack_id;
     r.seq = seq;  // LiveHeap makes at most one block live per event: seqs only increase
     r.mapping = b.mapping;
+    r.dead = false;
     r.ns = b.time_ns;
     r.max_before = running_peak_;
     r.since = since_;
     r.detections = detection_max_.size();
-    // A block that grew (realloc, mremap) keeps the age of the first one. origins_ has at most
-    // one entry per record of log_, whose indices are below UINT32_MAX (tags, below).
-    if (origin) {
-        origins_.push_back(*origin);
-        r.origin = static_cast<uint32_t>(origins_.size());
+    r.origin = 0;
+    // A block that grew (realloc, mremap) keeps the age of the first one.
+    if (__builtin_expect(origin != nullptr, 0)) {
+        uint32_t o;
+        if (!origins_free_.empty()) {
+            o = origins_free_.back();
+            origins_free_.pop_back();
+            origins_[o] = *origin;
+        } else {
+            o = static_cast<uint32_t>(origins_.size());
+            origins_.push_back(*origin);
+        }
+        r.origin = o + 1;
     }
-    log_.push_back(r);
-    if (b.mapping)
-        map_seq_[b.addr] = seq;
-    else if (log_.size() < UINT32_MAX)  // else untagged: its release reads as unknown
-        heap.set_tag(b.addr, static_cast<uint32_t>(log_.size()));
+    order_.push_back({seq, slot});
+    if (__builtin_expect(b.mapping, 0))
+        map_slot_[b.addr] = slot;
+    else
+        heap.set_tag(b.addr, slot + 1);
 }
 
-// Drops the holes once they are half the log; each live heap block gets its new index, each
-// live record's origin its new place in origins_ (origins_ is in log order: indices only move
-// down, so both compact in place).
-void WindowAnalysis::compact(const LiveHeap& heap) {
-    size_t w = 0, wo = 0;
-    for (size_t i = 0; i < log_.size(); ++i) {
-        if (log_[i].dead) continue;
-        if (w != i) log_[w] = log_[i];
-        Rec& r = log_[w++];
-        if (r.origin) {
-            origins_[wo++] = origins_[r.origin - 1];
-            r.origin = static_cast<uint32_t>(wo);
-        }
-        if (!r.mapping) heap.set_tag(r.addr, static_cast<uint32_t>(w));
+// Drops order_'s entries whose record was released (its slot free or holding a newer record).
+// Records and tags stay where they are.
+void WindowAnalysis::compact() {
+    size_t w = 0;
+    for (size_t i = 0; i < order_.size(); ++i) {
+        const Ord o = order_[i];
+        const Rec& r = pool_[o.slot];
+        if (r.dead || r.seq != o.seq) continue;
+        order_[w++] = o;
     }
-    log_.resize(w);
-    origins_.resize(wo);
-    log_dead_ = 0;
+    order_.resize(w);
+    stale_ = 0;
 }
 
 [[gnu::always_inline]] inline void WindowAnalysis::release(Thread& th, const Event& e,
                                                            const LiveChanges& changes) {
+    Burst& bu = th.burst;
     for (const LiveChange& c : changes) {
         if (c.live) continue;
         const Block& b = c.block;
         const Rec* r = remove(b);
-        Burst& bu = th.burst;
         if (!bu.active) {
             bu.active = true;
             bu.stmt_stack = th.last_alloc_stack;
@@ -131,6 +147,41 @@ void WindowAnalysis::compact(const LiveHeap& heap) {
         bu.bytes += b.size;
         bu.dead.push_back({r ? r->seq : 0, r ? r->stack : b.stack_id, b.size, b.mapping});
     }
+    maybe_compact();
+}
+
+[[gnu::always_inline]] inline void WindowAnalysis::allocated(Thread& th, const Event& e) {
+    // Stack 0 (no Python frame: start-up, teardown) leaves no statement to blame.
+    th.last_alloc_stack = e.stack_id;
+    if (e.stack_id != 0) {
+        int8_t& rooted = module_rooted_[e.stack_id];
+        if (__builtin_expect(rooted < 0, 0)) {
+            const auto& f = frames_.outer_first(e.stack_id);
+            rooted = !f.empty() && frames_.text(f.front().function) == "<module>";
+        }
+        if (rooted) script_end_ns_ = e.time_ns;
+    }
+}
+
+[[gnu::always_inline]] inline void WindowAnalysis::step(const Event& e, const LiveHeap& heap,
+                                                        const LiveChanges& changes) {
+    Thread& th = thread(e.tid);
+    const bool pending = th.realloc_pending;
+    th.realloc_pending = false;  // a realloc's two halves are adjacent on their thread
+    if (e.type == EventType::Alloc) {
+        if (th.burst.active) close_burst(th, e.seq);  // the thread moved on
+        const bool grown = is_realloc(e.kind) && pending;
+        if (__builtin_expect(changes.size() == 1 && changes[0].live && !grown, 1))
+            add(changes[0].block, nullptr, e.seq, heap);  // most events: a new block
+        else
+            add_changes(th, grown, e, heap, changes);
+        allocated(th, e);
+    } else if (e.type == EventType::Free && !is_realloc(e.kind)) {
+        release(th, e, changes);
+    } else {
+        step_other(th, e, heap, changes);
+    }
+    after(e, heap);
 }
 
 void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
@@ -138,61 +189,52 @@ void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
     clear_deltas();
 }
 
-void WindowAnalysis::step(const Event& e, const LiveHeap& heap, const LiveChanges& changes) {
-    Thread& th = thread(e.tid);
-    const bool pending = th.realloc_pending;
-    th.realloc_pending = false;  // a realloc's two halves are adjacent on their thread
+void WindowAnalysis::on_step(const Event& e, const LiveHeap& heap, const LiveChanges& changes) {
+    step(e, heap, changes);
+}
 
-    switch (e.type) {
-        case EventType::Alloc:
-        case EventType::Mmap:
-        case EventType::Mremap: {
-            if (th.burst.active) close_burst(th, e.seq);  // the thread moved on
-            const bool grown = e.type == EventType::Alloc && is_realloc(e.kind) && pending;
-            if (changes.size() == 1 && changes[0].live && !grown) {
-                add(changes[0].block, nullptr, e.seq, heap);  // most events: a new block
-            } else {
-                Stamp carried;  // the age a grown block keeps (realloc, mremap)
-                bool have = false;
-                if (grown) {
-                    carried = th.realloc_origin;
-                    have = true;
-                }
-                for (const LiveChange& c : changes) {  // mremap: the old range moves to the new
-                    if (c.live) continue;
-                    const Rec* r = remove(c.block);
-                    if (r && !have) {
-                        carried = origin_of(*r);
-                        have = true;
-                    }
-                }
-                for (const LiveChange& c : changes)
-                    if (c.live) add(c.block, have ? &carried : nullptr, e.seq, heap);
-            }
-            // Stack 0 (no Python frame: start-up, teardown) leaves no statement to blame.
-            th.last_alloc_stack = e.stack_id;
-            if (e.stack_id != 0) {
-                int8_t& rooted = module_rooted_[e.stack_id];
-                if (rooted < 0) {
-                    const auto& f = frames_.outer_first(e.stack_id);
-                    rooted = !f.empty() && frames_.text(f.front().function) == "<module>";
-                }
-                if (rooted) script_end_ns_ = e.time_ns;
-            }
-            break;
+void WindowAnalysis::add_changes(Thread& th, bool grown, const Event& e, const LiveHeap& heap,
+                                 const LiveChanges& changes) {
+    Stamp carried;  // the age a grown block keeps (realloc, mremap)
+    bool have = false;
+    if (grown) {
+        carried = th.realloc_origin;
+        have = true;
+    }
+    for (const LiveChange& c : changes) {  // mremap: the old range moves to the new
+        if (c.live) continue;
+        const Rec* r = remove(c.block);
+        if (r && !have) {
+            carried = origin_of(*r);
+            have = true;
         }
+    }
+    for (const LiveChange& c : changes)
+        if (c.live) add(c.block, have ? &carried : nullptr, e.seq, heap);
+    maybe_compact();
+}
+
+void WindowAnalysis::step_other(Thread& th, const Event& e, const LiveHeap& heap,
+                                const LiveChanges& changes) {
+    switch (e.type) {
+        case EventType::Alloc:  // step() handles it
+            break;
+        case EventType::Mmap:
+        case EventType::Mremap:
+            if (th.burst.active) close_burst(th, e.seq);  // the thread moved on
+            add_changes(th, false, e, heap, changes);
+            allocated(th, e);
+            break;
         case EventType::Free:
-            if (is_realloc(e.kind)) {
-                for (const LiveChange& c : changes) {
-                    if (c.live) continue;
-                    const Rec* r = remove(c.block);
-                    if (!r) continue;
-                    th.realloc_pending = true;
-                    th.realloc_origin = origin_of(*r);
-                }
-                break;
+            // A realloc's first half: the block it releases passes its origin to the second.
+            for (const LiveChange& c : changes) {
+                if (c.live) continue;
+                const Rec* r = remove(c.block);
+                if (!r) continue;
+                th.realloc_pending = true;
+                th.realloc_origin = origin_of(*r);
             }
-            release(th, e, changes);
+            maybe_compact();
             break;
         case EventType::Munmap:
             release(th, e, changes);
@@ -200,10 +242,6 @@ void WindowAnalysis::step(const Event& e, const LiveHeap& heap, const LiveChange
         case EventType::Rss:
             break;
     }
-    if (log_dead_ >= 4096 && log_dead_ * 2 >= log_.size()) compact(heap);
-    if (e.type != EventType::Rss) history_.push(e.seq, heap.live_bytes());
-    running_peak_ = heap.peak_bytes();
-    since_ = std::max(since_, heap.live_bytes());
 }
 
 }  // namespace pmt::analyzer
@@ -223,12 +261,15 @@ void WindowAnalysis::close_burst(Thread& th, uint64_t /*seq_now*/) {
     // arrive in the order of their first release, so the map iterates as it would without).
     uint64_t run_stack = 0, run_bytes = 0, run_max_seq = 0;
     bool in_run = false;
+    uint64_t mappings = 0, max_seq = 0;  // of the whole burst
     auto flush = [&] {
         auto& [bytes, max_seq] = by_stack[run_stack];
         bytes += run_bytes;
         max_seq = std::max(max_seq, run_max_seq);
     };
     for (const Burst::Dead& d : bu.dead) {
+        mappings += d.mapping;
+        max_seq = std::max(max_seq, d.seq);
         if (in_run && d.stack == run_stack) {
             run_bytes += d.size;
             run_max_seq = std::max(run_max_seq, d.seq);
@@ -258,22 +299,27 @@ void WindowAnalysis::close_burst(Thread& th, uint64_t /*seq_now*/) {
     const std::vector<FrameKey> prefix(stmt.begin(), stmt.begin() + depth + 1);
 
     // Old generation: every released block except the statement's own temporaries.
+    // Counted as the whole burst less those; none when no block is younger than the old data.
     Window w;
-    for (const Burst::Dead& d : bu.dead) {
-        if (d.seq > old_max_seq && frames_.has_prefix(d.stack, prefix)) continue;
-        w.old_bytes += d.size;
-        ++w.old_blocks;
-        if (d.mapping) ++w.old_mappings;
-    }
+    w.old_bytes = bu.bytes;
+    w.old_blocks = bu.dead.size();
+    w.old_mappings = mappings;
+    if (max_seq > old_max_seq)
+        for (const Burst::Dead& d : bu.dead) {
+            if (d.seq <= old_max_seq || !frames_.has_prefix(d.stack, prefix)) continue;
+            w.old_bytes -= d.size;
+            --w.old_blocks;
+            w.old_mappings -= d.mapping;
+        }
     // New generation: what the statement allocated after the old data and still holds.
     std::unordered_map<uint64_t, uint64_t> new_by_stack;
     // The window opens with the new generation's first sizeable block: small blocks left
     // alive by an earlier run of the same statement (caches) must not open it early.
     Stamp first_big, first_small;
     bool have_big = false, have_small = false;
-    for (size_t i = first_after(old_max_seq); i < log_.size(); ++i) {
-        const Rec& r = log_[i];
-        if (r.dead || !frames_.has_prefix(r.stack, prefix)) continue;
+    for (size_t i = first_after(old_max_seq); i < order_.size(); ++i) {
+        const Rec& r = pool_[order_[i].slot];
+        if (r.dead || r.seq != order_[i].seq || !frames_.has_prefix(r.stack, prefix)) continue;
         w.new_bytes += r.size;
         new_by_stack[r.stack] += r.size;
         // A buffer older than the old data that this statement merely grew (an interpreter

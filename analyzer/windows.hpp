@@ -35,9 +35,7 @@ public:
     void begin(const TraceReader& reader) override;
     // Through on_live/on_dead calls: the collected changes go to step().
     void on_event(const Event& e, const LiveHeap& heap) override;
-    void on_step(const Event& e, const LiveHeap& heap, const LiveChanges& changes) override {
-        step(e, heap, changes);
-    }
+    void on_step(const Event& e, const LiveHeap& heap, const LiveChanges& changes) override;
     void finish(const TraceReader& reader, const LiveHeap& heap) override;
     void add_json(nlohmann::json& report) const override;
     void add_text(std::string& out) const override;
@@ -70,8 +68,13 @@ private:
         uint64_t ns = 0, max_before = 0, since = 0, detections = 0;  // the rest of its Stamp
         uint32_t origin = 0;  // 0: the block is its own origin; else origins_[origin - 1]
         bool mapping = false;
-        bool dead = false;  // released: a hole in log_ until the next compaction
+        bool dead = false;  // released: its slot is free for the next record
         Stamp latest() const { return {ns, seq, max_before, since, detections}; }
+    };
+    // A record's place in seq order: stale once the slot's record is dead or another one.
+    struct Ord {
+        uint64_t seq;
+        uint32_t slot;
     };
     struct Burst {  // releases on one thread with no allocation of that thread between them
         bool active = false;
@@ -90,20 +93,39 @@ private:
         Burst burst;
     };
 
-    // The per-event work: e and the changes it made to the live set, in order.
+    // The per-event work: e and the changes it made to the live set, in order. The common
+    // events (a plain allocation or free of one heap block) stay inline; the rest go to
+    // step_other / add_changes.
     void step(const Event& e, const LiveHeap& heap, const LiveChanges& changes);
+    void step_other(Thread& th, const Event& e, const LiveHeap& heap, const LiveChanges& changes);
+    // An allocation event other than one plain new block: a realloc's second half (the grown
+    // block keeps its origin), an mremap (the old range moves to the new), a replaced block.
+    void add_changes(Thread& th, bool grown, const Event& e, const LiveHeap& heap,
+                     const LiveChanges& changes);
+    void allocated(Thread& th, const Event& e);  // the thread's last allocation, script end
+    // Highest live bytes so far and since the last detection; the history of live bytes.
+    void after(const Event& e, const LiveHeap& heap) {
+        const uint64_t live = heap.live_bytes();
+        if (e.type != EventType::Rss) history_.push(e.seq, live);
+        running_peak_ = heap.peak_bytes();
+        if (live > since_) since_ = live;
+    }
     // Marks the record of a released block (or piece of a mapping) dead and returns it, valid
     // until the next remove or add; nullptr for a block never seen allocated.
     const Rec* remove(const Block& b);
     const Rec* remove_mapping(const Block& b);  // remove's path for a (piece of a) mapping
+    void kill(uint32_t slot);                   // the record in slot is released
     // origin: the age a grown block keeps (nullptr: its own).
     void add(const Block& b, const Stamp* origin, uint64_t seq, const LiveHeap& heap);
+    uint32_t new_slot();  // pool_'s index for a new record
     // The first block of r's realloc/mremap chain (r itself when it never grew).
     Stamp origin_of(const Rec& r) const { return r.origin ? origins_[r.origin - 1] : r.latest(); }
-    // Index in log_ of the first record with seq > s; the live record with exactly seq s.
+    // Index in order_ of the first entry with seq > s.
     size_t first_after(uint64_t s) const;
-    Rec* by_seq(uint64_t s);
-    void compact(const LiveHeap& heap);  // drops the holes (call once they are half of log_)
+    void maybe_compact() {
+        if (__builtin_expect(stale_ >= 4096, 0) && stale_ * 4 >= order_.size() * 3) compact();
+    }
+    void compact();  // drops order_'s stale entries (call once they are 3/4 of it)
     Thread& thread(uint32_t tid) {
         if (tid != last_tid_ || !last_thread_) {
             last_thread_ = &threads_[tid];  // node-based map: the reference stays valid
@@ -127,15 +149,20 @@ private:
     static std::string remedy_for(const Window& w);
 
     mutable StackFrames frames_;
-    // Live blocks' records in seq order, with holes for released ones (compacted once they
-    // are half of it). A heap block finds its record through its tag in LiveHeap (index + 1),
-    // a mapping through map_seq_: no per-event allocation, no tree.
-    std::vector<Rec> log_;
-    size_t log_dead_ = 0;
-    // Origins of grown blocks, in the order of their records in log_ (compacted with it).
+    // Live blocks' records in a pool whose slots never move (a released record's slot is
+    // reused): a heap block finds its record through its tag in LiveHeap (slot + 1), a mapping
+    // through map_slot_. order_ lists the records by seq for the new-generation scan; its
+    // stale entries (released records) are dropped once they are half of it, without touching
+    // the records or the tags.
+    std::vector<Rec> pool_;
+    std::vector<uint32_t> free_;  // released slots of pool_
+    std::vector<Ord> order_;
+    size_t stale_ = 0;  // entries of order_ whose record was released since the last compact()
+    // Origins of grown blocks (Rec::origin - 1), slots reused the same way.
     std::vector<Stamp> origins_;
-    Rec part_;                              // remove()'s answer for a piece of a mapping
-    std::map<uint64_t, uint64_t> map_seq_;  // mapping start -> seq (mappings are few)
+    std::vector<uint32_t> origins_free_;
+    Rec part_;                               // remove()'s answer for a piece of a mapping
+    std::map<uint64_t, uint32_t> map_slot_;  // mapping start -> slot (mappings are few)
     std::unordered_map<uint32_t, Thread> threads_;
     uint32_t last_tid_ = 0;
     Thread* last_thread_ = nullptr;
