@@ -32,8 +32,7 @@ public:
     // Makes seq live. seq must be larger than every seq added before (the callers' seqs only
     // grow); anything else is a bug of the caller.
     void add(uint64_t seq) {
-        const uint64_t pn = seq >> kPageBits;
-        if (top_ == nullptr || pn != top_no_) new_top(pn);
+        if ((seq >> kPageBits) != top_no_) new_top(seq >> kPageBits);
         top_->words[(seq >> 6) & (kWords - 1)] |= uint64_t(1) << (seq & 63);
         ++top_->live;
         ++live_;
@@ -42,8 +41,8 @@ public:
     // Makes seq dead; false (and nothing changes) when it is not live.
     bool remove(uint64_t seq) {
         const uint64_t idx = (seq >> kPageBits) - base_;  // wraps for a page before the window
-        if (idx >= slots_.size() - head_) return false;
-        Page* p = slots_[head_ + idx];
+        if (idx >= win_n_) return false;
+        Page* p = win_[idx];
         if (p == nullptr) return false;
         uint64_t& w = p->words[(seq >> 6) & (kWords - 1)];
         const uint64_t m = uint64_t(1) << (seq & 63);
@@ -56,14 +55,14 @@ public:
 
     bool contains(uint64_t seq) const {
         const uint64_t idx = (seq >> kPageBits) - base_;
-        if (idx >= slots_.size() - head_) return false;
-        const Page* p = slots_[head_ + idx];
+        if (idx >= win_n_) return false;
+        const Page* p = win_[idx];
         return p && (p->words[(seq >> 6) & (kWords - 1)] >> (seq & 63) & 1);
     }
 
     uint64_t size() const { return live_; }
     // Page slots in the window (for the tests of the memory bound).
-    size_t window() const { return slots_.size() - head_; }
+    size_t window() const { return win_n_; }
     size_t pages() const { return pages_; }
 
     static constexpr unsigned kPageBits = 12;
@@ -97,12 +96,16 @@ private:
         ++pages_;
         top_ = p;
         top_no_ = pn;
+        set_window();
     }
 
     // Releases the empty page at window index idx; drops null slots at the window's front.
     [[gnu::noinline]] void release(uint64_t idx) {
         Page*& slot = slots_[head_ + idx];
-        if (slot == top_) top_ = nullptr;
+        if (slot == top_) {
+            top_ = nullptr;
+            top_no_ = kNoPage;
+        }
         spare_.push_back(slot);
         slot = nullptr;
         --pages_;
@@ -118,6 +121,7 @@ private:
             slots_.erase(slots_.begin(), slots_.begin() + static_cast<std::ptrdiff_t>(head_));
             head_ = 0;
         }
+        set_window();
         // Keep at most a few spare pages beyond those in use.
         while (spare_.size() > 16 && spare_.size() > pages_) {
             delete spare_.back();
@@ -125,11 +129,20 @@ private:
         }
     }
 
+    void set_window() {
+        win_ = slots_.data() + head_;
+        win_n_ = slots_.size() - head_;
+    }
+
+    static constexpr uint64_t kNoPage = uint64_t(1) << 63;  // above every page (seq >> 12)
+
     std::vector<Page*> slots_;  // window [head_, size): page base_ + (i - head_)
     size_t head_ = 0;
+    Page** win_ = nullptr;  // slots_.data() + head_ and the window's length, kept for remove()
+    size_t win_n_ = 0;
     uint64_t base_ = 0;  // page number of slots_[head_]
     Page* top_ = nullptr;
-    uint64_t top_no_ = 0;
+    uint64_t top_no_ = kNoPage;  // top_'s page number, kNoPage when there is none
     uint64_t live_ = 0;
     size_t pages_ = 0;
     std::vector<Page*> spare_;
