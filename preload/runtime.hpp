@@ -165,9 +165,10 @@ inline uint64_t now_ns() {
 // block over from; with a single recording thread there is no other thread. (2) The Epoch
 // promise; with membarrier that argument no longer needs the wait (recorder.cpp,
 // collect_buffers). A reading that rdtsc takes early is harmless in itself: a thread's own
-// times are clamped to never decrease (the encoder). The second program thread clears the
-// flag before its first clock reading; a block it hands over carries that store with it (x86
-// stores are seen in order), so the receiving thread then times with rdtscp too.
+// times are clamped to never decrease (by the writer, which reads them: thread_records.hpp).
+// The second program thread clears the flag before its first clock reading; a block it hands
+// over carries that store with it (x86 stores are seen in order), so the receiving thread then
+// times with rdtscp too.
 extern std::atomic<bool> g_event_rdtsc;
 
 // Trace time of a hook's event.
