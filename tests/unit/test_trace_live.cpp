@@ -244,3 +244,115 @@ TEST_CASE("the block table agrees with a reference map under random inserts and 
     });
     CHECK(seen == ref.size());
 }
+
+namespace {
+
+// Checks t against ref after every operation of a sequence of seq-named blocks ((1 << 63) |
+// seq, version 3's heap addresses) and real ones: lookups, duplicate inserts, erases.
+struct TableCheck {
+    BlockTable t;
+    std::unordered_map<uint64_t, uint64_t> ref;  // addr -> size
+    uint64_t op = 0;
+    void insert(uint64_t addr) {
+        ++op;
+        auto [b, added] = t.insert({addr, op, 0, 0, false});
+        REQUIRE(added == (ref.count(addr) == 0));
+        if (added) ref[addr] = op;
+        REQUIRE(b->addr == addr);
+        REQUIRE(b->size == ref[addr]);
+    }
+    bool erase(uint64_t addr) {
+        Block* b = t.find(addr);
+        REQUIRE((b != nullptr) == (ref.count(addr) == 1));
+        if (!b) return false;
+        REQUIRE(b->size == ref[addr]);
+        t.erase(b);
+        ref.erase(addr);
+        REQUIRE(t.find(addr) == nullptr);
+        return true;
+    }
+    void check_all() {
+        REQUIRE(t.size() == ref.size());
+        size_t seen = 0;
+        t.for_each([&](const Block& b) {
+            ++seen;
+            REQUIRE(ref.count(b.addr) == 1);
+            REQUIRE(ref.at(b.addr) == b.size);
+        });
+        REQUIRE(seen == ref.size());
+        for (const auto& [addr, size] : ref) {
+            const Block* b = t.find(addr);
+            REQUIRE(b != nullptr);
+            REQUIRE(b->size == size);
+        }
+    }
+};
+
+constexpr uint64_t kSeqName = uint64_t{1} << 63;
+
+}  // namespace
+
+TEST_CASE("the block table keeps seq-named blocks under queue, stack and random frees",
+          "[trace][live]") {
+    std::mt19937_64 rng(11);
+    for (int pattern = 0; pattern < 4; ++pattern) {
+        TableCheck c;
+        std::vector<uint64_t> live;  // seqs, oldest first
+        uint64_t next = pattern == 3 ? 5000 : 0;
+        for (int i = 0; i < 120000; ++i) {
+            // The live set swings between ~100 and ~6000 blocks (churn's cycles); a few blocks
+            // live forever, so the front of the ring gets stuck and must move to the table.
+            const bool growing = (i / 9000) % 2 == 0;
+            const uint64_t r = rng() % 100;
+            if (live.empty() || (growing ? r < 70 : r < 25)) {
+                c.insert(kSeqName | next);
+                if (rng() % 50 != 0) live.push_back(next);  // else never freed
+                ++next;
+            } else {
+                size_t k = 0;
+                if (pattern == 0) k = std::min<size_t>(rng() % 4, live.size() - 1);  // near FIFO
+                if (pattern == 1) k = live.size() - 1;                               // LIFO
+                if (pattern >= 2) k = rng() % live.size();                           // random
+                REQUIRE(c.erase(kSeqName | live[k]));
+                live.erase(live.begin() + static_cast<long>(k));
+            }
+            if (rng() % 500 == 0)
+                c.insert(kSeqName | (next - 1 - rng() % 20));  // maybe a duplicate
+            if (rng() % 300 == 0) {  // a seq not live (never made, or freed): unknown
+                const uint64_t q = rng() % (next + 10);
+                if (std::find(live.begin(), live.end(), q) == live.end()) c.erase(kSeqName | q);
+            }
+            if (rng() % 200 == 0) c.insert((rng() % 4000 + 1) * 16);  // real addresses
+            if (rng() % 200 == 0) c.erase((rng() % 4000 + 1) * 16);
+            if (i % 20000 == 0) c.check_all();
+        }
+        c.check_all();
+    }
+}
+
+TEST_CASE("the block table takes seqs out of order, far jumps and absurd seq names",
+          "[trace][live]") {
+    TableCheck c;
+    for (uint64_t s = 100; s < 3000; ++s) c.insert(kSeqName | s);
+    for (uint64_t s = 100; s < 3000; s += 3) REQUIRE(c.erase(kSeqName | s));
+    c.insert(kSeqName | 50);            // older than every block in the ring
+    c.insert(kSeqName | (1ull << 30));  // far ahead: the live blocks move to the table
+    c.insert(kSeqName | ((1ull << 30) + 1));
+    c.insert(kSeqName | 3000);                // now older than the ring's front
+    c.insert(kSeqName | ((1ull << 62) + 7));  // beyond the ring's seqs
+    c.insert(~0ull);
+    c.insert(kSeqName);
+    c.insert(0);  // address 0 (a corrupt trace)
+    c.insert(0x7f0000001000);
+    c.check_all();
+    for (uint64_t s = 100; s < 3000; s += 2) c.erase(kSeqName | s);
+    REQUIRE(c.erase(kSeqName | 50));
+    REQUIRE(c.erase(kSeqName | (1ull << 30)));
+    REQUIRE(c.erase(0));
+    REQUIRE(c.erase(~0ull));
+    c.check_all();
+    for (uint64_t s = (1ull << 30) + 2; s < (1ull << 30) + 5000; ++s) c.insert(kSeqName | s);
+    for (uint64_t s = (1ull << 30) + 2; s < (1ull << 30) + 4000; ++s)
+        REQUIRE(c.erase(kSeqName | s));
+    c.check_all();
+}
