@@ -132,10 +132,53 @@ static bool is_release(const Event& e) {
             e.kind != AllocKind::ReallocArray);
 }
 
+// Most events make one heap block live or dead, of a stack the table already holds: that path
+// is a leaf (no call, so no registers saved); everything else (mappings, several changes, none,
+// RSS samples, a new stack id) goes to step_other.
 void PeakAnalysis::on_step(const Event& e, const LiveHeap& heap, const LiveChanges& changes) {
+    if (__builtin_expect(changes.size() != 1 || changes[0].block.mapping, 0))
+        return step_other(e, heap, changes);
+    const Block& b = changes[0].block;
+    StackState* sp = states_.find_dense(b.stack_id);
+    if (__builtin_expect(!sp, 0)) return step_other(e, heap, changes);
+    StackState& s = *sp;
     const uint64_t heap_peak = heap.peak_bytes();
-    if (__builtin_expect(changes.size() == 1, 1)) {
-        // Most events: one block made live or dead, one lookup for both parts.
+    touch(s);
+    AdviceSite& a = s.advice;
+    advice_touch(a, e.seq);
+    if (changes[0].live) {
+        s.live_bytes += b.size;
+        s.live_blocks += 1;
+        live_bytes_ += b.size;
+        live_blocks_ += 1;
+        if (live_bytes_ > peak_bytes_) {
+            peak_bytes_ = live_bytes_;
+            peak_blocks_ = live_blocks_;
+            peak_time_ns_ = b.time_ns;
+            ++epoch_;
+        }
+        a.heap += b.size;
+        if (b.size >= kBigBlock) a.big += b.size;
+        a.last_alloc_seq = e.seq;
+        a.peak_after_last_alloc = heap_peak;
+    } else {
+        s.live_bytes -= std::min(s.live_bytes, b.size);
+        live_bytes_ -= std::min(live_bytes_, b.size);
+        s.live_blocks -= s.live_blocks != 0;
+        live_blocks_ -= live_blocks_ != 0;
+        a.heap -= std::min(a.heap, b.size);
+        if (b.size >= kBigBlock) a.big -= std::min(a.big, b.size);
+        if (a.first_free_after_peak_ns == 0 && is_release(e))
+            a.first_free_after_peak_ns = e.time_ns;
+    }
+    note_advice_peak(e, heap_peak);
+}
+
+[[gnu::noinline]] void PeakAnalysis::step_other(const Event& e, const LiveHeap& heap,
+                                                const LiveChanges& changes) {
+    const uint64_t heap_peak = heap.peak_bytes();
+    if (changes.size() == 1) {
+        // One mapping, or a heap block of a stack new to the table, made live or dead.
         const Block& b = changes[0].block;
         StackState& s = state(b.stack_id);
         if (changes[0].live) {
@@ -148,12 +191,8 @@ void PeakAnalysis::on_step(const Event& e, const LiveHeap& heap, const LiveChang
     } else if (!changes.empty()) {
         step_several(e, heap_peak, changes);
     }
-    if (heap_peak > advice_peak_seen_) {
-        advice_peak_seen_ = heap_peak;
-        advice_peak_seq_ = e.seq;
-        advice_peak_stack_ = e.stack_id;
-    }
-    if (__builtin_expect(e.type == EventType::Rss, 0)) PeakAnalysis::on_event(e, heap);
+    note_advice_peak(e, heap_peak);
+    if (e.type == EventType::Rss) PeakAnalysis::on_event(e, heap);
 }
 
 // Out of line: keeps on_step's common path small.

@@ -122,8 +122,19 @@ private:
     void advice_touch(AdviceSite& s, uint64_t seq);
     void advice_dead(AdviceSite& s, const Block& b, const Event& e, bool release);
     void advice_live(AdviceSite& s, const Block& b, const Event& e, uint64_t heap_peak);
+    // on_step for an event that is not one heap block of a stack in the dense table made live
+    // or dead (on_step's leaf path).
+    void step_other(const Event& e, const LiveHeap& heap, const LiveChanges& changes);
     // on_step for an event with several changes (mremap, an address handed out again).
     void step_several(const Event& e, uint64_t heap_peak, const LiveChanges& changes);
+    // The event that set the heap's peak (the latest of equal ones: first strictly higher).
+    void note_advice_peak(const Event& e, uint64_t heap_peak) {
+        if (heap_peak > advice_peak_seen_) {
+            advice_peak_seen_ = heap_peak;
+            advice_peak_seq_ = e.seq;
+            advice_peak_stack_ = e.stack_id;
+        }
+    }
 
     size_t top_;
     std::map<uint64_t, uint64_t> mappings_;  // start -> end of each live mapping (they are few)
