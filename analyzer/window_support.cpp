@@ -60,20 +60,12 @@ FrameKey StackFrames::attributed(uint64_t stack_id) {
 }
 
 uint64_t LiveHistory::max_from(uint64_t seq) const {
-    if (!has_top_) return 0;
     // entries_ followed by top_ is the list with the entries no higher than top_ removed:
     // they are the tail of entries_, and top_ answers for them.
     auto it = std::lower_bound(entries_.begin(), entries_.end(), seq,
                                [](const Entry& e, uint64_t s) { return e.seq < s; });
     if (it == entries_.end()) return top_.seq >= seq ? top_.live : 0;
     return std::max(it->live, top_.live);
-}
-
-size_t LiveHistory::size() const {
-    if (!has_top_) return 0;
-    auto it = std::lower_bound(entries_.begin(), entries_.end(), top_.live,
-                               [](const Entry& e, uint64_t v) { return e.live > v; });
-    return static_cast<size_t>(it - entries_.begin()) + 1;
 }
 
 void LiveHistory::thin_with(uint64_t seq, uint64_t live) {

@@ -60,13 +60,12 @@ private:
 class LiveHistory {
 public:
     void push(uint64_t seq, uint64_t live_bytes) {
-        if (__builtin_expect(live_bytes < top_.live, 0) && has_top_) settle(seq, live_bytes);
+        // Before any push top_ is (0, 0): no value is lower, and it answers 0 like no entry.
+        if (__builtin_expect(live_bytes < top_.live, 0)) settle(seq, live_bytes);
         top_ = {seq, live_bytes};
-        has_top_ = true;
     }
     // Highest live bytes after any event with seq >= s (0 when no such event was pushed).
     uint64_t max_from(uint64_t seq) const;
-    size_t size() const;
 
 private:
     struct Entry {
@@ -86,7 +85,6 @@ private:
     void thin();
     std::vector<Entry> entries_;  // strictly decreasing live, increasing seq
     Entry top_{0, 0};
-    bool has_top_ = false;
 };
 
 }  // namespace pmt::analyzer

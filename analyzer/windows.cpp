@@ -35,7 +35,7 @@ size_t WindowAnalysis::first_after(uint64_t s) const {
 
 [[gnu::always_inline]] inline const WindowAnalysis::Rec* WindowAnalysis::remove(const Block& b) {
     if (__builtin_expect(b.mapping, 0)) return remove_mapping(b);
-    if (b.tag == 0 || b.tag > pool_.size()) return nullptr;
+    if (b.tag == 0 || b.tag > slots_) return nullptr;
     Rec* rec = &pool_[b.tag - 1];
     if (rec->dead || rec->mapping || rec->addr != b.addr) return nullptr;
     kill(b.tag - 1);
@@ -74,13 +74,13 @@ const WindowAnalysis::Rec* WindowAnalysis::remove_mapping(const Block& b) {
         return slot;
     }
     pool_.emplace_back();
-    return static_cast<uint32_t>(pool_.size() - 1);
+    return slots_++;
 }
 
 [[gnu::always_inline]] inline void WindowAnalysis::add(const Block& b, const Stamp* origin,
                                                        uint64_t seq, const LiveHeap& heap) {
     // Slots stay below UINT32_MAX: a tag is slot + 1 (0: untagged), order_ holds 32 bits.
-    if (__builtin_expect(free_.empty() && pool_.size() >= UINT32_MAX - 1, 0)) return;
+    if (__builtin_expect(free_.empty() && slots_ >= UINT32_MAX - 1, 0)) return;
     const uint32_t slot = new_slot();
     Rec& r = pool_[slot];
     r.addr = b.addr;
@@ -140,12 +140,14 @@ void WindowAnalysis::compact() {
             bu.stmt_stack = th.last_alloc_stack;
             bu.first_ns = e.time_ns;
             bu.bytes = 0;
+            bu.mappings = 0;
             bu.dead.clear();
         }
         bu.last_ns = e.time_ns;
         bu.last_seq = e.seq;
         bu.bytes += b.size;
-        bu.dead.push_back({r ? r->seq : 0, r ? r->stack : b.stack_id, b.size, b.mapping});
+        bu.mappings += b.mapping;
+        bu.dead.emplace_back(r ? r->seq : 0, r ? r->stack : b.stack_id, b.size, b.mapping);
     }
     maybe_compact();
 }
@@ -163,25 +165,44 @@ void WindowAnalysis::compact() {
     }
 }
 
-[[gnu::always_inline]] inline void WindowAnalysis::step(const Event& e, const LiveHeap& heap,
-                                                        const LiveChanges& changes) {
+// The three paths are separate functions that on_step reaches by a tail call: each saves only
+// the registers it needs.
+void WindowAnalysis::step_alloc(const Event& e, const LiveHeap& heap, const LiveChanges& changes) {
     Thread& th = thread(e.tid);
     const bool pending = th.realloc_pending;
     th.realloc_pending = false;  // a realloc's two halves are adjacent on their thread
-    if (e.type == EventType::Alloc) {
-        if (th.burst.active) close_burst(th, e.seq);  // the thread moved on
-        const bool grown = is_realloc(e.kind) && pending;
-        if (__builtin_expect(changes.size() == 1 && changes[0].live && !grown, 1))
-            add(changes[0].block, nullptr, e.seq, heap);  // most events: a new block
-        else
-            add_changes(th, grown, e, heap, changes);
-        allocated(th, e);
-    } else if (e.type == EventType::Free && !is_realloc(e.kind)) {
-        release(th, e, changes);
-    } else {
-        step_other(th, e, heap, changes);
-    }
+    if (th.burst.active) close_burst(th, e.seq);  // the thread moved on
+    const bool grown = is_realloc(e.kind) && pending;
+    if (__builtin_expect(changes.size() == 1 && changes[0].live && !grown, 1))
+        add(changes[0].block, nullptr, e.seq, heap);  // most events: a new block
+    else
+        add_changes(th, grown, e, heap, changes);
+    allocated(th, e);
     after(e, heap);
+}
+
+void WindowAnalysis::step_free(const Event& e, const LiveHeap& heap, const LiveChanges& changes) {
+    Thread& th = thread(e.tid);
+    th.realloc_pending = false;
+    release(th, e, changes);
+    after(e, heap);
+}
+
+void WindowAnalysis::step_rest(const Event& e, const LiveHeap& heap, const LiveChanges& changes) {
+    Thread& th = thread(e.tid);
+    th.realloc_pending = false;
+    step_other(th, e, heap, changes);
+    after(e, heap);
+}
+
+[[gnu::always_inline]] inline void WindowAnalysis::step(const Event& e, const LiveHeap& heap,
+                                                        const LiveChanges& changes) {
+    if (e.type == EventType::Alloc)
+        step_alloc(e, heap, changes);
+    else if (e.type == EventType::Free && !is_realloc(e.kind))
+        step_free(e, heap, changes);
+    else
+        step_rest(e, heap, changes);
 }
 
 void WindowAnalysis::on_event(const Event& e, const LiveHeap& heap) {
@@ -217,7 +238,7 @@ void WindowAnalysis::add_changes(Thread& th, bool grown, const Event& e, const L
 void WindowAnalysis::step_other(Thread& th, const Event& e, const LiveHeap& heap,
                                 const LiveChanges& changes) {
     switch (e.type) {
-        case EventType::Alloc:  // step() handles it
+        case EventType::Alloc:  // step_alloc() handles it
             break;
         case EventType::Mmap:
         case EventType::Mremap:
@@ -259,29 +280,19 @@ void WindowAnalysis::close_burst(Thread& th, uint64_t /*seq_now*/) {
     std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> by_stack;  // bytes, max seq
     // A run of releases from one stack is summed before it goes into the map (the keys still
     // arrive in the order of their first release, so the map iterates as it would without).
-    uint64_t run_stack = 0, run_bytes = 0, run_max_seq = 0;
-    bool in_run = false;
-    uint64_t mappings = 0, max_seq = 0;  // of the whole burst
-    auto flush = [&] {
-        auto& [bytes, max_seq] = by_stack[run_stack];
-        bytes += run_bytes;
-        max_seq = std::max(max_seq, run_max_seq);
-    };
-    for (const Burst::Dead& d : bu.dead) {
-        mappings += d.mapping;
-        max_seq = std::max(max_seq, d.seq);
-        if (in_run && d.stack == run_stack) {
-            run_bytes += d.size;
-            run_max_seq = std::max(run_max_seq, d.seq);
-            continue;
+    uint64_t max_seq = 0;  // of the whole burst
+    for (const Burst::Dead *d = bu.dead.data(), *end = d + bu.dead.size(); d != end;) {
+        const uint64_t run_stack = d->stack;
+        uint64_t run_bytes = 0, run_max_seq = 0;
+        for (; d != end && d->stack == run_stack; ++d) {
+            run_bytes += d->size;
+            run_max_seq = std::max(run_max_seq, d->seq);
         }
-        if (in_run) flush();
-        in_run = true;
-        run_stack = d.stack;
-        run_bytes = d.size;
-        run_max_seq = d.seq;
+        auto& [bytes, stack_max_seq] = by_stack[run_stack];
+        bytes += run_bytes;
+        stack_max_seq = std::max(stack_max_seq, run_max_seq);
+        max_seq = std::max(max_seq, run_max_seq);
     }
-    if (in_run) flush();
     uint64_t old_stack = 0, dom_bytes = 0, old_max_seq = 0;
     for (const auto& [stack, v] : by_stack)
         if (v.first > dom_bytes) {
@@ -303,7 +314,7 @@ void WindowAnalysis::close_burst(Thread& th, uint64_t /*seq_now*/) {
     Window w;
     w.old_bytes = bu.bytes;
     w.old_blocks = bu.dead.size();
-    w.old_mappings = mappings;
+    w.old_mappings = bu.mappings;
     if (max_seq > old_max_seq)
         for (const Burst::Dead& d : bu.dead) {
             if (d.seq <= old_max_seq || !frames_.has_prefix(d.stack, prefix)) continue;

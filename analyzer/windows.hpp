@@ -80,7 +80,10 @@ private:
         bool active = false;
         uint64_t stmt_stack = 0;  // the thread's last allocation before the first release
         uint64_t first_ns = 0, last_ns = 0, last_seq = 0, bytes = 0;
+        uint64_t mappings = 0;  // dead entries that are (pieces of) mappings
         struct Dead {
+            Dead(uint64_t q, uint64_t st, uint64_t sz, bool m)
+                : seq(q), stack(st), size(sz), mapping(m) {}
             uint64_t seq, stack, size;  // seq: of the block's (latest) allocation; 0 unknown
             bool mapping;
         };
@@ -97,6 +100,12 @@ private:
     // events (a plain allocation or free of one heap block) stay inline; the rest go to
     // step_other / add_changes.
     void step(const Event& e, const LiveHeap& heap, const LiveChanges& changes);
+    [[gnu::noinline]] void step_alloc(const Event& e, const LiveHeap& heap,
+                                      const LiveChanges& changes);
+    [[gnu::noinline]] void step_free(const Event& e, const LiveHeap& heap,
+                                     const LiveChanges& changes);
+    [[gnu::noinline]] void step_rest(const Event& e, const LiveHeap& heap,
+                                     const LiveChanges& changes);
     void step_other(Thread& th, const Event& e, const LiveHeap& heap, const LiveChanges& changes);
     // An allocation event other than one plain new block: a realloc's second half (the grown
     // block keeps its origin), an mremap (the old range moves to the new), a replaced block.
@@ -155,6 +164,7 @@ private:
     // stale entries (released records) are dropped once they are half of it, without touching
     // the records or the tags.
     std::vector<Rec> pool_;
+    uint32_t slots_ = 0;          // pool_.size()
     std::vector<uint32_t> free_;  // released slots of pool_
     std::vector<Ord> order_;
     size_t stale_ = 0;  // entries of order_ whose record was released since the last compact()

@@ -1,7 +1,6 @@
 // LiveHistory (window_support.hpp) against the definition it stands for: max_from(s) is the
 // highest live bytes pushed with seq >= s. Random walks of live bytes (rises, falls, plateaus,
-// repeated values) are checked at every seq after every push, and size() against the list of
-// entries that no later value reaches.
+// repeated values) are checked at every seq after every push.
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <random>
@@ -21,17 +20,6 @@ uint64_t brute_max_from(const std::vector<std::pair<uint64_t, uint64_t>>& pushed
     return best;
 }
 
-size_t brute_size(const std::vector<std::pair<uint64_t, uint64_t>>& pushed) {
-    size_t n = 0;  // entries higher than every later one
-    for (size_t i = 0; i < pushed.size(); ++i) {
-        bool kept = true;
-        for (size_t j = i + 1; j < pushed.size() && kept; ++j)
-            kept = pushed[j].second < pushed[i].second;
-        n += kept;
-    }
-    return n;
-}
-
 }  // namespace
 
 TEST_CASE("LiveHistory answers the highest live bytes from any seq on", "[windows]") {
@@ -40,7 +28,6 @@ TEST_CASE("LiveHistory answers the highest live bytes from any seq on", "[window
         LiveHistory h;
         std::vector<std::pair<uint64_t, uint64_t>> pushed;
         CHECK(h.max_from(0) == 0);
-        CHECK(h.size() == 0);
         uint64_t live = 1000, seq = 0;
         const int steps = 60 + static_cast<int>(rng() % 60);
         for (int i = 0; i < steps; ++i) {
@@ -62,7 +49,6 @@ TEST_CASE("LiveHistory answers the highest live bytes from any seq on", "[window
             pushed.emplace_back(seq, live);
             for (uint64_t s = 0; s <= seq + 1; ++s)
                 REQUIRE(h.max_from(s) == brute_max_from(pushed, s));
-            REQUIRE(h.size() == brute_size(pushed));
         }
     }
 }
@@ -78,5 +64,4 @@ TEST_CASE("LiveHistory: a fall after a plateau keeps the plateau's last seq", "[
     CHECK(h.max_from(3) == 30);
     CHECK(h.max_from(4) == 25);
     CHECK(h.max_from(6) == 0);
-    CHECK(h.size() == 2);  // (3, 30), (5, 25)
 }
