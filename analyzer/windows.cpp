@@ -126,6 +126,7 @@ void WindowAnalysis::compact() {
     }
     order_.resize(w);
     stale_ = 0;
+    next_check_ = 0;
 }
 
 [[gnu::always_inline]] inline void WindowAnalysis::release(Thread& th, const Event& e,

@@ -132,11 +132,15 @@ private:
     // Index in order_ of the first entry with seq > s.
     size_t first_after(uint64_t s) const;
     void maybe_compact() {
-        if (__builtin_expect(stale_ >= 4096, 0) && stale_ * 4 >= order_.size() * 3) compact();
+        // Checked once per 256 releases: when to compact changes no result.
+        if (__builtin_expect(stale_ >= next_check_, 0)) {
+            next_check_ = stale_ + 256;
+            if (stale_ >= 4096 && stale_ * 4 >= order_.size() * 3) compact();
+        }
     }
     void compact();  // drops order_'s stale entries (call once they are 3/4 of it)
     Thread& thread(uint32_t tid) {
-        if (tid != last_tid_ || !last_thread_) {
+        if (tid != last_tid_) {  // always at the first call: last_tid_ starts out of range
             last_thread_ = &threads_[tid];  // node-based map: the reference stays valid
             last_tid_ = tid;
         }
@@ -167,14 +171,16 @@ private:
     uint32_t slots_ = 0;          // pool_.size()
     std::vector<uint32_t> free_;  // released slots of pool_
     std::vector<Ord> order_;
-    size_t stale_ = 0;  // entries of order_ whose record was released since the last compact()
+    size_t stale_ = 0;
+    size_t next_check_ = 0;  // stale_ at which maybe_compact() looks again  // entries of order_
+                             // whose record was released since the last compact()
     // Origins of grown blocks (Rec::origin - 1), slots reused the same way.
     std::vector<Stamp> origins_;
     std::vector<uint32_t> origins_free_;
     Rec part_;                               // remove()'s answer for a piece of a mapping
     std::map<uint64_t, uint32_t> map_slot_;  // mapping start -> slot (mappings are few)
     std::unordered_map<uint32_t, Thread> threads_;
-    uint32_t last_tid_ = 0;
+    uint64_t last_tid_ = uint64_t{1} << 32;  // no thread yet
     Thread* last_thread_ = nullptr;
     ById<int8_t> module_rooted_{-1};              // per stack: -1 not known yet, else 0 / 1
     std::map<std::vector<uint32_t>, Key> found_;  // by (statement, new line, old line)
