@@ -9,11 +9,11 @@
 namespace pmt::analyzer {
 
 uint32_t StackFrames::intern(std::string_view s) {
-    auto it = ids_.find(std::string(s));
+    auto it = ids_.find(s);  // no string made to look one up
     if (it != ids_.end()) return it->second;
     const auto id = static_cast<uint32_t>(texts_.size());
     texts_.emplace_back(s);
-    ids_.emplace(texts_.back(), id);
+    ids_.emplace(std::string_view(texts_.back()), id);  // the deque keeps the text in place
     return id;
 }
 

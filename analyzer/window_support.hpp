@@ -29,6 +29,9 @@ struct FrameKey {
 
 class StackFrames {
 public:
+    StackFrames() = default;
+    StackFrames(const StackFrames&) = delete;  // ids_ holds views of this object's texts_
+    StackFrames& operator=(const StackFrames&) = delete;
     void attach(const TraceReader* reader) { reader_ = reader; }
     // Frames of a stack, outermost first (empty for stack 0). Cached per stack id.
     const std::vector<FrameKey>& outer_first(uint64_t stack_id);
@@ -47,8 +50,8 @@ private:
     uint32_t intern(std::string_view s);
     const TraceReader* reader_ = nullptr;
     std::unordered_map<uint64_t, std::vector<FrameKey>> stacks_;
-    std::unordered_map<std::string, uint32_t> ids_;
-    std::deque<std::string> texts_{""};  // id 0 = ""; a deque keeps views stable
+    std::unordered_map<std::string_view, uint32_t> ids_;  // views of texts_
+    std::deque<std::string> texts_{""};                   // id 0 = ""; a deque keeps views stable
 };
 
 // Live bytes after each event, reduced to the events whose value exceeds every later one.

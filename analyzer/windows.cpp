@@ -171,8 +171,8 @@ void WindowAnalysis::compact() {
 void WindowAnalysis::step_alloc(const Event& e, const LiveHeap& heap, const LiveChanges& changes) {
     Thread& th = thread(e.tid);
     const bool pending = th.realloc_pending;
-    th.realloc_pending = false;  // a realloc's two halves are adjacent on their thread
-    if (th.burst.active) close_burst(th, e.seq);  // the thread moved on
+    th.realloc_pending = false;          // a realloc's two halves are adjacent on their thread
+    if (th.burst.active) end_burst(th);  // the thread moved on
     const bool grown = is_realloc(e.kind) && pending;
     if (__builtin_expect(changes.size() == 1 && changes[0].live && !grown, 1))
         add(changes[0].block, nullptr, e.seq, heap);  // most events: a new block
@@ -243,7 +243,7 @@ void WindowAnalysis::step_other(Thread& th, const Event& e, const LiveHeap& heap
             break;
         case EventType::Mmap:
         case EventType::Mremap:
-            if (th.burst.active) close_burst(th, e.seq);  // the thread moved on
+            if (th.burst.active) end_burst(th);  // the thread moved on
             add_changes(th, false, e, heap, changes);
             allocated(th, e);
             break;

@@ -147,6 +147,13 @@ private:
         return *last_thread_;
     }
     void release(Thread& th, const Event& e, const LiveChanges& changes);
+    // The burst ends; only one of at least 1 MiB with a statement goes on to close_burst().
+    void end_burst(Thread& th) {
+        Burst& bu = th.burst;
+        bu.active = false;
+        if (__builtin_expect(bu.bytes >= (uint64_t{1} << 20), 0) && bu.stmt_stack != 0)
+            close_burst(th, 0);
+    }
     void close_burst(Thread& th, uint64_t seq);
     // Windows with the same lines (a loop) share one counterfactual: every repetition's old
     // generation released when that repetition opened (WINDOWS.md, "Cost").
