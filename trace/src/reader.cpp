@@ -163,7 +163,7 @@ void TraceReader::read(EventVisitor& v) {
         try {
             // A stream chunk comes as its column form, decoded straight into events.
             if (m.stream) {
-                // Version 3: a thread-events chunk is the next piece of the one event stream
+                // Versions 3 and 4: a thread-events chunk is the next piece of the one event stream
                 // (whatever its codec); epochs mean nothing (file order is event order).
                 if (h.type == ChunkType::ThreadEvents) {
                     const bool columns = decoder.decode(h, stored.data(), raw);

@@ -38,8 +38,8 @@ enum class Codec : uint8_t { None = 0, Zstd = 1, Lz4 = 2, ZstdStreamStart = 3, Z
 // that events of different threads never share a unit (FORMAT.md, "Event times").
 inline constexpr unsigned kTimeShift = 0;
 inline constexpr unsigned kWriterTimeShift = 10;
-// Version 3: the writer emits a TICK whenever time moves 2^kTickShift units of 2^k ns or more
-// past the running time (header key 14), so event times are within 2^(k+m) ns below the truth.
+// Versions 3 and 4: the writer emits a TICK whenever time moves 2^kTickShift units of 2^k ns or
+// more past the running time (header key 14), so event times are within 2^(k+m) ns below the truth.
 inline constexpr unsigned kTickShift = 10;
 inline constexpr unsigned kMaxTickShift = 40;  // k + m must stay below 64 as well
 inline constexpr uint64_t quantize_time(uint64_t t_ns, unsigned shift = kTimeShift) {

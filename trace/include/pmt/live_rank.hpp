@@ -1,6 +1,7 @@
 // One thread's live heap blocks ordered by sequence number (FORMAT.md, "Version 3", rank
 // code): the order-statistic structure shared by the version-3 stream encoder (free -> rank)
-// and the reader's stream decoder (rank -> block).
+// and the reader's stream decoder (rank -> block). Version 4 needs none (pmt/live_seqs.hpp);
+// the interposer writes version 4, so this serves reading version-3 files (and the tests).
 //
 // Layout: the seqs ever added since the last compaction in one sorted array ("positions"),
 // each entry `seq << 1 | live`, and a Fenwick tree counting the live entries over positions.
