@@ -19,117 +19,103 @@ void WindowAnalysis::begin(const TraceReader& reader) { frames_.attach(&reader);
 
 size_t WindowAnalysis::first_after(uint64_t s) const {
     return static_cast<size_t>(
-        std::upper_bound(order_.begin(), order_.end(), s,
-                         [](uint64_t v, const Ord& o) { return v < o.seq; }) -
-        order_.begin());
+        std::upper_bound(log_.begin(), log_.end(), s,
+                         [](uint64_t v, const Rec& r) { return v < r.seq; }) -
+        log_.begin());
 }
 
-[[gnu::always_inline]] inline void WindowAnalysis::kill(uint32_t slot) {
-    Rec& r = pool_[slot];
-    r.dead = true;
-    free_.push_back(slot);
-    // The origin stays readable until the next add(): callers copy it before.
-    if (__builtin_expect(r.origin != 0, 0)) origins_free_.push_back(r.origin - 1);
-    ++stale_;
+WindowAnalysis::Rec* WindowAnalysis::by_seq(uint64_t s) {
+    auto it = std::lower_bound(log_.begin(), log_.end(), s,
+                               [](const Rec& r, uint64_t v) { return r.seq < v; });
+    return it != log_.end() && it->seq == s && !it->dead ? &*it : nullptr;
 }
 
 [[gnu::always_inline]] inline const WindowAnalysis::Rec* WindowAnalysis::remove(const Block& b) {
     if (__builtin_expect(b.mapping, 0)) return remove_mapping(b);
-    if (b.tag == 0 || b.tag > slots_) return nullptr;
-    Rec* rec = &pool_[b.tag - 1];
+    if (b.tag == 0 || b.tag > log_size_) return nullptr;
+    Rec* rec = &log_[b.tag - 1];
     if (rec->dead || rec->mapping || rec->addr != b.addr) return nullptr;
-    kill(b.tag - 1);
+    rec->dead = true;
+    ++log_dead_;
     return rec;
 }
 
 const WindowAnalysis::Rec* WindowAnalysis::remove_mapping(const Block& b) {
     // The released part may start inside a mapping (partial munmap).
-    auto it = map_slot_.upper_bound(b.addr);
-    if (it == map_slot_.begin()) return nullptr;
+    auto it = map_seq_.upper_bound(b.addr);
+    if (it == map_seq_.begin()) return nullptr;
     --it;
-    const uint32_t slot = it->second;
-    Rec& r = pool_[slot];
-    if (r.dead || b.addr >= r.addr + r.size) return nullptr;
-    if (b.size < r.size) {  // part of it stays live: shrink the record, keep its slot
+    const uint64_t seq = it->second;
+    Rec* rec = by_seq(seq);
+    if (!rec || b.addr >= rec->addr + rec->size) return nullptr;
+    Rec& r = *rec;
+    if (b.size < r.size) {  // part of it stays live: shrink the record, keep its index
         part_ = r;
         part_.addr = b.addr;
         part_.size = b.size;
         r.size -= b.size;
         if (b.addr == r.addr) {
-            map_slot_.erase(it);
+            map_seq_.erase(it);
             r.addr += b.size;
-            map_slot_[r.addr] = slot;
+            map_seq_[r.addr] = seq;
         }
         return &part_;
     }
-    map_slot_.erase(it);
-    kill(slot);
-    return &r;
-}
-
-[[gnu::always_inline]] inline uint32_t WindowAnalysis::new_slot() {
-    if (__builtin_expect(!free_.empty(), 1)) {
-        const uint32_t slot = free_.back();
-        free_.pop_back();
-        return slot;
-    }
-    pool_.emplace_back();
-    return slots_++;
+    map_seq_.erase(it);
+    rec->dead = true;
+    ++log_dead_;
+    return rec;
 }
 
 [[gnu::always_inline]] inline void WindowAnalysis::add(const Block& b, const Stamp* origin,
                                                        uint64_t seq, const LiveHeap& heap) {
-    // Slots stay below UINT32_MAX: a tag is slot + 1 (0: untagged), order_ holds 32 bits.
-    if (__builtin_expect(free_.empty() && slots_ >= UINT32_MAX - 1, 0)) return;
-    const uint32_t slot = new_slot();
-    Rec& r = pool_[slot];
+    Rec& r = log_.emplace_back();
     r.addr = b.addr;
     r.size = b.size;
     r.stack = b.stack_id;
     r.seq = seq;  // LiveHeap makes at most one block live per event: seqs only increase
     r.mapping = b.mapping;
-    r.dead = false;
     r.ns = b.time_ns;
     r.max_before = running_peak_;
     r.since = since_;
     r.detections = detection_max_.size();
-    r.origin = 0;
-    // A block that grew (realloc, mremap) keeps the age of the first one.
+    // A block that grew (realloc, mremap) keeps the age of the first one. origins_ has at most
+    // one entry per record of log_, whose indices are below UINT32_MAX (tags, below).
     if (__builtin_expect(origin != nullptr, 0)) {
-        uint32_t o;
-        if (!origins_free_.empty()) {
-            o = origins_free_.back();
-            origins_free_.pop_back();
-            origins_[o] = *origin;
-        } else {
-            o = static_cast<uint32_t>(origins_.size());
-            origins_.push_back(*origin);
-        }
-        r.origin = o + 1;
+        origins_.push_back(*origin);
+        r.origin = static_cast<uint32_t>(origins_.size());
     }
-    order_.push_back({seq, slot});
+    ++log_size_;
     if (__builtin_expect(b.mapping, 0))
-        map_slot_[b.addr] = slot;
-    else
-        heap.set_tag(b.addr, slot + 1);
+        map_seq_[b.addr] = seq;
+    else if (log_size_ < UINT32_MAX)  // else untagged: its release reads as unknown
+        heap.set_tag(b.addr, static_cast<uint32_t>(log_size_));
 }
 
-// Drops order_'s entries whose record was released (its slot free or holding a newer record).
-// Records and tags stay where they are.
-void WindowAnalysis::compact() {
-    size_t w = 0;
-    for (size_t i = 0; i < order_.size(); ++i) {
-        const Ord o = order_[i];
-        const Rec& r = pool_[o.slot];
-        if (r.dead || r.seq != o.seq) continue;
-        order_[w++] = o;
+// Drops the holes once they are half the log; each live heap block gets its new index, each
+// live record's origin its new place in origins_ (origins_ is in log order: indices only move
+// down, so both compact in place).
+void WindowAnalysis::compact(const LiveHeap& heap) {
+    size_t w = 0, wo = 0;
+    for (size_t i = 0; i < log_.size(); ++i) {
+        if (log_[i].dead) continue;
+        if (w != i) log_[w] = log_[i];
+        Rec& r = log_[w++];
+        if (r.origin) {
+            origins_[wo++] = origins_[r.origin - 1];
+            r.origin = static_cast<uint32_t>(wo);
+        }
+        if (!r.mapping) heap.set_tag(r.addr, static_cast<uint32_t>(w));
     }
-    order_.resize(w);
-    stale_ = 0;
+    log_.resize(w);
+    log_size_ = w;
+    origins_.resize(wo);
+    log_dead_ = 0;
     next_check_ = 0;
 }
 
 [[gnu::always_inline]] inline void WindowAnalysis::release(Thread& th, const Event& e,
+                                                           const LiveHeap& heap,
                                                            const LiveChanges& changes) {
     Burst& bu = th.burst;
     for (const LiveChange& c : changes) {
@@ -150,7 +136,7 @@ void WindowAnalysis::compact() {
         bu.mappings += b.mapping;
         bu.dead.emplace_back(r ? r->seq : 0, r ? r->stack : b.stack_id, b.size, b.mapping);
     }
-    maybe_compact();
+    maybe_compact(heap);
 }
 
 [[gnu::always_inline]] inline void WindowAnalysis::allocated(Thread& th, const Event& e) {
@@ -185,7 +171,7 @@ void WindowAnalysis::step_alloc(const Event& e, const LiveHeap& heap, const Live
 void WindowAnalysis::step_free(const Event& e, const LiveHeap& heap, const LiveChanges& changes) {
     Thread& th = thread(e.tid);
     th.realloc_pending = false;
-    release(th, e, changes);
+    release(th, e, heap, changes);
     after(e, heap);
 }
 
@@ -233,7 +219,7 @@ void WindowAnalysis::add_changes(Thread& th, bool grown, const Event& e, const L
     }
     for (const LiveChange& c : changes)
         if (c.live) add(c.block, have ? &carried : nullptr, e.seq, heap);
-    maybe_compact();
+    maybe_compact(heap);
 }
 
 void WindowAnalysis::step_other(Thread& th, const Event& e, const LiveHeap& heap,
@@ -256,10 +242,10 @@ void WindowAnalysis::step_other(Thread& th, const Event& e, const LiveHeap& heap
                 th.realloc_pending = true;
                 th.realloc_origin = origin_of(*r);
             }
-            maybe_compact();
+            maybe_compact(heap);
             break;
         case EventType::Munmap:
-            release(th, e, changes);
+            release(th, e, heap, changes);
             break;
         case EventType::Rss:
             break;
@@ -329,9 +315,9 @@ void WindowAnalysis::close_burst(Thread& th, uint64_t /*seq_now*/) {
     // alive by an earlier run of the same statement (caches) must not open it early.
     Stamp first_big, first_small;
     bool have_big = false, have_small = false;
-    for (size_t i = first_after(old_max_seq); i < order_.size(); ++i) {
-        const Rec& r = pool_[order_[i].slot];
-        if (r.dead || r.seq != order_[i].seq || !frames_.has_prefix(r.stack, prefix)) continue;
+    for (size_t i = first_after(old_max_seq); i < log_.size(); ++i) {
+        const Rec& r = log_[i];
+        if (r.dead || !frames_.has_prefix(r.stack, prefix)) continue;
         w.new_bytes += r.size;
         new_by_stack[r.stack] += r.size;
         // A buffer older than the old data that this statement merely grew (an interpreter

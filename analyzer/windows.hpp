@@ -68,13 +68,8 @@ private:
         uint64_t ns = 0, max_before = 0, since = 0, detections = 0;  // the rest of its Stamp
         uint32_t origin = 0;  // 0: the block is its own origin; else origins_[origin - 1]
         bool mapping = false;
-        bool dead = false;  // released: its slot is free for the next record
+        bool dead = false;  // released: a hole in log_ until the next compaction
         Stamp latest() const { return {ns, seq, max_before, since, detections}; }
-    };
-    // A record's place in seq order: stale once the slot's record is dead or another one.
-    struct Ord {
-        uint64_t seq;
-        uint32_t slot;
     };
     struct Burst {  // releases on one thread with no allocation of that thread between them
         bool active = false;
@@ -123,22 +118,21 @@ private:
     // until the next remove or add; nullptr for a block never seen allocated.
     const Rec* remove(const Block& b);
     const Rec* remove_mapping(const Block& b);  // remove's path for a (piece of a) mapping
-    void kill(uint32_t slot);                   // the record in slot is released
     // origin: the age a grown block keeps (nullptr: its own).
     void add(const Block& b, const Stamp* origin, uint64_t seq, const LiveHeap& heap);
-    uint32_t new_slot();  // pool_'s index for a new record
     // The first block of r's realloc/mremap chain (r itself when it never grew).
     Stamp origin_of(const Rec& r) const { return r.origin ? origins_[r.origin - 1] : r.latest(); }
-    // Index in order_ of the first entry with seq > s.
+    // Index in log_ of the first record with seq > s; the live record with exactly seq s.
     size_t first_after(uint64_t s) const;
-    void maybe_compact() {
+    Rec* by_seq(uint64_t s);
+    void maybe_compact(const LiveHeap& heap) {
         // Checked once per 256 releases: when to compact changes no result.
-        if (__builtin_expect(stale_ >= next_check_, 0)) {
-            next_check_ = stale_ + 256;
-            if (stale_ >= 4096 && stale_ * 4 >= order_.size() * 3) compact();
+        if (__builtin_expect(log_dead_ >= next_check_, 0)) {
+            next_check_ = log_dead_ + 256;
+            if (log_dead_ >= 4096 && log_dead_ * 2 >= log_size_) compact(heap);
         }
     }
-    void compact();  // drops order_'s stale entries (call once they are 3/4 of it)
+    void compact(const LiveHeap& heap);  // drops the holes (call once they are half of log_)
     Thread& thread(uint32_t tid) {
         if (tid != last_tid_) {  // always at the first call: last_tid_ starts out of range
             last_thread_ = &threads_[tid];  // node-based map: the reference stays valid
@@ -146,7 +140,7 @@ private:
         }
         return *last_thread_;
     }
-    void release(Thread& th, const Event& e, const LiveChanges& changes);
+    void release(Thread& th, const Event& e, const LiveHeap& heap, const LiveChanges& changes);
     // The burst ends; only one of at least 1 MiB with a statement goes on to close_burst().
     void end_burst(Thread& th) {
         Burst& bu = th.burst;
@@ -169,23 +163,17 @@ private:
     static std::string remedy_for(const Window& w);
 
     mutable StackFrames frames_;
-    // Live blocks' records in a pool whose slots never move (a released record's slot is
-    // reused): a heap block finds its record through its tag in LiveHeap (slot + 1), a mapping
-    // through map_slot_. order_ lists the records by seq for the new-generation scan; its
-    // stale entries (released records) are dropped once they are half of it, without touching
-    // the records or the tags.
-    std::vector<Rec> pool_;
-    uint32_t slots_ = 0;          // pool_.size()
-    std::vector<uint32_t> free_;  // released slots of pool_
-    std::vector<Ord> order_;
-    size_t stale_ = 0;
-    size_t next_check_ = 0;  // stale_ at which maybe_compact() looks again  // entries of order_
-                             // whose record was released since the last compact()
-    // Origins of grown blocks (Rec::origin - 1), slots reused the same way.
+    // Live blocks' records in seq order, with holes for released ones (compacted once they
+    // are half of it). A heap block finds its record through its tag in LiveHeap (index + 1),
+    // a mapping through map_seq_: no per-event allocation, no tree.
+    std::vector<Rec> log_;
+    size_t log_size_ = 0;    // log_.size()
+    size_t log_dead_ = 0;    // holes in log_
+    size_t next_check_ = 0;  // log_dead_ at which maybe_compact() looks again
+    // Origins of grown blocks, in the order of their records in log_ (compacted with it).
     std::vector<Stamp> origins_;
-    std::vector<uint32_t> origins_free_;
-    Rec part_;                               // remove()'s answer for a piece of a mapping
-    std::map<uint64_t, uint32_t> map_slot_;  // mapping start -> slot (mappings are few)
+    Rec part_;                              // remove()'s answer for a piece of a mapping
+    std::map<uint64_t, uint64_t> map_seq_;  // mapping start -> seq (mappings are few)
     std::unordered_map<uint32_t, Thread> threads_;
     uint64_t last_tid_ = uint64_t{1} << 32;  // no thread yet
     Thread* last_thread_ = nullptr;
