@@ -84,6 +84,11 @@ void* bootstrap_alloc(size_t n) {
     return p + kAlign;
 }
 
+// runtime.hpp. Called from hooks, after g_real is resolved.
+void* internal_malloc(size_t n) { return g_real.malloc(n); }
+void* internal_calloc(size_t n, size_t m) { return g_real.calloc(n, m); }
+void internal_free(void* p) { g_real.free(p); }
+
 size_t bootstrap_block_size(const void* p) {
     return *reinterpret_cast<const size_t*>(reinterpret_cast<const unsigned char*>(p) -
                                             sizeof(size_t));

@@ -1,11 +1,13 @@
 // Open-addressing hash tables and a text arena for the per-thread Python stack caches of
-// python_stack.cpp. Memory comes from malloc/calloc: the caller holds the interposer's reentrancy
-// guard, so these allocations pass through untraced. Nothing here knows about Python.
+// python_stack.cpp. Memory comes from internal_malloc and co (runtime.hpp), never from the
+// program's malloc. Nothing here knows about Python.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+
+#include "runtime.hpp"
 
 namespace pmt::preload::pystack {
 
@@ -33,7 +35,7 @@ public:
     OpenTable() = default;
     OpenTable(const OpenTable&) = delete;
     OpenTable& operator=(const OpenTable&) = delete;
-    ~OpenTable() { std::free(slots_); }
+    ~OpenTable() { internal_free(slots_); }
 
     // The slot holding an entry accepted by match, or the empty slot (id == 0) where a new
     // entry with hash h belongs: the caller fills it, id last, and calls inserted().
@@ -49,7 +51,7 @@ public:
     void inserted() { ++used_; }
 
     void clear() {
-        std::free(slots_);
+        internal_free(slots_);
         slots_ = nullptr;
         mask_ = 0;
         used_ = 0;
@@ -61,7 +63,7 @@ private:
 
     bool grow() {
         size_t cap = slots_ ? (mask_ + 1) * 2 : 64;
-        auto* fresh = static_cast<Entry*>(std::calloc(cap, sizeof(Entry)));
+        auto* fresh = static_cast<Entry*>(internal_calloc(cap, sizeof(Entry)));
         if (!fresh) return false;
         for (size_t i = 0; slots_ && i <= mask_; ++i) {
             if (slots_[i].id == 0) continue;
@@ -69,7 +71,7 @@ private:
             while (fresh[j].id != 0) j = (j + 1) & (cap - 1);
             fresh[j] = slots_[i];
         }
-        std::free(slots_);
+        internal_free(slots_);
         slots_ = fresh;
         mask_ = cap - 1;
         return true;
@@ -92,7 +94,7 @@ public:
     const char* copy(const char* s, size_t n) {
         if (!head_ || head_->cap - head_->used < n) {
             size_t cap = n > kChunkBytes ? n : kChunkBytes;
-            auto* c = static_cast<Chunk*>(std::malloc(sizeof(Chunk) + cap));
+            auto* c = static_cast<Chunk*>(internal_malloc(sizeof(Chunk) + cap));
             if (!c) return nullptr;
             *c = Chunk{head_, 0, cap};
             head_ = c;
@@ -108,7 +110,7 @@ public:
     void clear() {
         while (head_) {
             Chunk* next = head_->next;
-            std::free(head_);
+            internal_free(head_);
             head_ = next;
         }
         bytes_ = 0;

@@ -135,8 +135,14 @@ char* put_decimal(char* p, unsigned v) {
 
 }  // namespace
 
+// The walker's memory, for a build of it without the interposer (tests/pystack); the
+// interposer's own definitions (bootstrap.cpp) replace these.
+[[gnu::weak]] void* internal_malloc(size_t n) { return std::malloc(n); }
+[[gnu::weak]] void* internal_calloc(size_t n, size_t m) { return std::calloc(n, m); }
+[[gnu::weak]] void internal_free(void* p) { std::free(p); }
+
 PyStackCache* pystack_cache_new() {
-    void* p = std::calloc(1, sizeof(PyStackCache));
+    void* p = internal_calloc(1, sizeof(PyStackCache));
     if (!p) return nullptr;
     auto* c = new (p) PyStackCache();
     c->epoch = g_epoch.load(std::memory_order_relaxed);
@@ -147,7 +153,7 @@ PyStackCache* pystack_cache_new() {
 void pystack_cache_free(PyStackCache* c) {
     if (!c) return;
     c->~PyStackCache();
-    std::free(c);
+    internal_free(c);
 }
 
 void pystack_cache_forget_walk(PyStackCache* c) {

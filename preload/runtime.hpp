@@ -72,6 +72,14 @@ struct RealFunctions {
 };
 extern RealFunctions g_real;
 
+// Memory for our own structures that code inside a hook allocates (the stack walker's caches):
+// from the allocator after ours, never from the program's malloc. A hook may run inside an
+// allocator that calls mmap holding its own lock (jemalloc preloaded before us), and a call
+// back into that allocator would deadlock.
+void* internal_malloc(size_t n);
+void* internal_calloc(size_t n, size_t m);
+void internal_free(void* p);
+
 // bootstrap.cpp: resolves g_real once. While dlsym runs (it calls calloc), allocations are
 // served from a static arena; pointers into it are never passed to the real free.
 void resolve_real();

@@ -225,6 +225,31 @@ class NativeTests(unittest.TestCase):
         # runs (~150 ms traced): writer cycles before and after the switch to the fallback.
         self.check_handoff(Traced(self, [os.path.join(BIN, "native_handoff"), "50"]))
 
+    def test_an_allocator_preloaded_before_us_neither_deadlocks_nor_breaks_the_trace(self):
+        # jemalloc's malloc comes first, so the interposer sees only the mmaps it makes while
+        # holding its own lock; our stack walker's caches must not call back into it (hung
+        # every time before they came from the allocator after ours).
+        libdir = "/usr/lib/x86_64-linux-gnu"
+        tried = 0
+        for name in ("libjemalloc.so.2", "libmimalloc.so.2"):
+            first = os.path.join(libdir, name)
+            if not os.path.exists(first):
+                continue
+            tried += 1
+            with tempfile.TemporaryDirectory(prefix="pmt-native-") as tmp:
+                env = dict(os.environ, LD_PRELOAD=first + " " + LIB, PYMEMTRACE_OUTPUT=tmp,
+                           PYMEMTRACE_QUIET="1")
+                proc = subprocess.run([os.path.join(BIN, "native_allocator_first")], env=env,
+                                      capture_output=True, text=True, timeout=60)
+                self.assertEqual((proc.returncode, proc.stderr), (0, ""), name)
+                traces = glob.glob(os.path.join(tmp, "*.pmt"))
+                self.assertEqual(len(traces), 1, name)
+                info = dump(traces[0])
+                self.assertTrue(info.get("end"), name)  # finished, not cut short
+                self.assertFalse(info["truncated"], name)
+        if not tried:
+            self.skipTest("neither jemalloc nor mimalloc is installed")
+
     def test_an_unwritable_output_runs_the_program_untraced(self):
         env = dict(os.environ, LD_PRELOAD=LIB, PYMEMTRACE_OUTPUT="/nonexistent/dir/x.pmt")
         proc = subprocess.run(["sh", "-c", "echo hi; exit 3"], env=env, capture_output=True,
