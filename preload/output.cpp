@@ -161,7 +161,7 @@ bool write_header(int fd, pid_t pid, pid_t ppid, bool forked, uint64_t start_wal
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     h.exe = n > 0 ? std::string(exe, static_cast<size_t>(n)) : std::string();
     h.forked = forked;
-    h.version = kStreamFormatVersion;  // one event stream (FORMAT.md, "Version 3")
+    h.version = kStreamFormatVersion;  // one event stream (FORMAT.md, "Version 3", "Version 4")
     h.time_shift = kWriterTimeShift;
     h.tick_shift = kTickShift;
     std::vector<uint8_t> bytes = encode_file_header(h);

@@ -1,8 +1,8 @@
 // Streaming trace reader: validates framing, decodes records, applies definitions as they
 // arrive and hands events to a visitor in global time order (versions 1-2: merging threads at
-// epochs; version 3: the file's one event stream as it is decoded). Memory is bounded by one
-// flush interval's events (version 3: one payload and the live blocks' rank structures) plus
-// the definition tables, never by the length of the trace.
+// epochs; versions 3-4: the file's one event stream as it is decoded). Memory is bounded by one
+// flush interval's events (versions 3-4: one payload and the live blocks' rank structures or
+// bitmap) plus the definition tables, never by the length of the trace.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -21,7 +21,7 @@ enum class EventType : uint8_t { Alloc, Free, Mmap, Munmap, Mremap, Rss };
 
 // One decoded event. A realloc record becomes a Free of the old block at t_before and an
 // Alloc of the new one at t_after, both with kind Realloc (or ReallocArray); an mremap stays
-// one Mremap event at t_after (old_addr/old_size -> addr/size). Version 3 names heap blocks by
+// one Mremap event at t_after (old_addr/old_size -> addr/size). Versions 3-4 name heap blocks by
 // sequence number: an Alloc and the Free of its block carry addr (1 << 63) | seq; mappings
 // and frees of unknown blocks keep their real addresses.
 struct Event {
@@ -114,7 +114,7 @@ public:
     const std::string& path() const;
 
     // Reads the whole trace, calling v.on_events for runs of events in time order (ties broken by
-    // thread id, then record order; version 3: the stream's order). Throws TraceError on
+    // thread id, then record order; versions 3-4: the stream's order). Throws TraceError on
     // corruption (bad checksum, bad record); a trace that simply ends early is not an error:
     // see truncated().
     // May be called once.
