@@ -15,18 +15,7 @@ namespace pmt::analyzer {
 [[gnu::always_inline]] inline void PeakAnalysis::live(StackState& s, const Block& b) {
     if (b.mapping) mappings_[b.addr] = b.addr + b.size;
     touch(s);
-    s.live_bytes += b.size;
-    s.live_blocks += 1;
-    live_bytes_ += b.size;
-    live_blocks_ += 1;
-    if (live_bytes_ > peak_bytes_) {
-        // A new strict peak: the current state of every stack is now "the state at the peak".
-        // Bumping the epoch invalidates all snapshots at once; stacks re-snapshot lazily.
-        peak_bytes_ = live_bytes_;
-        peak_blocks_ = live_blocks_;
-        peak_time_ns_ = b.time_ns;
-        ++epoch_;
-    }
+    add_live(s, b);
 }
 
 namespace {
@@ -147,16 +136,7 @@ void PeakAnalysis::on_step(const Event& e, const LiveHeap& heap, const LiveChang
     AdviceSite& a = s.advice;
     advice_touch(a, e.seq);
     if (changes[0].live) {
-        s.live_bytes += b.size;
-        s.live_blocks += 1;
-        live_bytes_ += b.size;
-        live_blocks_ += 1;
-        if (live_bytes_ > peak_bytes_) {
-            peak_bytes_ = live_bytes_;
-            peak_blocks_ = live_blocks_;
-            peak_time_ns_ = b.time_ns;
-            ++epoch_;
-        }
+        add_live(s, b);
         a.heap += b.size;
         if (b.size >= kBigBlock) a.big += b.size;
         a.last_alloc_seq = e.seq;

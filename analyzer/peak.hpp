@@ -113,6 +113,22 @@ private:
         }
     }
     // The bodies of on_live/on_dead, inlined into on_step (no call per change); s is b's stack.
+    // Counts b live in s and in the totals (s touched already).
+    [[gnu::always_inline]] void add_live(StackState& s, const Block& b) {
+        s.live_bytes += b.size;
+        s.live_blocks += 1;
+        live_bytes_ += b.size;
+        live_blocks_ += 1;
+        if (live_bytes_ > peak_bytes_) {
+            // A new strict peak: the current state of every stack is now "the state at the
+            // peak". Bumping the epoch invalidates all snapshots at once; stacks re-snapshot
+            // lazily.
+            peak_bytes_ = live_bytes_;
+            peak_blocks_ = live_blocks_;
+            peak_time_ns_ = b.time_ns;
+            ++epoch_;
+        }
+    }
     void live(StackState& s, const Block& b);
     void dead(StackState& s, const Block& b);
     // How many blocks a dead piece of a mapping takes away: -1, plus one for each part of the
