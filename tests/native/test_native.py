@@ -32,8 +32,8 @@ def dump(path, events=False):
         elif line.startswith("end: "):
             info["end"] = True
             info["lost"] = int(re.search(r" lost (\d+)", line)[1])
-        elif re.match(r"^\s+\d+ tid=", line):
-            m = re.match(r"\s+(\d+) tid=(\d+) (\w+)\s+kind=(\w+) addr=(\S+) size=(\d+)", line)
+        elif re.match(r"^\s*\d+ tid=", line):  # %12 leaves no space from 100 s on
+            m = re.match(r"\s*(\d+) tid=(\d+) (\w+)\s+kind=(\w+) addr=(\S+) size=(\d+)", line)
             info["events"].append({"t": int(m[1]), "tid": int(m[2]), "type": m[3], "kind": m[4],
                                    "addr": int(m[5], 16), "size": int(m[6])})
         elif re.match(r"^[a-z]+ \d+$", line):
