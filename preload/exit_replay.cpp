@@ -1,5 +1,5 @@
 // The writer's cycle (see exit_replay.hpp): read, order across threads, encode as the
-// version-3 event stream, replay. Events are ordered as a reader of the nanosecond times
+// version-4 event stream, replay. Events are ordered as a reader of the nanosecond times
 // would order them (time, tid, record order; events timed >= the cycle's clock reading held
 // to the next cycle). The thread with the most bytes is streamed: its events are fed to the
 // encoder as they are decoded, after the queued events of the other threads that come

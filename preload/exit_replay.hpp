@@ -1,7 +1,7 @@
 // The writer's cycle: it reads the records it collected from the recording threads
 // (thread_records.hpp: fixed-layout words, nanosecond times), orders their events across
 // threads as the nanosecond clock readings order them (time, tid, record order), and feeds
-// them in that order to the version-3 stream encoder (FORMAT.md, "Version 3"): one event
+// them in that order to the stream encoder (FORMAT.md, "Version 4"): one event
 // stream, frees naming their block by (owner thread, seq). It replays the events as it feeds
 // them for the exit line and the End chunk (exact peak live bytes, its time in ns, the event
 // count as a reader counts it).

@@ -1,7 +1,7 @@
 // The records a recording thread hands to the writer thread: fixed-layout 64-bit words, stored
 // without encoding on the allocating thread (RecordWriter) and read without decoding by the
 // writer's cycle (decode_thread_records). Not a file format: the writer orders these records
-// across threads and encodes them as the version-3 event stream (exit_replay.hpp); nothing
+// across threads and encodes them as the version-4 event stream (exit_replay.hpp); nothing
 // outside the process ever sees them.
 //
 // Layout. A payload (one thread's buffer, or a part of it held back to the next cycle) is a
@@ -155,15 +155,9 @@ private:
     // Near the end of the buffer, or an address of 57 bits or more.
     [[gnu::noinline]] bool alloc_slow(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size,
                                       uint64_t stack) {
-        if ((addr >> rec::kTagShift) == 0) {
-            if (static_cast<size_t>(end_ - pos_) < 4) return false;
-            pos_[0] = addr | rec::tag(rec::kAlloc + static_cast<unsigned>(kind));
-            pos_[1] = t;
-            pos_[2] = size;
-            pos_[3] = stack;
-            pos_ += 4;
-            return true;
-        }
+        if ((addr >> rec::kTagShift) == 0)
+            return put(
+                {addr | rec::tag(rec::kAlloc + static_cast<unsigned>(kind)), t, size, stack});
         return put({rec::tag(rec::kAllocWide + static_cast<unsigned>(kind)), t, addr, size, stack});
     }
     [[gnu::noinline]] bool free_slow(uint64_t t, uint64_t addr) {

@@ -1,5 +1,5 @@
 // The writer: a background thread that, every flush interval, collects the threads' buffers
-// and writes their events as the trace's event stream (version 3): its WriterCycle
+// and writes their events as the trace's event stream (version 4): its WriterCycle
 // (exit_replay.hpp) orders each cycle's events across threads, encodes them and replays them
 // for the peak on the exit line; each stream payload is one compressed chunk, one write().
 #pragma once

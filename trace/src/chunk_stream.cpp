@@ -87,7 +87,7 @@ ByteSpan ChunkStream::stream_chunk(const ByteSpan* pieces, size_t n) {
         size_t len = compress(pieces, n, total);
         if (len) return ByteSpan{m.chunk.get(), len};
     }
-    // zstd failed (the stream restarts with the next chunk): a version-3 payload is valid
+    // zstd failed (the stream restarts with the next chunk): a version-3/4 payload is valid
     // under codecs 0-2 as a whole, so it is stored on its own.
     std::vector<uint8_t> raw;
     raw.reserve(total);

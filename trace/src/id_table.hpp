@@ -3,7 +3,7 @@
 // far beyond what has been defined (a hostile or corrupt trace) goes to a hash map instead of
 // growing the vector, so memory stays proportional to the definitions actually read.
 // Below it, Definitions: the definition tables of a trace as the readers of every version keep
-// them (EventMerger for versions 1-2, StreamDecoder for version 3).
+// them (EventMerger for versions 1-2, StreamDecoder for versions 3-4).
 #pragma once
 #include <algorithm>
 #include <cstdint>

@@ -35,7 +35,7 @@ struct TraceReader::Impl {
     std::unique_ptr<FILE, FileCloser> file;
     TraceHeader header;
     EventMerger merger{true};                       // versions 1 and 2
-    std::unique_ptr<detail::StreamDecoder> stream;  // version 3
+    std::unique_ptr<detail::StreamDecoder> stream;  // versions 3 and 4
     uint64_t file_bytes = 0;
     bool regular = true;  // a pipe has no size to check lengths against (64 MiB cap only)
     std::atomic<uint64_t> offset{0};  // bytes consumed; read by progress displays

@@ -1,5 +1,5 @@
 // The live heap blocks of LiveHeap, keyed by address. Two parts:
-// - a ring indexed by seq for the blocks a version-3 trace names (1 << 63) | seq (reader.hpp):
+// - a ring indexed by seq for the blocks a version-3/4 trace names (1 << 63) | seq (reader.hpp):
 //   seqs are dense and blocks die mostly oldest-first, so a block is found, added and removed
 //   by indexing, without hashing or probing;
 // - an open-addressing hash table (linear probing, backward-shift deletion) for real addresses
