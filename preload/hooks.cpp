@@ -47,6 +47,62 @@ void record_free(const void* p) {
     }
 }
 
+// --- The fast path of malloc, calloc and free ---
+// The common event: tracing, the thread has its state, none of g_slow's reasons (recorder.hpp:
+// no throttle, membarrier's light flag, the TSC clock), an address below 2^57 and room in the
+// buffer. Its steps are those of record_alloc/record_free with the general checks folded into
+// one word; anything else goes, by a tail call, to the general path, entered as if the fast
+// path had not started (the guard held, the buffer flag not held): the hook's frame then
+// needs no register saves for the cold paths. A fast path that set its buffer flag and then
+// finds the writer collecting, or the buffer full, drops the flag before it has read the
+// clock, which is what acquire_slow does first too.
+
+// The general path, after a fast path gave up. Called with the traced guard held; each ends
+// the hook (end_traced) and returns what the hook returns.
+[[gnu::cold, gnu::noinline]] void* alloc_general(AllocKind kind, void* p, uint64_t size) {
+    record_alloc(kind, p, size);
+    end_traced();
+    return p;
+}
+// The buffer flag held and the stack captured, but no room in the buffer.
+[[gnu::cold, gnu::noinline]] void* alloc_finish_general(ThreadState* s, AllocKind kind, void* p,
+                                                        uint64_t size, uint64_t stack) {
+    uint64_t t = event_now_ns();
+    emit(s, [&](RecordWriter& e) { return e.alloc(kind, t, addr(p), size, stack); });
+    release(s);
+    end_traced();
+    return p;
+}
+[[gnu::cold, gnu::noinline]] void free_general(void* p) {
+    record_free(p);
+    g_real.free(p);
+    end_traced();
+}
+
+// After a successful allocation, with the traced guard held; ends the hook.
+[[gnu::always_inline]] inline void* alloc_fast(AllocKind kind, void* p, uint64_t size) {
+#if defined(__x86_64__)
+    ThreadState* s = t_state;
+    if (PMT_UNLIKELY(!fast_path_allowed(g_slow.bits.load(std::memory_order_acquire)) || !s ||
+                     (addr(p) >> rec::kTagShift) != 0))
+        return alloc_general(kind, p, size);
+    s->busy.store(1, std::memory_order_relaxed);  // set_busy's light form (kSlowHeavy clear)
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (PMT_UNLIKELY(s->collecting.load(std::memory_order_acquire))) acquire_slow(s);
+    const uint64_t stack = capture_stack(s);
+    // After the walk: it may have stored definitions, even handed the buffer off.
+    if (PMT_UNLIKELY(!s->rec.fast_fits())) return alloc_finish_general(s, kind, p, size, stack);
+    // Loaded again here, after the walk, like event_now_ns's load of g_event_rdtsc.
+    const uint64_t t = tsc_event_ns(!(g_slow.bits.load(std::memory_order_relaxed) & kSlowRdtscp));
+    s->rec.fast_alloc(kind, t, addr(p), size, stack);
+    release(s);
+    end_traced();
+    return p;
+#else
+    return alloc_general(kind, p, size);
+#endif
+}
+
 // realloc and reallocarray: the buffer is held across the real call, so that the old block's
 // release (t_before) cannot be overtaken by an epoch while the call runs.
 template <class Call>
@@ -149,9 +205,10 @@ PMT_EXPORT void* malloc(size_t n) noexcept {
             return p;
         });
     if (!tracing()) return g_real.malloc(n);
-    TracedGuard g;
+    t_in_hook = kGuardHook;  // a TracedGuard, ended by alloc_fast or below
     void* p = g_real.malloc(n);
-    if (PMT_LIKELY(p != nullptr)) record_alloc(AllocKind::Malloc, p, n);
+    if (PMT_LIKELY(p != nullptr)) return alloc_fast(AllocKind::Malloc, p, n);
+    end_traced();
     return p;
 }
 
@@ -170,9 +227,10 @@ PMT_EXPORT void* calloc(size_t n, size_t m) noexcept {
             return p;
         });
     if (!tracing()) return g_real.calloc(n, m);
-    TracedGuard g;
+    t_in_hook = kGuardHook;  // a TracedGuard, ended by alloc_fast or below
     void* p = g_real.calloc(n, m);
-    if (PMT_LIKELY(p != nullptr)) record_alloc(AllocKind::Calloc, p, n * m);
+    if (PMT_LIKELY(p != nullptr)) return alloc_fast(AllocKind::Calloc, p, n * m);
+    end_traced();
     return p;
 }
 
@@ -187,9 +245,29 @@ PMT_EXPORT void free(void* p) noexcept {
             return nested(caller, e);
         });
     if (!tracing()) return g_real.free(p);
-    TracedGuard g;
-    record_free(p);
+    t_in_hook = kGuardHook;  // a TracedGuard, ended here or by free_general
+#if defined(__x86_64__)
+    ThreadState* s = t_state;
+    const uint32_t w = g_slow.bits.load(std::memory_order_acquire);
+    if (PMT_UNLIKELY(!fast_path_allowed(w) || !s || (addr(p) >> rec::kTagShift) != 0))
+        return free_general(p);
+    s->busy.store(1, std::memory_order_relaxed);  // set_busy's light form (kSlowHeavy clear)
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (PMT_UNLIKELY(s->collecting.load(std::memory_order_acquire))) {
+        release(s);  // nothing recorded yet: the general path starts over
+        return free_general(p);
+    }
+    if (PMT_UNLIKELY(!s->rec.fast_fits())) {  // the buffer is ours from here
+        release(s);
+        return free_general(p);
+    }
+    s->rec.fast_free(tsc_event_ns(!(w & kSlowRdtscp)), addr(p));
+    release(s);
     g_real.free(p);
+    end_traced();
+#else
+    free_general(p);
+#endif
 }
 
 PMT_EXPORT void* realloc(void* old, size_t n) noexcept {

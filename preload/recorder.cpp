@@ -28,6 +28,18 @@ std::atomic<uint32_t> g_throttle{0};
 std::atomic<bool> g_light_acquire{false};
 std::atomic<bool> g_event_rdtsc{false};
 TraceClock g_clock;
+SlowWord g_slow{{kSlowHeavy | kSlowClock | kSlowRdtscp}};
+
+namespace {
+// Sets (on) or clears one bit of g_slow, after the flag it mirrors has been stored.
+void slow_bit(uint32_t bit, bool on) {
+    if (on) {
+        if ((g_slow.bits.load(std::memory_order_relaxed) & bit) != bit) g_slow.bits.fetch_or(bit);
+    } else if (g_slow.bits.load(std::memory_order_relaxed) & bit) {
+        g_slow.bits.fetch_and(~bit);
+    }
+}
+}  // namespace
 
 namespace {
 
@@ -134,6 +146,7 @@ void clock_switch(uint64_t now) {
     g_clock.base_ns = mono1 + uncertainty_ns + 1000;
     g_clock.mult = mult;
     g_clock.mode.store(kClockTsc, std::memory_order_release);
+    slow_bit(kSlowClock, false);
 }
 #endif
 
@@ -236,7 +249,10 @@ namespace {
 ThreadState* make_thread_state() {
     if (!tracing()) return nullptr;
     // Before this thread's first clock reading (runtime.hpp, g_event_rdtsc).
-    if (t_in_hook == kGuardHook && g_program_threads.fetch_add(1) >= 1) g_event_rdtsc.store(false);
+    if (t_in_hook == kGuardHook && g_program_threads.fetch_add(1) >= 1) {
+        g_event_rdtsc.store(false);
+        slow_bit(kSlowRdtscp, true);
+    }
     void* mem = nullptr;
     if (g_real.posix_memalign(&mem, alignof(ThreadState), sizeof(ThreadState)) != 0) {
         fail_tracing("cannot allocate thread state");
@@ -283,7 +299,10 @@ void hand_off_full(ThreadState* s) {
     start_buffer(s, fresh);
     const size_t bytes = full->words * sizeof(uint64_t);
     size_t pending = g_pending_bytes.fetch_add(bytes, std::memory_order_relaxed) + bytes;
-    if (pending >= kThrottleBytes) g_throttle.store(1, std::memory_order_relaxed);
+    if (pending >= kThrottleBytes) {
+        g_throttle.store(1, std::memory_order_relaxed);
+        slow_bit(kSlowThrottle, true);
+    }
     if (pending >= kWakeBytes) writer_wake();
 }
 
@@ -334,6 +353,9 @@ void throttle_wait() {
 }
 
 void throttle_release() {
+    // The bit first: a thread that sets both meanwhile leaves the bit set (until the next
+    // cycle), never g_throttle set without its bit.
+    slow_bit(kSlowThrottle, false);
     if (g_throttle.exchange(0))
         syscall(SYS_futex, &g_throttle, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
 }
@@ -394,6 +416,7 @@ void heavy_barrier() {
         // "Stream order"): its order is off by that much, the trace stays readable.
         g_event_rdtsc.store(false);
         g_light_acquire.store(false);
+        slow_bit(kSlowRdtscp | kSlowHeavy, true);
     }
     std::atomic_thread_fence(std::memory_order_seq_cst);
 }
@@ -457,6 +480,8 @@ void recorder_init() {
     bool light = membarrier_register();
     g_light_acquire.store(light);
     g_event_rdtsc.store(light && g_program_threads.load() <= 1);
+    slow_bit(kSlowHeavy, !light);
+    slow_bit(kSlowRdtscp, !g_event_rdtsc.load());
 }
 
 // Fork hazard: a thread holding the registry or pool mutex at fork would leave it locked
@@ -482,6 +507,7 @@ void recorder_fork_child() {
     g_threads = nullptr;
     g_pending_bytes.store(0);
     g_throttle.store(0);
+    slow_bit(kSlowThrottle, false);
     // The child is a new process (mm) with this one thread: register it for membarrier
     // itself, or take the full-barrier path.
     if (g_light_acquire.load()) {
@@ -490,6 +516,8 @@ void recorder_fork_child() {
     }
     g_program_threads.store(self ? 1 : 0);  // a fork is a program thread's call
     g_event_rdtsc.store(g_light_acquire.load());
+    slow_bit(kSlowHeavy, !g_light_acquire.load());
+    slow_bit(kSlowRdtscp, !g_event_rdtsc.load());
     if (!self) return;
     // This thread's records belong to the parent's trace (the parent writes them).
     for (Buffer* b = self->pending_head; b;) {

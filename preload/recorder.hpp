@@ -47,6 +47,25 @@ struct alignas(64) ThreadState final : DefinitionSink {
 
 extern __thread ThreadState* t_state __attribute__((tls_model("initial-exec")));
 
+// Why a hook may not take its fast path (hooks.cpp), one bit per reason: each mirrors a flag
+// the general path reads (g_throttle, g_light_acquire, g_clock.mode, g_event_rdtsc), so that
+// the fast path tests one word where it loaded and tested four. The flag is stored first,
+// then its bit (recorder.cpp, slow_bit); a record that loaded the word before a change goes on
+// with the old value, as it did with the flag it had loaded. kSlowRdtscp does not leave the
+// fast path: it only makes it read the clock with rdtscp (runtime.hpp, g_event_rdtsc).
+// Alone on its cache line: nothing the writer stores evicts it from the recording threads.
+enum : uint32_t {
+    kSlowThrottle = 1,  // g_throttle: the writer fell behind, recording threads wait
+    kSlowHeavy = 2,     // !g_light_acquire: the thread's buffer flag needs a full barrier
+    kSlowClock = 4,     // the trace clock is not (yet) the TSC
+    kSlowRdtscp = 8,    // !g_event_rdtsc: events are timed with rdtscp
+};
+struct alignas(64) SlowWord {
+    std::atomic<uint32_t> bits;
+};
+extern SlowWord g_slow;
+inline bool fast_path_allowed(uint32_t w) { return (w & ~uint32_t(kSlowRdtscp)) == 0; }
+
 ThreadState* create_thread_state();
 // Set while the writer is too far behind; recording threads wait before they record.
 extern std::atomic<uint32_t> g_throttle;

@@ -90,8 +90,9 @@ inline constexpr size_t kBootstrapArenaBytes = 64 * 1024;
 extern unsigned char g_bootstrap_arena[kBootstrapArenaBytes];
 // Inline: free() asks it on every call.
 inline bool in_bootstrap_arena(const void* p) {
-    auto a = reinterpret_cast<const unsigned char*>(p);
-    return a >= g_bootstrap_arena && a < g_bootstrap_arena + kBootstrapArenaBytes;
+    // One unsigned compare: an address below the arena wraps around to a large offset.
+    return reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(g_bootstrap_arena) <
+           kBootstrapArenaBytes;
 }
 size_t bootstrap_block_size(const void* p);
 
@@ -179,20 +180,27 @@ inline uint64_t now_ns() {
 // times with rdtscp too.
 extern std::atomic<bool> g_event_rdtsc;
 
+#if defined(__x86_64__)
+// Trace time of a hook's event once the clock is the TSC: rdtsc, or rdtscp when the flag
+// above is clear.
+inline uint64_t tsc_event_ns(bool plain_rdtsc) {
+    uint64_t tsc;
+    if (PMT_LIKELY(plain_rdtsc)) {
+        tsc = __builtin_ia32_rdtsc();
+    } else {
+        unsigned aux;
+        tsc = __builtin_ia32_rdtscp(&aux);
+    }
+    uint64_t t = tsc_to_ns(tsc);
+    return t > g_settings.start_mono_ns ? t - g_settings.start_mono_ns : 0;
+}
+#endif
+
 // Trace time of a hook's event.
 inline uint64_t event_now_ns() {
 #if defined(__x86_64__)
-    if (PMT_LIKELY(g_clock.mode.load(std::memory_order_acquire) == kClockTsc)) {
-        uint64_t tsc;
-        if (PMT_LIKELY(g_event_rdtsc.load(std::memory_order_relaxed))) {
-            tsc = __builtin_ia32_rdtsc();
-        } else {
-            unsigned aux;
-            tsc = __builtin_ia32_rdtscp(&aux);
-        }
-        uint64_t t = tsc_to_ns(tsc);
-        return t > g_settings.start_mono_ns ? t - g_settings.start_mono_ns : 0;
-    }
+    if (PMT_LIKELY(g_clock.mode.load(std::memory_order_acquire) == kClockTsc))
+        return tsc_event_ns(g_event_rdtsc.load(std::memory_order_relaxed));
 #endif
     return now_ns();
 }

@@ -49,14 +49,17 @@ inline bool side_pending() {
 // Moves the ring's events into the thread's buffer (cold: only after a handler's call).
 void side_drain();
 
+// The end of a traced hook: drops the guard and drains whatever a handler left in the ring.
+inline void end_traced() {
+    t_in_hook = 0;
+    if (PMT_UNLIKELY(side_pending())) side_drain();
+}
+
 // The guard of a traced hook. Whatever a handler left in the ring is drained on the way out.
 class TracedGuard {
 public:
     TracedGuard() { t_in_hook = kGuardHook; }
-    ~TracedGuard() {
-        t_in_hook = 0;
-        if (PMT_UNLIKELY(side_pending())) side_drain();
-    }
+    ~TracedGuard() { end_traced(); }
     TracedGuard(const TracedGuard&) = delete;
     TracedGuard& operator=(const TracedGuard&) = delete;
 };

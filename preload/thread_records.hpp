@@ -108,6 +108,24 @@ public:
         pos_ = p + 2;
         return true;
     }
+    // The hooks' fast path (hooks.cpp) splits alloc()/free(): it asks whether the record fits
+    // before it reads the clock, then stores it. The address must be below 2^57 (the caller
+    // checks).
+    bool fast_fits() const { return pos_ < stop_; }
+    void fast_alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack) {
+        uint64_t* p = pos_;
+        p[0] = addr | rec::tag(rec::kAlloc + static_cast<unsigned>(kind));
+        p[1] = t;
+        p[2] = size;
+        p[3] = stack;
+        pos_ = p + 4;
+    }
+    void fast_free(uint64_t t, uint64_t addr) {
+        uint64_t* p = pos_;
+        p[0] = addr | rec::tag(rec::kFree);
+        p[1] = t;
+        pos_ = p + 2;
+    }
     bool realloc(AllocKind kind, uint64_t t_before, uint64_t t_after, uint64_t old_addr,
                  uint64_t new_addr, uint64_t size, uint64_t stack) {
         return put({rec::tag(rec::kRealloc + static_cast<unsigned>(kind)), t_before, t_after,
