@@ -2,8 +2,11 @@
 // makes: dlsym calls calloc for its error state, and calloc is us, with no real calloc yet.
 // Those calls are served from a static arena; free() of an arena pointer is ignored.
 #include <dlfcn.h>
-#include <sched.h>
+#include <linux/futex.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -41,7 +44,11 @@ void resolve_real() {
         // Another thread resolves (or this one, re-entered from dlsym's calloc): wait unless
         // it is us, in which case the caller falls back to the arena.
         if (expected == 1 && t_in_hook) return;
-        while (g_resolve_state.load(std::memory_order_acquire) != 2) sched_yield();
+        // Sleep, not spin: a dlsym stuck in another thread must not cost a core.
+        const timespec slice{0, 10 * 1000000};
+        int state;
+        while ((state = g_resolve_state.load(std::memory_order_acquire)) != 2)
+            syscall(SYS_futex, &g_resolve_state, FUTEX_WAIT_PRIVATE, state, &slice, nullptr, 0);
         return;
     }
     uint8_t saved = t_in_hook;
@@ -71,6 +78,7 @@ void resolve_real() {
     g_real = r;
     t_in_hook = saved;
     g_resolve_state.store(2, std::memory_order_release);
+    syscall(SYS_futex, &g_resolve_state, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
 }
 
 void* bootstrap_alloc(size_t n) {

@@ -50,6 +50,10 @@ __thread bool t_private __attribute__((tls_model("initial-exec"))) = false;
 // fork child, which inherits the parent's value, can never mistake it for its own.
 enum : uint64_t { kStarting = 1, kRunning = 2, kFailed = 3 };
 std::atomic<uint64_t> g_anchor{0};
+// Bumped each time g_anchor leaves kStarting: the futex word our other threads sleep on
+// meanwhile (a spin would burn a core for as long as pthread_create is stuck, for ever in a
+// process that deadlocked there).
+std::atomic<uint32_t> g_anchor_settled{0};
 uint64_t anchor_word(pid_t pid, uint64_t state) {
     return (static_cast<uint64_t>(pid) << 2) | state;
 }
@@ -130,13 +134,20 @@ bool anchor_running() {
         bool ok = pthread_create(&th, nullptr, anchor_main, nullptr) == 0;
         if (ok) pthread_detach(th);
         g_anchor.store(anchor_word(me, ok ? kRunning : kFailed));
+        g_anchor_settled.fetch_add(1);
+        futex(&g_anchor_settled, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr);
         return ok;
     }
-    while ((seen & 3) == kStarting) {  // another thread of ours is starting it
-        sched_yield();
+    // Another thread of ours is starting it: sleep until it is done. The timeout only guards
+    // against a wake-up lost to a fork at the wrong moment (20 wake-ups a second at most).
+    const timespec slice{0, 50 * 1000000};
+    for (;;) {
+        uint32_t settled = g_anchor_settled.load();
         seen = g_anchor.load();
+        if ((seen & 3) != kStarting || static_cast<pid_t>(seen >> 2) != me) break;
+        futex(&g_anchor_settled, FUTEX_WAIT_PRIVATE, settled, &slice);
     }
-    return (seen & 3) == kRunning;
+    return static_cast<pid_t>(seen >> 2) == me && (seen & 3) == kRunning;
 }
 
 // Older kernels: the table was copied; close whatever the copy holds.
@@ -188,10 +199,12 @@ void private_fds_enter() {
 bool private_fds_active() { return t_private; }
 
 void private_fds_say(const char* line, size_t len) {
+    // A sender waits (futex, no spinning) while another one's message is being written.
+    const timespec wait{0, 50 * 1000000};
     uint32_t unlocked = 0;
     while (!g_msg_lock.compare_exchange_weak(unlocked, 1)) {
+        if (unlocked != 0) futex(&g_msg_lock, FUTEX_WAIT_PRIVATE, unlocked, &wait);
         unlocked = 0;
-        sched_yield();
     }
     if (!g_anchor_gone.load()) {
         g_msg_len = len < sizeof(g_msg) ? len : sizeof(g_msg);
@@ -205,6 +218,7 @@ void private_fds_say(const char* line, size_t len) {
         g_msg_state.store(0);
     }
     g_msg_lock.store(0);
+    futex(&g_msg_lock, FUTEX_WAKE_PRIVATE, 1, nullptr);
 }
 
 bool private_fds_exit(int status) {

@@ -4,7 +4,11 @@
 # test_multiprocessing_spawn.test_child_fd_inflation counted one extra 1 run in 6). Messages
 # of our threads still reach the program's stderr, and exit handlers run with the program's
 # descriptors when the sampler ends a process whose last thread exited (test_stress.py).
+# A thread of ours waiting for another one to start the anchor sleeps: it used to spin on
+# sched_yield, a whole core for as long as pthread_create was stuck (25 minutes once, in a
+# deadlocked process).
 import os
+import shutil
 import subprocess
 import tempfile
 import unittest
@@ -92,6 +96,53 @@ class PrivateDescriptorTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             p = traced([PY, "-c", code], os.path.join(d, "t.pmt"))
             self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "b'x' b'' True\n", ""))
+
+
+# Preloaded before the interposer: the first thread a thread other than the main one creates
+# (the anchor: our writer or sampler starts it) is created a second late.
+SLOW_ANCHOR = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static atomic_int g_calls;
+int pthread_create(pthread_t* t, const pthread_attr_t* a, void* (*f)(void*), void* arg) {
+    int (*real)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*) =
+        (int (*)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*))dlsym(
+            RTLD_NEXT, "pthread_create");
+    if (syscall(SYS_gettid) != getpid() && atomic_fetch_add(&g_calls, 1) == 0) sleep(1);
+    return real(t, a, f, arg);
+}
+"""
+
+
+@unittest.skipUnless(shutil.which("cc"), "needs a C compiler")
+class AnchorWaitTest(unittest.TestCase):
+    def test_waiting_for_the_anchor_costs_no_cpu(self):
+        with tempfile.TemporaryDirectory() as d:
+            src = os.path.join(d, "slow.c")
+            shim = os.path.join(d, "libslow.so")
+            with open(src, "w") as f:
+                f.write(SLOW_ANCHOR)
+            subprocess.run(["cc", "-O1", "-shared", "-fPIC", "-o", shim, src, "-ldl"],
+                           check=True)
+            env = dict(os.environ, PYMEMTRACE_QUIET="1", LD_PRELOAD=shim + ":" + LIB,
+                       PYMEMTRACE_OUTPUT=os.path.join(d, "t.pmt"))
+            # Output small enough for the pipes: reaped by wait4 for its CPU time.
+            p = subprocess.Popen([PY, "-c", "import time; time.sleep(1.5); print('done')"],
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            _, status, ru = os.wait4(p.pid, 0)
+            out, err = p.stdout.read(), p.stderr.read()
+            p.stdout.close()
+            p.stderr.close()
+            p.returncode = os.waitstatus_to_exitcode(status)
+            self.assertEqual((p.returncode, out, err), (0, b"done\n", b""))
+            self.assertTrue(os.path.exists(os.path.join(d, "t.pmt")))
+            # One of our threads waited about a second for the anchor; untraced, the program
+            # takes ~0.02 s of CPU. A spinning wait took 0.5-1 s.
+            self.assertLess(ru.ru_utime + ru.ru_stime, 0.3, "CPU seconds of the traced program")
 
 
 if __name__ == "__main__":
