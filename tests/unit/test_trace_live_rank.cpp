@@ -410,3 +410,34 @@ TEST_CASE("live rank: adds after a removal whose tree update is still deferred",
         check_all(r, ref);
     }
 }
+
+TEST_CASE("live rank: add_bounded refuses to grow past its bound and changes nothing then",
+          "[trace][live_rank]") {
+    // The reader's bound on what a hostile version-3 file makes it hold (stream_decoder.cpp).
+    LiveRank none;
+    CHECK(!none.add_bounded(0, 1));  // a bound of 1 leaves no room at all
+    CHECK(none.empty());
+    for (const size_t bound : {size_t(2), size_t(5), size_t(100), size_t(1000)}) {
+        INFO("bound " << bound);
+        LiveRank r;
+        std::set<uint64_t> ref;
+        uint64_t seq = 0;
+        while (r.add_bounded(seq, bound)) ref.insert(seq++);
+        // Refused only where the arrays would have to grow to hold the bound or more.
+        CHECK(r.positions() + 1 >= bound);
+        CHECK(r.positions() < 2 * bound + 4);
+        CHECK(!r.add_bounded(seq, bound));
+        check_all(r, ref);  // the refusal changed nothing
+        // Frees make room again once tombstones are compacted away (or everything is dead).
+        const uint64_t live = r.size();
+        for (uint64_t i = 0; i < live; ++i) {
+            REQUIRE(r.remove_at(0) == *ref.begin());
+            ref.erase(ref.begin());
+        }
+        CHECK(r.empty());
+        CHECK(r.add_bounded(seq, bound));
+        ref.insert(seq);
+        CHECK(!r.add_bounded(seq, bound));  // not above every seq added: refused as by add()
+        check_all(r, ref);
+    }
+}

@@ -5,6 +5,7 @@
 // model that made them: every event, block identity, live bytes after every event,
 // definitions; the same events whatever the payload boundaries, codecs and version;
 // truncation at every byte; every single-byte change of a payload.
+#include <malloc.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "../../trace/src/stream_decoder.hpp"  // private: its limits, lowered for the tests
 #include "pmt/chunk.hpp"
 #include "pmt/live.hpp"
 #include "pmt/reader.hpp"
@@ -1056,4 +1058,148 @@ TEST_CASE("v3, v4: every single-byte change of a stream payload reads or fails w
     }
     CHECK(errors > 0);
     CHECK(valid > 0);
+}
+
+// ---------------------------------------------------------------- hostile streams
+
+namespace {
+
+// A payload that adds `threads` new threads (tids 1000, 1001, ...) and nothing else.
+std::vector<uint8_t> thread_flood(uint64_t threads) {
+    Cols c;
+    for (uint64_t i = 0; i < threads; ++i) c.thread(i, 1000 + i);
+    return c.payload();
+}
+
+struct Count : EventVisitor {
+    uint64_t n = 0;
+    void on_event(const Event&) override { ++n; }
+    void on_events(const Event*, size_t k) override { n += k; }
+};
+
+// What decoding the payloads does with these limits: "" or the TraceError's message.
+std::string decode_with(detail::StreamDecoder::Limits limits, uint16_t version,
+                        const std::vector<std::vector<uint8_t>>& payloads,
+                        uint64_t* events = nullptr) {
+    detail::StreamDecoder d(10, version, limits);
+    Count v;
+    try {
+        for (const auto& p : payloads) d.decode(p.data(), p.size(), v);
+    } catch (const TraceError& e) {
+        if (events) *events = v.n;
+        return e.what();
+    }
+    if (events) *events = v.n;
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("v3, v4: a file adds at most the reader's limit of threads, then one line",
+          "[trace][v3][v4][hostile]") {
+    const uint16_t version = GENERATE(uint16_t(3), uint16_t(4));
+    detail::StreamDecoder::Limits limits;
+    limits.threads = 1000;
+    CHECK(decode_with(limits, version, {thread_flood(1000)}) == "");
+    CHECK(decode_with(limits, version, {thread_flood(1001)}) ==
+          "stream payload: more than 1000 threads (a Linux process has fewer thread ids)");
+    // Across payloads, and switching back to known threads costs nothing.
+    Cols more;
+    more.thread(3).thread(999).thread(1000, 5000);
+    CHECK(decode_with(limits, version,
+                      {thread_flood(1000), Cols().thread(3).thread(999).payload()}) == "");
+    CHECK(decode_with(limits, version, {thread_flood(1000), more.payload()}) ==
+          "stream payload: more than 1000 threads (a Linux process has fewer thread ids)");
+    // A thread id added twice is found whatever its value and index, however large the table.
+    for (const uint64_t tid : {uint64_t{0}, uint64_t{1}, uint64_t{UINT32_MAX}}) {
+        CHECK(decode_with(limits, version, {Cols().thread(0, tid).thread(1, tid).payload()}) ==
+              "stream payload: thread id " + std::to_string(tid) + " added twice");
+        Cols d;  // the same after the table has grown several times
+        d.thread(0, tid);
+        for (uint64_t i = 1; i <= 100; ++i) d.thread(i, 5000 + i);
+        CHECK(decode_with(limits, version, {d.payload()}) == "");
+        d.thread(101, tid);
+        CHECK(decode_with(limits, version, {d.payload()}) ==
+              "stream payload: thread id " + std::to_string(tid) + " added twice");
+    }
+    Cols twice;
+    twice.thread(20000, 1000 + 12345);
+    limits.threads = 1 << 22;
+    CHECK(decode_with(limits, version, {thread_flood(20000), twice.payload()}) ==
+          "stream payload: thread id 13345 added twice");
+
+    // The default limit (Linux's 2^22 thread ids), through the reader: one line naming the chunk.
+    if (version == 4) {
+        const File f = stream_file({thread_flood((uint64_t{1} << 22) + 1)}, Codec::None, true, 10,
+                                   10, version);
+        const Result r = read_bytes(f.bytes);
+        CHECK(r.error == "chunk at byte offset " +
+                             std::to_string(encode_file_header(stream_header(10, 10, 4)).size()) +
+                             ": stream payload: more than 4194304 threads (a Linux process has "
+                             "fewer thread ids)");
+    }
+}
+
+TEST_CASE("v3, v4: a thread costs the reader under 100 bytes", "[trace][v3][v4][hostile]") {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    SUCCEED("the sanitizers' allocators do not report heap use through mallinfo2");
+#else
+    // A thread is a few bytes of a file (op, index, tid): 2^20 of them made the reader hold
+    // ~190 MB before it kept them in place (32 bytes each) with an open-addressed tid index.
+    const uint16_t version = GENERATE(uint16_t(3), uint16_t(4));
+    const uint64_t n = uint64_t{1} << 20;
+    const std::vector<uint8_t> p = thread_flood(n);
+    const size_t before = mallinfo2().uordblks + mallinfo2().hblkhd;
+    size_t after = 0;
+    {
+        detail::StreamDecoder d(10, version);
+        Count v;
+        d.decode(p.data(), p.size(), v);
+        after = mallinfo2().uordblks + mallinfo2().hblkhd;
+    }
+    INFO("version " << version << ": " << (after - before) / n << " bytes a thread");
+    CHECK(after > before);
+    CHECK(after - before < 100 * n);
+#endif
+}
+
+TEST_CASE("v3: a thread's live blocks stop at the reader's limit with one line",
+          "[trace][v3][hostile]") {
+    // The limit is looked at when LiveRank's arrays grow (by doubling from 4): with 1000, the
+    // 1024th block would need room for 1024 positions and is refused.
+    detail::StreamDecoder::Limits limits;
+    limits.positions = 1000;
+    Cols fill = Cols().thread(0, 5);
+    for (int i = 0; i < 1023; ++i) fill.alloc(AllocKind::Malloc, 16, 0);
+    uint64_t events = 0;
+    CHECK(decode_with(limits, 3, {fill.payload()}, &events) == "");
+    CHECK(events == 1023);
+    fill.alloc(AllocKind::Malloc, 16, 0);
+    CHECK(decode_with(limits, 3, {fill.payload()}, &events) ==
+          "stream payload: thread index 0 has 1023 live blocks, more than this reader holds");
+    // Another thread has its own room, and blocks freed make room again (tombstones are
+    // compacted): 100,000 allocations with at most 400 live never reach the limit.
+    Cols other = Cols().thread(1, 6);
+    for (int i = 0; i < 500; ++i) other.alloc(AllocKind::Malloc, 16, 0);
+    CHECK(decode_with(limits, 3, {fill.payload(), other.payload()}).find("thread index 0 ") !=
+          std::string::npos);
+    Cols churn = Cols().thread(0, 5);
+    std::mt19937_64 rng(9);
+    uint64_t live = 0;
+    for (int i = 0; i < 100000; ++i) {
+        if (live < 400 && (live == 0 || rng() % 2)) {
+            churn.alloc(AllocKind::Malloc, 16, 0);
+            ++live;
+        } else {
+            churn.free(rng() % (2 * live));  // any live block, from either end
+            --live;
+        }
+    }
+    CHECK(decode_with(limits, 3, {churn.payload()}, &events) == "");
+    CHECK(events == 100000);
+    // Version 4 keeps no per-thread structure: no such limit.
+    Cols v4 = Cols().thread(0, 5);
+    for (int i = 0; i < 5000; ++i) v4.alloc(AllocKind::Malloc, 16, 0);
+    CHECK(decode_with(limits, 4, {v4.payload()}, &events) == "");
+    CHECK(events == 5000);
 }

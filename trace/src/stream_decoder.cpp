@@ -31,9 +31,31 @@ const char* const kColumnName[kColumns] = {"ops",       "sizes", "stacks", "refs
 
 }  // namespace
 
-StreamDecoder::StreamDecoder(unsigned time_shift, uint16_t version)
-    : shift_(time_shift), v4_(version >= 4), batch_(kBatch) {
+StreamDecoder::StreamDecoder(unsigned time_shift, uint16_t version, Limits limits)
+    : shift_(time_shift), v4_(version >= 4), limits_(limits), batch_(kBatch) {
     if (time_shift > 40) throw_format("time resolution over 2^40 ns");
+    if (limits_.positions > LiveRank::kMaxPositions) limits_.positions = LiveRank::kMaxPositions;
+    if (limits_.threads > kNoThread) limits_.threads = kNoThread;
+}
+
+bool StreamDecoder::TidIndex::insert(uint32_t tid, uint32_t index) {
+    if (2 * (used_ + 1) > slots_.size()) {
+        std::vector<uint64_t> old(slots_.size() < 8 ? 16 : 2 * slots_.size(), 0);
+        old.swap(slots_);
+        used_ = 0;
+        for (const uint64_t e : old)
+            if (e) insert(static_cast<uint32_t>(e >> 32), static_cast<uint32_t>(e) - 1);
+    }
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = (uint64_t{tid} * 0x9E3779B97F4A7C15ull) >> 32 & mask;; i = (i + 1) & mask) {
+        const uint64_t e = slots_[i];
+        if (e == 0) {
+            slots_[i] = uint64_t{tid} << 32 | (uint64_t{index} + 1);
+            ++used_;
+            return true;
+        }
+        if (e >> 32 == tid) return false;
+    }
 }
 
 StreamDecoder::~StreamDecoder() = default;
@@ -101,7 +123,7 @@ void StreamDecoder::decode_payload(const uint8_t* payload, size_t n, EventVisito
     uint64_t a = a_;
     uint64_t seq = next_seq_;
     uint64_t number = delivered_;  // Event::seq of the next event
-    Thread* cur = cur_ == kNoThread ? nullptr : threads_[cur_].get();
+    Thread* cur = cur_ == kNoThread ? nullptr : &threads_[cur_];
     uint32_t tid = cur ? cur->tid : 0;
     Event* const batch = batch_.data();
     Event* out = batch;
@@ -139,11 +161,11 @@ void StreamDecoder::decode_payload(const uint8_t* payload, size_t n, EventVisito
             owner.next_free = s + 1;
             return s;
         } else {
-            const uint64_t live = owner.live.size();
+            const uint64_t live = owner.live ? owner.live->size() : 0;
             const uint64_t i = (r & 1) ? live - 1 - (r >> 1) : r >> 1;
             if (__builtin_expect(i >= live, 0))
                 fail("free of rank code %llu with %llu live blocks", r, live);
-            return owner.live.remove_at(i);
+            return owner.live->remove_at(i);
         }
     };
     auto free_event = [&](uint8_t op, uint64_t addr) __attribute__((always_inline)) {
@@ -169,7 +191,13 @@ void StreamDecoder::decode_payload(const uint8_t* payload, size_t n, EventVisito
                 live_.add(seq);
                 cur->next_alloc = ++seq;
             } else {
-                cur->live.add(seq++);  // seqs only grow: never refused
+                LiveRank* live = cur->live.get();
+                if (__builtin_expect(live == nullptr, 0))
+                    cur->live = std::make_unique<LiveRank>(), live = cur->live.get();
+                // Seqs only grow: refused only when the thread's blocks reach the limit.
+                if (__builtin_expect(!live->add_bounded(seq++, limits_.positions), 0))
+                    fail("thread index %llu has %llu live blocks, more than this reader holds",
+                         cur_, live->size());
             }
             continue;
         }
@@ -209,9 +237,9 @@ void StreamDecoder::decode_payload(const uint8_t* payload, size_t n, EventVisito
             case uint8_t(Op3::ReallocArrayFreeOther): {
                 need_thread();
                 const uint64_t owner = varint(refs, refs_end);
-                if (owner >= threads_.size() || threads_[owner].get() == cur)
+                if (owner >= threads_.size() || &threads_[owner] == cur)
                     fail("free of thread index %llu's block by thread index %llu", owner, cur_);
-                free_event(op, kHeapAddressBit | take(*threads_[owner]));
+                free_event(op, kHeapAddressBit | take(threads_[owner]));
                 break;
             }
             case uint8_t(Op3::FreeUnknown):
@@ -279,18 +307,20 @@ void StreamDecoder::decode_payload(const uint8_t* payload, size_t n, EventVisito
                 if (index == count) {
                     const uint32_t new_tid = checked_u32(varint(other, other_end),
                                                          "stream payload: thread id out of range");
-                    if (!index_of_.emplace(new_tid, static_cast<uint32_t>(count)).second)
+                    if (count >= limits_.threads)
+                        fail("more than %llu threads (a Linux process has fewer thread ids)",
+                             limits_.threads);
+                    if (!index_of_.insert(new_tid, static_cast<uint32_t>(count)))
                         fail("thread id %llu added twice", new_tid);
-                    if (count >= kNoThread) fail("too many threads");
-                    threads_.push_back(std::make_unique<Thread>());
-                    threads_.back()->tid = new_tid;
+                    threads_.emplace_back();
+                    threads_.back().tid = new_tid;
                 } else if (index > count) {
                     fail("thread index %llu with %llu threads known", index, count);
                 } else if (index == cur_) {
                     fail("switch to thread index %llu, the current thread", index);
                 }
                 cur_ = static_cast<uint32_t>(index);
-                cur = threads_[index].get();
+                cur = &threads_[index];
                 tid = cur->tid;
                 break;
             }

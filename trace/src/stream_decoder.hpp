@@ -9,7 +9,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <unordered_map>
 #include <vector>
 
 #include "id_table.hpp"
@@ -21,8 +20,22 @@ namespace pmt::detail {
 
 class StreamDecoder {
 public:
+    // What a file can make the decoder hold, beyond which it is corrupt (a TraceError, never
+    // std::bad_alloc): threads, and version 3's positions (live blocks and tombstones) in one
+    // thread's LiveRank (LiveRank::add_bounded: its arrays do not grow to hold that many).
+    // Tests lower them to reach them with small files.
+    struct Limits {
+        // Linux hands out thread ids below PID_MAX_LIMIT (2^22) and a writer names a tid that
+        // comes back with its old index, so a Linux process has at most 2^22 threads in the
+        // table; each costs the reader about 50-100 bytes.
+        uint64_t threads = uint64_t{1} << 22;
+        uint64_t positions = LiveRank::kMaxPositions;  // at most that
+    };
+
     // time_shift: the header's k (event times are t << k ns), at most 40; version: 3 or 4.
-    StreamDecoder(unsigned time_shift, uint16_t version);
+    StreamDecoder(unsigned time_shift, uint16_t version, Limits limits);
+    StreamDecoder(unsigned time_shift, uint16_t version)
+        : StreamDecoder(time_shift, version, Limits{}) {}
     ~StreamDecoder();
     StreamDecoder(const StreamDecoder&) = delete;
     StreamDecoder& operator=(const StreamDecoder&) = delete;
@@ -39,11 +52,25 @@ public:
     static constexpr uint64_t kHeapAddressBit = uint64_t{1} << 63;
 
 private:
+    // 32 bytes, held in place in threads_ (a hostile file may add millions).
     struct Thread {
         uint32_t tid;
         uint64_t next_free = 0;   // version 4: f, one past the seq of its last block freed
         uint64_t next_alloc = 0;  // version 4: a, one past the seq of its last ALLOC
-        LiveRank live{};          // version 3: the blocks it allocated that are live, by seq
+        // Version 3: the blocks it allocated that are live, by seq; made at its first ALLOC.
+        std::unique_ptr<LiveRank> live;
+    };
+    // tid -> thread index, only to refuse a tid added twice: open addressing over 64-bit
+    // slots (tid << 32 | (index + 1), 0 = empty; index < kNoThread), at most half full: 16-32
+    // bytes a thread.
+    class TidIndex {
+    public:
+        // Adds tid with index; false (nothing changes) when tid is already there.
+        bool insert(uint32_t tid, uint32_t index);
+
+    private:
+        std::vector<uint64_t> slots_;
+        size_t used_ = 0;
     };
     static constexpr uint32_t kNoThread = UINT32_MAX;
     static constexpr size_t kBatch = 256;
@@ -56,13 +83,14 @@ private:
 
     unsigned shift_;
     bool v4_;
+    Limits limits_;
     uint64_t t_ = 0;  // running time, units of 2^shift_ ns
     uint64_t a_ = 0;  // running mapping / unknown-free address
     uint64_t next_seq_ = 0;
     uint32_t cur_ = kNoThread;
-    std::vector<std::unique_ptr<Thread>> threads_;
-    std::unordered_map<uint32_t, uint32_t> index_of_;  // tid -> thread index
-    LiveSeqs live_;                                    // version 4: the live blocks
+    std::vector<Thread> threads_;  // by index (cur points into it: reset after a push)
+    TidIndex index_of_;
+    LiveSeqs live_;  // version 4: the live blocks
     uint64_t delivered_ = 0;
     uint64_t last_time_ = 0;
     std::vector<Event> batch_;

@@ -14,8 +14,10 @@
 // and a removal's tree update above its 64-position block is deferred until a removal lands in
 // another block or a query needs the counts.
 //
-// Runs on the interposer's writer thread: nothing here throws except std::bad_alloc from the
-// arrays' growth (the writer catches allocation failure at the cycle level).
+// Nothing here throws except std::bad_alloc from the arrays' growth: when memory runs out, or
+// when add() would take the arrays past kMaxPositions (the tree counts in 32 bits). The reader,
+// which must not throw for the limit on a hostile file, uses add_bounded(). The encoder's users
+// catch allocation failure at the cycle level.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -31,6 +33,9 @@ public:
     static constexpr uint64_t kNotLive = ~uint64_t(0);
     // Seqs must stay below this (the top bit is the synthetic address's marker anyway).
     static constexpr uint64_t kMaxSeq = (uint64_t(1) << 63) - 1;
+    // The most positions (live blocks plus not yet compacted tombstones, at most 2 * size() +
+    // 16) the arrays can hold: add() throws std::bad_alloc rather than grow past it.
+    static constexpr size_t kMaxPositions = (size_t(1) << 31) - 1;
 
     // Appends a block: seq must be larger than every seq added before (and <= kMaxSeq).
     // Returns false (and changes nothing) otherwise.
@@ -52,6 +57,14 @@ public:
         last_seq_ = seq;
         has_last_ = true;
         return true;
+    }
+
+    // add() for a caller that bounds the memory: false (nothing changes) when the arrays would
+    // have to grow to hold max_positions (<= kMaxPositions) or more; never throws for the limit.
+    // Costs add() nothing but its return value: the bound is looked at only when growing.
+    bool add_bounded(uint64_t seq, size_t max_positions) {
+        if (n_ + 1 >= cap_ && n_ + 1 >= max_positions) return false;
+        return add(seq);
     }
 
     // Removes a live block; returns its index from the oldest (0-based) before the removal,
@@ -280,9 +293,12 @@ private:
     }
 
     __attribute__((noinline)) void grow() {
-        // The tree counts in 32 bits: 2^31 positions (16 GiB of seqs) is the limit.
-        if (cap_ >= (size_t(1) << 31)) throw std::bad_alloc();
-        reallocate(cap_ < 16 ? 32 : cap_ * 2);
+        // The tree counts in 32 bits: 2^31 positions (16 GiB of seqs) is the limit. (Growth
+        // from below 2^31 is at most to 2^32 positions, whose counts still fit.)
+        if (cap_ >= kMaxPositions + 1) throw std::bad_alloc();
+        // Small at first: a version-3 reader makes one per thread that allocates (a hostile
+        // file may make millions of threads with one block each).
+        reallocate(cap_ < 4 ? 4 : cap_ * 2);
     }
 
     // New arrays of cap (> n_) positions holding positions [0, n_) and tree nodes [1, n_]; the
