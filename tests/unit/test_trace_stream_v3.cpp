@@ -1060,6 +1060,92 @@ TEST_CASE("v3, v4: every single-byte change of a stream payload reads or fails w
     CHECK(valid > 0);
 }
 
+// ---------------------------------------------------------------- the writer's stored-raw fallback
+
+TEST_CASE(
+    "v3, v4: payloads stored raw between zstd stream chunks (the writer's fallback) read back",
+    "[trace][v3][v4]") {
+    // When zstd fails on a payload, ChunkStream::stream_chunk stores that payload alone through
+    // append_chunk with codec zstd (codec 1, or codec 0 when that does not shrink it) and starts
+    // a new stream (codec 3) with the next payload; a new ChunkStream writes what one whose
+    // stream restarted writes. The reader must take the raw chunks as the next pieces of the
+    // event stream and the codec-3 chunk as a new zstd frame. A stream continued (codec 4) past
+    // a raw chunk is valid too: other chunks do not affect the stream (FORMAT.md, "Column form").
+    const uint16_t version = GENERATE(uint16_t(3), uint16_t(4));
+    const Script s = make_script(4242, 8000, 10, 10, version);
+    std::mt19937_64 rng(5);
+    std::bernoulli_distribution cut(0.01);
+    const auto payloads = encode(s, [&](size_t) { return cut(rng); });
+    REQUIRE(payloads.size() >= 12);
+    for (const bool restart : {true, false}) {
+        INFO("version " << version << (restart ? " new stream" : " stream continued"));
+        File f;
+        f.bytes = encode_file_header(stream_header(s.k, s.m, version));
+        auto stream = std::make_unique<ChunkStream>(1);
+        std::vector<size_t> chunk_start;
+        size_t raw_chunks = 0;
+        for (size_t i = 0; i < payloads.size(); ++i) {
+            const auto& p = payloads[i];
+            chunk_start.push_back(f.bytes.size());
+            if (i % 4 == 2) {  // zstd "failed" on this one
+                append_chunk(f.bytes, ChunkType::ThreadEvents,
+                             i % 8 == 2 ? Codec::Zstd : Codec::None, p.data(), p.size());
+                ++raw_chunks;
+                if (restart) stream = std::make_unique<ChunkStream>(1);
+            } else {
+                const ByteSpan piece{p.data(), p.size()};
+                stream->append_stream_chunk(f.bytes, &piece, 1);
+            }
+        }
+        const auto e = end_payload(EndSummary{});
+        append_chunk(f.bytes, ChunkType::End, Codec::None, e.data(), e.size());
+        // The chunks are what they should be: raw ones where zstd "failed", a new stream after
+        // each of them when the writer restarts it.
+        size_t codec[5] = {};
+        for (size_t i = 0; i < chunk_start.size(); ++i) {
+            const ChunkHeader h = parse_chunk_header(f.bytes.data() + chunk_start[i]);
+            ++codec[static_cast<size_t>(h.codec)];
+            if (i % 4 == 2)
+                CHECK((h.codec == Codec::Zstd || h.codec == Codec::None));
+            else
+                CHECK(h.codec == (i == 0 || (restart && i % 4 == 3) ? Codec::ZstdStreamStart
+                                                                    : Codec::ZstdStream));
+        }
+        CHECK(codec[1] > 0);
+        CHECK(codec[0] > 0);
+        CHECK(codec[0] + codec[1] == raw_chunks);
+        std::string defs;
+        const Result r = read_bytes(f.bytes, SIZE_MAX,
+                                    [&](TraceReader& t) { defs = definitions_mismatch(s, t); });
+        REQUIRE(r.error.empty());
+        CHECK(!r.truncated);
+        CHECK(r.has_end);
+        REQUIRE(mismatch(s, r.events) == "");
+        CHECK(defs == "");
+
+        // The codec marks matter: the chunk after a raw one relabelled (a new frame read as the
+        // old stream's continuation, or the continuation read as a new frame) is one line naming
+        // that chunk, and every event before it is delivered.
+        std::vector<uint8_t> b = f.bytes;
+        const size_t at = chunk_start[3];
+        b[at + 5] = uint8_t(restart ? Codec::ZstdStream : Codec::ZstdStreamStart);
+        const uint32_t crc = chunk_crc(b.data() + at, b.data() + at + kChunkHeaderBytes,
+                                       parse_chunk_header(b.data() + at).stored_len);
+        std::memcpy(b.data() + at + 16, &crc, 4);
+        const Result bad = read_bytes(b);
+        CHECK(bad.error.rfind("chunk at byte offset " + std::to_string(at) + ": zstd", 0) == 0);
+        size_t before = 0;  // events of the first three payloads
+        {
+            File g = stream_file({payloads[0], payloads[1], payloads[2]}, Codec::None, false, s.k,
+                                 s.m, version);
+            before = read_bytes(g.bytes).events.size();
+        }
+        CHECK(bad.events.size() == before);
+        REQUIRE(before > 0);
+        CHECK(same(bad.events, r.events, before));
+    }
+}
+
 // ---------------------------------------------------------------- hostile streams
 
 namespace {
