@@ -6,7 +6,8 @@
 // "keep" the chunks are copied as stored (the zstd stream of codecs 3 and 4 gets fuzzed too).
 // A version-3 or -4 trace's stream chunks become their stream payloads (codec 0), as they are.
 // fuzz_seed --streams DIR: writes version-3 and version-4 seeds made with StreamEncoder into DIR
-// (v3-*, v4-*): whole files (codec 0, the zstd stream, cut short) and a bare stream payload.
+// (v3-*, v4-*): whole files (codec 0, the zstd stream, cut short) and a bare stream payload;
+// and hand-made hostile ones (a flood of threads, a flood of live blocks).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -116,12 +117,72 @@ void stream_seeds(const std::string& dir, uint16_t version) {
     }
 }
 
+void put(std::vector<uint8_t>& v, uint64_t x) {
+    while (x >= 0x80) {
+        v.push_back(static_cast<uint8_t>(x | 0x80));
+        x >>= 7;
+    }
+    v.push_back(static_cast<uint8_t>(x));
+}
+
+// Hostile streams near the reader's limits (stream_decoder.hpp, StreamDecoder::Limits): many
+// threads that do nothing (v*-thread-flood), and one thread's 200,000 live blocks in a zstd
+// stream chunk of a few hundred bytes (v*-alloc-flood), which grows version 3's LiveRank.
+void hostile_seeds(const std::string& dir, uint16_t version) {
+    using namespace pmt;
+    const std::string v = "/v" + std::to_string(version);
+    TraceHeader h;
+    h.version = version;
+    h.time_shift = 10;
+    h.tick_shift = 10;
+    auto payload = [](const std::vector<uint8_t>(&cols)[7]) {
+        std::vector<uint8_t> p;
+        for (const auto& c : cols) put(p, c.size());
+        for (const auto& c : cols) p.insert(p.end(), c.begin(), c.end());
+        return p;
+    };
+    std::vector<uint8_t> threads[7], allocs[7];  // ops, sizes, stacks, refs, addrs, times, other
+    for (uint64_t i = 0; i < 400; ++i) {
+        threads[0].push_back(0x41);  // THREAD, a new index and its tid
+        put(threads[6], i);
+        put(threads[6], 1000 + i);
+    }
+    allocs[0].push_back(0x41);
+    put(allocs[6], 0);
+    put(allocs[6], 7);
+    for (int i = 0; i < 200000; ++i) {
+        allocs[0].push_back(0x01);  // ALLOC malloc, size 16, no stack
+        allocs[1].push_back(16);
+        allocs[2].push_back(0);
+    }
+    allocs[0].push_back(0x20);  // FREE, rank / reference code 1: the newest block
+    allocs[3].push_back(1);
+    const auto end_chunk = end_payload(EndSummary{});
+    for (const bool flood : {true, false}) {
+        std::vector<uint8_t> out(1, 0);  // mode byte: repair checksums
+        const auto head = encode_file_header(h);
+        out.insert(out.end(), head.begin(), head.end());
+        const std::vector<uint8_t> p = payload(flood ? threads : allocs);
+        if (flood) {
+            append_chunk(out, ChunkType::ThreadEvents, Codec::None, p.data(), p.size());
+        } else {
+            ChunkStream cs(1);
+            const ByteSpan piece{p.data(), p.size()};
+            cs.append_stream_chunk(out, &piece, 1);
+        }
+        append_chunk(out, ChunkType::End, Codec::None, end_chunk.data(), end_chunk.size());
+        write_file(dir + v + (flood ? "-thread-flood" : "-alloc-flood"), out);
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc == 3 && std::strcmp(argv[1], "--streams") == 0) {
         stream_seeds(argv[2], 3);
         stream_seeds(argv[2], 4);
+        hostile_seeds(argv[2], 3);
+        hostile_seeds(argv[2], 4);
         return 0;
     }
     if (argc < 3) {
