@@ -3,6 +3,7 @@
 // its fields from the columns the ops table names. Every malformation is a TraceError.
 #include "stream_decoder.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -38,6 +39,22 @@ StreamDecoder::StreamDecoder(unsigned time_shift, uint16_t version, Limits limit
     if (limits_.threads > kNoThread) limits_.threads = kNoThread;
 }
 
+StreamDecoder::TidIndex::TidIndex() {
+    // Multiply-shift hashing with a multiplier the file cannot know: tids chosen to share a
+    // slot (a fixed hash's clustering made linear probing quadratic) collide only by chance.
+    uint64_t x =
+        static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+        reinterpret_cast<uintptr_t>(this);
+    auto mix = [&x] {  // splitmix64
+        uint64_t z = (x += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    };
+    mult_ = mix();
+    salt_ = mix();
+}
+
 bool StreamDecoder::TidIndex::insert(uint32_t tid, uint32_t index) {
     if (2 * (used_ + 1) > slots_.size()) {
         std::vector<uint64_t> old(slots_.size() < 8 ? 16 : 2 * slots_.size(), 0);
@@ -47,7 +64,9 @@ bool StreamDecoder::TidIndex::insert(uint32_t tid, uint32_t index) {
             if (e) insert(static_cast<uint32_t>(e >> 32), static_cast<uint32_t>(e) - 1);
     }
     const size_t mask = slots_.size() - 1;
-    for (size_t i = (uint64_t{tid} * 0x9E3779B97F4A7C15ull) >> 32 & mask;; i = (i + 1) & mask) {
+    // Dietzfelbinger's multiply-add-shift, strongly universal over 32-bit keys.
+    const unsigned shift = 64 - static_cast<unsigned>(__builtin_ctzll(slots_.size()));
+    for (size_t i = (mult_ * tid + salt_) >> shift;; i = (i + 1) & mask) {
         const uint64_t e = slots_[i];
         if (e == 0) {
             slots_[i] = uint64_t{tid} << 32 | (uint64_t{index} + 1);

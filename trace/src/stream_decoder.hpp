@@ -65,12 +65,14 @@ private:
     // bytes a thread.
     class TidIndex {
     public:
+        TidIndex();
         // Adds tid with index; false (nothing changes) when tid is already there.
         bool insert(uint32_t tid, uint32_t index);
 
     private:
         std::vector<uint64_t> slots_;
         size_t used_ = 0;
+        uint64_t mult_, salt_;  // the hash, drawn per decoder
     };
     static constexpr uint32_t kNoThread = UINT32_MAX;
     static constexpr size_t kBatch = 256;
