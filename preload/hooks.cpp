@@ -64,7 +64,7 @@ void record_free(const void* p) {
     end_traced();
     return p;
 }
-// The buffer flag held and the stack captured, but no room in the buffer.
+// The buffer flag held and the stack captured, but no room in the buffer or a wide address.
 [[gnu::cold, gnu::noinline]] void* alloc_finish_general(ThreadState* s, AllocKind kind, void* p,
                                                         uint64_t size, uint64_t stack) {
     uint64_t t = event_now_ns();
@@ -83,17 +83,19 @@ void record_free(const void* p) {
 [[gnu::always_inline]] inline void* alloc_fast(AllocKind kind, void* p, uint64_t size) {
 #if defined(__x86_64__)
     ThreadState* s = t_state;
-    if (PMT_UNLIKELY(!fast_path_allowed(g_slow.bits.load(std::memory_order_acquire)) || !s ||
-                     (addr(p) >> rec::kTagShift) != 0))
-        return alloc_general(kind, p, size);
+    // After the real call, in program order: like event_now_ns's load of g_event_rdtsc, it
+    // sees the flag cleared by a thread that handed this block over (runtime.hpp).
+    const uint32_t w = g_slow.bits.load(std::memory_order_acquire);
+    if (PMT_UNLIKELY(!fast_path_allowed(w) || !s)) return alloc_general(kind, p, size);
     s->busy.store(1, std::memory_order_relaxed);  // set_busy's light form (kSlowHeavy clear)
     std::atomic_signal_fence(std::memory_order_seq_cst);
     if (PMT_UNLIKELY(s->collecting.load(std::memory_order_acquire))) acquire_slow(s);
     const uint64_t stack = capture_stack(s);
-    // After the walk: it may have stored definitions, even handed the buffer off.
-    if (PMT_UNLIKELY(!s->rec.fast_fits())) return alloc_finish_general(s, kind, p, size, stack);
-    // Loaded again here, after the walk, like event_now_ns's load of g_event_rdtsc.
-    const uint64_t t = tsc_event_ns(!(g_slow.bits.load(std::memory_order_relaxed) & kSlowRdtscp));
+    // After the walk: it may have stored definitions, even handed the buffer off. (The
+    // address is tested here too: before the call its test kept a register over the call.)
+    if (PMT_UNLIKELY(!s->rec.fast_fits() || (addr(p) >> rec::kTagShift) != 0))
+        return alloc_finish_general(s, kind, p, size, stack);
+    const uint64_t t = tsc_event_ns(!(w & kSlowRdtscp));
     s->rec.fast_alloc(kind, t, addr(p), size, stack);
     release(s);
     end_traced();
