@@ -1,7 +1,9 @@
 // The sampler: a thread of ours that, every tick, reads the process's RSS from /proc/self/statm
 // (an rss record, FORMAT.md, every rss_interval_ms; none when it is 0) and, at least every
-// 100 ms, /proc/self/stat for whether only our threads are left (then it ends the process, as
-// glibc would have). It runs whatever the settings: the last-thread check is not optional.
+// 100 ms, checks whether only our threads are left (then it ends the process, as glibc would
+// have): statm shows no memory once the main thread has exited, and only then is
+// /proc/self/stat read for the thread count. It runs whatever the settings: the last-thread
+// check is not optional.
 #include "sampler.hpp"
 
 #include <fcntl.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -131,16 +134,21 @@ void* sampler_main(void*) {
     uint64_t next_check = next;
     do {  // at least one sample, even in a process that exits at once
         uint64_t now = mono_ns();
+        uint64_t pages = UINT64_MAX;  // not read this tick
         if (rss_ns != 0 && now >= next_rss) {
-            uint64_t pages = read_rss_pages(statm);
+            pages = read_rss_pages(statm);
             if (pages != 0 && tracing()) record_rss(pages * g_settings.page_size);
             next_rss += rss_ns;
             if (next_rss <= now) next_rss = now + rss_ns;
         }
-        ProcStat st;
-        if (now >= next_check && read_proc_stat(stat, &st)) {
+        if (now >= next_check) {
             next_check = now + kCheckIntervalNs - tick_ns / 2;  // due again at the tick nearest
-            if (program_threads_gone(st)) {
+            // While the main thread lives its statm shows memory, and the program's threads
+            // cannot all be gone: stat (its state and thread count) is read only once statm
+            // shows none (or could not be read).
+            if (pages == UINT64_MAX) pages = read_rss_pages(statm);
+            ProcStat st;
+            if (pages == 0 && read_proc_stat(stat, &st) && program_threads_gone(st)) {
                 // exit() runs the program's atexit handlers and our destructor, which
                 // finishes the trace (sampler_stop knows not to join this thread). With a
                 // descriptor table of our own, the anchor does it on the program's.
