@@ -126,7 +126,7 @@ void put(std::vector<uint8_t>& v, uint64_t x) {
 }
 
 // Hostile streams near the reader's limits (stream_decoder.hpp, StreamDecoder::Limits): many
-// threads that do nothing (v*-thread-flood), and one thread's 200,000 live blocks in a zstd
+// threads that do nothing (v*-thread-flood), and one thread's 20,000 live blocks in a zstd
 // stream chunk of a few hundred bytes (v*-alloc-flood), which grows version 3's LiveRank.
 void hostile_seeds(const std::string& dir, uint16_t version) {
     using namespace pmt;
@@ -150,7 +150,7 @@ void hostile_seeds(const std::string& dir, uint16_t version) {
     allocs[0].push_back(0x41);
     put(allocs[6], 0);
     put(allocs[6], 7);
-    for (int i = 0; i < 200000; ++i) {
+    for (int i = 0; i < 20000; ++i) {
         allocs[0].push_back(0x01);  // ALLOC malloc, size 16, no stack
         allocs[1].push_back(16);
         allocs[2].push_back(0);
