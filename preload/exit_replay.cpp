@@ -207,7 +207,8 @@ struct WriterCycle::Visitor {
 };
 
 WriterCycle::WriterCycle(unsigned time_shift, unsigned tick_shift, size_t payload_bytes)
-    : enc_(time_shift, tick_shift), payload_bytes_(payload_bytes) {}
+    : enc_(time_shift, tick_shift, kStreamFormatVersion, /*check_frees=*/false),
+      payload_bytes_(payload_bytes) {}
 WriterCycle::~WriterCycle() = default;
 
 // Records [p, end) of thread tid, and first the second half of a split realloc, become a
@@ -243,7 +244,9 @@ void WriterCycle::decode(const PayloadRef& r, Thread& th, uint64_t cut) {
 
 // --- feeding the encoder, with the replay ------------------------------------------------------
 
-// The free of a block the replay holds live; the encoder holds it live too (else a bug here).
+// The free of a block the replay holds live (blocks_ or the pending block), so live in the
+// stream: the encoder keeps no set of its own (check_frees false) and refuses only an owner
+// index it does not know (a bug here).
 inline void WriterCycle::free_block(uint64_t ref, AllocKind kind) {
     if (!enc_.free(static_cast<uint32_t>(ref & 0xFFFFFF), ref >> 24, kind)) bad_block();
 }
@@ -260,9 +263,14 @@ inline void WriterCycle::feed_alloc(uint32_t tid, AllocKind kind, uint64_t t, ui
     set_thread(tid);
     enc_.time(t);
     settle_pending();
-    bool live;
-    size_t slot = blocks_.find(addr, &live);
-    if (__builtin_expect(live, 0)) slot = replace(slot, addr);
+    size_t slot;
+    if (reuse_ && addr == reuse_addr_) {
+        slot = reuse_slot_;
+    } else {
+        bool live;
+        slot = blocks_.find(addr, &live);
+        if (__builtin_expect(live, 0)) slot = replace(slot, addr);
+    }
     uint64_t seq = enc_.alloc(kind, size, stack);
     if (__builtin_expect((seq >> 40 | cur_ >> 24) != 0, 0)) throw std::bad_alloc();
     pending_ = true;
@@ -282,6 +290,7 @@ size_t WriterCycle::replace(size_t slot, uint64_t addr) {
     heap_live_ -= s.size;
     ++events_;
     ++replaced_;
+    reuse_ = false;
     blocks_.erase_at(slot);
     bool live;
     return blocks_.find(addr, &live);
@@ -294,6 +303,9 @@ inline void WriterCycle::feed_free(uint32_t tid, uint64_t t, uint64_t addr, Allo
     if (pending_ && addr == pending_block_.addr) {  // the last alloc's block: never entered
         pending_ = false;
         heap_live_ -= pending_block_.size;
+        reuse_ = true;
+        reuse_addr_ = addr;
+        reuse_slot_ = pending_slot_;
         free_block(pending_block_.ref, kind);
     } else {
         free_table(addr, kind);
@@ -309,6 +321,7 @@ void WriterCycle::free_table(uint64_t addr, AllocKind kind) {
         LiveBlockTable::Slot& s = blocks_.at(slot);
         free_block(s.ref, kind);
         heap_live_ -= s.size;
+        reuse_ = false;
         blocks_.erase_at(slot);
     } else {
         enc_.free_unknown(addr, kind);
@@ -473,6 +486,7 @@ void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut) {
     n_threads_ = 0;
     held_next_.clear();
     pending_ = false;
+    reuse_ = false;
     std::vector<uint32_t> of(refs_.size());
     for (size_t i = 0; i < refs_.size(); ++i) {
         uint32_t tid = payload_tid(refs_[i].data, refs_[i].words);

@@ -198,6 +198,7 @@ private:
     void settle_pending() {
         if (!pending_) return;
         pending_ = false;
+        reuse_ = false;
         blocks_.insert_at(pending_slot_, pending_block_);
     }
     void grew(uint64_t t) {
@@ -247,6 +248,12 @@ private:
     bool pending_ = false;
     size_t pending_slot_ = 0;
     LiveBlockTable::Slot pending_block_{0, 0, 0};
+    // reuse_: blocks_ has not changed since the pending block at reuse_addr_ was freed, so
+    // that address is not live and reuse_slot_ is still the empty slot find gives for it (an
+    // allocator hands the block just freed out again: regex's malloc/free pairs, one address).
+    bool reuse_ = false;
+    uint64_t reuse_addr_ = 0;
+    size_t reuse_slot_ = 0;
     uint64_t events_ = 0;
     uint64_t replaced_ = 0;
     uint64_t peak_bytes_ = 0;

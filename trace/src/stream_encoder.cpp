@@ -15,10 +15,26 @@ using detail::varint_len;
 
 }  // namespace
 
-StreamEncoder::StreamEncoder(unsigned time_shift, unsigned tick_shift, uint16_t version)
+StreamEncoder::StreamEncoder(unsigned time_shift, unsigned tick_shift, uint16_t version,
+                             bool check_frees)
     : time_shift_(time_shift > 40 ? 40 : time_shift),
       tick_(uint64_t(1) << (tick_shift > kMaxTickShift ? kMaxTickShift : tick_shift)),
-      v3_(version == kFirstStreamFormatVersion) {}
+      v3_(version == kFirstStreamFormatVersion),
+      check_frees_(check_frees || v3_) {
+    set_tick_at();
+}
+
+void StreamEncoder::set_tick_at() {
+    // c = t_ns >> k ticks iff c >= t_ and c - t_ >= 2^m, i.e. c >= t_ + 2^m (when that sum
+    // does not wrap), i.e. t_ns >= (t_ + 2^m) << k (when that fits).
+    const uint64_t c = t_ + tick_;
+    tick_at_ns_ = c < t_ || c > (UINT64_MAX >> time_shift_) ? UINT64_MAX : c << time_shift_;
+}
+
+void StreamEncoder::time_slow(uint64_t t_ns) {
+    const uint64_t c = t_ns >> time_shift_;
+    if (c >= t_ && c - t_ >= tick_) tick(c);
+}
 
 StreamEncoder::~StreamEncoder() = default;
 
@@ -93,9 +109,11 @@ void StreamEncoder::tick(uint64_t c) {
     op(uint8_t(Op3::Tick));
     put(kTimes, c - t_);
     t_ = c;
+    set_tick_at();
 }
 
 void StreamEncoder::write_alloc(const Pending& p) {
+    pending_ = false;
     op(op3_alloc(p.kind));
     put(kSizes, p.size);
     put(kStacks, p.stack);
@@ -105,37 +123,13 @@ void StreamEncoder::write_alloc(const Pending& p) {
         th.live.add(p.seq);
         return;
     }
-    live_.add(p.seq);
+    if (check_frees_) live_.add(p.seq);
     th.next_alloc = p.seq + 1;
     ++th.live_count;
 }
 
-void StreamEncoder::confirm() {
-    if (!pending_) return;
-    write_alloc(pend_);
-    pending_ = false;
-}
-
-uint64_t StreamEncoder::alloc(AllocKind kind, uint64_t size, uint64_t stack) {
+bool StreamEncoder::free_held(uint32_t owner, uint64_t seq, AllocKind kind) {
     confirm();
-    const uint64_t seq = next_seq_++;
-    pend_ = Pending{size, stack, seq, kind};
-    pending_ = true;
-    return seq;
-}
-
-bool StreamEncoder::free(uint32_t owner, uint64_t seq, AllocKind kind) {
-    const unsigned group = op3_free_group(kind);
-    if (pending_) {
-        if (group == 0 && owner == cur_ && seq == pend_.seq) {
-            op(op3_pair(pend_.kind));
-            put(kSizes, pend_.size);
-            put(kStacks, pend_.stack);
-            pending_ = false;
-            return true;
-        }
-        confirm();
-    }
     if (owner >= threads_.size()) return false;
     Thread& th = threads_[owner];
     uint64_t r;  // the reference: version 4's prediction code, version 3's rank code
@@ -143,7 +137,7 @@ bool StreamEncoder::free(uint32_t owner, uint64_t seq, AllocKind kind) {
         r = rank_code(th, seq);
         if (r == LiveRank::kNotLive) return false;
     } else {
-        if (!live_.remove(seq)) return false;
+        if (check_frees_ && !live_.remove(seq)) return false;
         // Even: the distance from f (zigzag), odd: back from the last allocation; the shorter.
         const uint64_t from_free = detail::zigzag(static_cast<int64_t>(seq - th.next_free));
         const uint64_t back = th.next_alloc - 1 - seq;  // wraps (never chosen) if seq >= a

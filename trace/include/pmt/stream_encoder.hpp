@@ -25,8 +25,12 @@ namespace pmt {
 class StreamEncoder {
 public:
     // version: kStreamFormatVersion (4), or 3 (frees by rank; for tests and re-encoding).
+    // check_frees false (version 4 only): the caller vouches that every free() names a block
+    // live in the stream, as the interposer's writer does with its own table of live blocks;
+    // the encoder then keeps no set of live seqs (no page per 4096 seqs, no bit set and
+    // cleared per block) and free() refuses only an unknown owner. The bytes are the same.
     explicit StreamEncoder(unsigned time_shift = kWriterTimeShift, unsigned tick_shift = kTickShift,
-                           uint16_t version = kStreamFormatVersion);
+                           uint16_t version = kStreamFormatVersion, bool check_frees = true);
     ~StreamEncoder();
     StreamEncoder(const StreamEncoder&) = delete;
     StreamEncoder& operator=(const StreamEncoder&) = delete;
@@ -39,19 +43,35 @@ public:
     // The clock reading of the next event, ns: emits a TICK when it is 2^m units or more past
     // the running time t. A reading below t changes nothing (times never decrease).
     void time(uint64_t t_ns) {
-        const uint64_t c = t_ns >> time_shift_;
-        if (c >= t_ && c - t_ >= tick_) tick(c);
+        if (__builtin_expect(t_ns >= tick_at_ns_, 0)) time_slow(t_ns);
     }
     // Every event and THREAD_NAME needs a current thread: call thread() before the first.
     // A heap block allocated by the current thread; returns its seq (store it with the block,
     // with the thread index, for its free).
-    uint64_t alloc(AllocKind kind, uint64_t size, uint64_t stack);
+    // (Inline: the ALLOC is held back, and the held one written out of line.)
+    uint64_t alloc(AllocKind kind, uint64_t size, uint64_t stack) {
+        if (pending_) write_alloc(pend_);
+        const uint64_t seq = next_seq_++;
+        pend_ = Pending{size, stack, seq, kind};
+        pending_ = true;
+        return seq;
+    }
     // Free of a live block: its owner thread index and seq. kind Malloc for free(), Realloc /
     // ReallocArray for the free half of a realloc. Returns false, writing nothing, when the
     // owner index is unknown or seq is not live (version 3: not live in that thread; a caller's
-    // bug). Version 4 names the block relative to the owner's last free and last allocation:
-    // the owner must be the thread that allocated it for the reference to stay short.
-    bool free(uint32_t owner, uint64_t seq, AllocKind kind = AllocKind::Malloc);
+    // bug; check_frees false: only an unknown owner). Version 4 names the block relative to
+    // the owner's last free and last allocation: the owner must be the thread that allocated
+    // it for the reference to stay short. (Inline: the free of the ALLOC held back, a PAIR.)
+    bool free(uint32_t owner, uint64_t seq, AllocKind kind = AllocKind::Malloc) {
+        if (pending_ && op3_free_group(kind) == 0 && owner == cur_ && seq == pend_.seq) {
+            op(op3_pair(pend_.kind));
+            put(kSizes, pend_.size);
+            put(kStacks, pend_.stack);
+            pending_ = false;
+            return true;
+        }
+        return free_held(owner, seq, kind);
+    }
     void free_unknown(uint64_t addr, AllocKind kind = AllocKind::Malloc);
     void mmap(uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags, int64_t fd,
               uint64_t stack);
@@ -106,8 +126,15 @@ private:
     uint32_t switch_thread(uint32_t tid);
     uint64_t rank_code(Thread& owner, uint64_t seq);  // version 3; LiveRank::kNotLive if not live
     void tick(uint64_t c);
-    void confirm();  // writes the held-back ALLOC, if any
-    void write_alloc(const Pending& p);
+    [[gnu::noinline]] void time_slow(uint64_t t_ns);
+    void set_tick_at();
+    void confirm() {  // writes the held-back ALLOC, if any
+        if (pending_) write_alloc(pend_);
+    }
+    // Writes the held-back ALLOC p (pend_) and clears pending_.
+    [[gnu::noinline]] void write_alloc(const Pending& p);
+    // free() of a block other than the held-back ALLOC's (that one is written first).
+    [[gnu::noinline]] bool free_held(uint32_t owner, uint64_t seq, AllocKind kind);
     void grow(Column& c, size_t need);
     uint8_t* room(Col c, size_t n) {
         Column& col = cols_[c];
@@ -133,14 +160,18 @@ private:
     LiveSeqs live_;                    // version 4: every live block of the stream
     std::vector<uint64_t> tid_slots_;  // open addressing: tid << 32 | (index + 1); 0 = empty
     unsigned time_shift_;
-    uint64_t tick_;          // 2^m
-    uint64_t t_ = 0;         // running time, units of 2^k ns
+    uint64_t tick_;   // 2^m
+    uint64_t t_ = 0;  // running time, units of 2^k ns
+    // No reading below it emits a TICK (the least that does when representable, else
+    // UINT64_MAX): time() tests only this, time_slow() the exact rule.
+    uint64_t tick_at_ns_ = 0;
     uint64_t a_ = 0;         // running mapping/unknown address
     uint64_t next_seq_ = 0;  // the next heap block's seq
     uint32_t cur_ = 0;       // current thread index (valid when has_cur_)
     uint32_t cur_tid_ = 0;
     bool has_cur_ = false;
-    bool v3_ = false;  // version 3: frees by rank
+    bool v3_ = false;   // version 3: frees by rank
+    bool check_frees_;  // version 4: live_ holds every live block (else it stays empty)
     bool pending_ = false;
     Pending pend_{};
     uint8_t head_[7 * 10];

@@ -1,0 +1,177 @@
+// StreamEncoder as the interposer's writer drives it: check_frees false (the writer vouches for
+// its frees and the encoder keeps no live-seq set) writes exactly the bytes of the checking
+// encoder; time() emits a TICK exactly when the format's rule says, up to times near 2^64.
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "pmt/format.hpp"
+#include "pmt/stream_encoder.hpp"
+#include "pmt/varint.hpp"
+
+using namespace pmt;
+
+namespace {
+
+std::vector<uint8_t> finish(StreamEncoder& enc) {
+    ByteSpan pieces[StreamEncoder::kPieces];
+    const size_t n = enc.finish(pieces);
+    std::vector<uint8_t> out;
+    for (size_t i = 0; i < n; ++i)
+        out.insert(out.end(), pieces[i].data, pieces[i].data + pieces[i].size);
+    return out;
+}
+
+// A random version-4 event stream (threads, allocations, frees of live blocks by their owner or
+// another thread, PAIR candidates, unknown frees, mappings, definitions), fed to enc; the
+// payloads it made, cut every ~cut_every events.
+std::vector<std::vector<uint8_t>> script(StreamEncoder& enc, uint64_t seed, size_t events,
+                                         size_t cut_every) {
+    std::mt19937_64 rng(seed);
+    struct Block {
+        uint32_t owner;
+        uint64_t seq;
+    };
+    std::vector<Block> live;
+    std::vector<std::vector<uint8_t>> payloads;
+    uint64_t t = 0;
+    uint32_t cur = enc.thread(100);
+    for (size_t i = 0; i < events; ++i) {
+        const unsigned r = static_cast<unsigned>(rng() % 100);
+        t += rng() % 4096;
+        if (r < 5) cur = enc.thread(100 + static_cast<uint32_t>(rng() % 6));
+        enc.time(t);
+        if (r < 45) {
+            const auto kind = static_cast<AllocKind>(rng() % 9);
+            live.push_back(Block{cur, enc.alloc(kind, rng() % 5000, rng() % 300)});
+            if (rng() % 2) {  // freed at once: a PAIR when its kind allows
+                enc.time(t);
+                REQUIRE(enc.free(cur, live.back().seq, static_cast<AllocKind>(rng() % 9)));
+                live.pop_back();
+            }
+        } else if (r < 80 && !live.empty()) {
+            const size_t j = rng() % live.size();
+            REQUIRE(enc.free(live[j].owner, live[j].seq, static_cast<AllocKind>(rng() % 9)));
+            live[j] = live.back();
+            live.pop_back();
+        } else if (r < 85) {
+            enc.free_unknown(rng() % (uint64_t(1) << 47), static_cast<AllocKind>(rng() % 9));
+        } else if (r < 90) {
+            enc.mmap(rng() % (uint64_t(1) << 47), 4096, 3, 0x22, -1, rng() % 300);
+        } else if (r < 93) {
+            enc.munmap(rng() % (uint64_t(1) << 47), 8192);
+        } else if (r < 95) {
+            enc.rss(rng());
+        } else if (r < 97) {
+            enc.stack(i, rng() % 100, rng() % 100);
+        } else {
+            enc.string(i, "abc", 3);
+            enc.thread_name(i);
+        }
+        if (i % cut_every == cut_every - 1) payloads.push_back(finish(enc));
+    }
+    payloads.push_back(finish(enc));
+    return payloads;
+}
+
+// The TICKs the format's rule asks for (FORMAT.md, "Version 3"): a reading c = t >> k emits one
+// when c >= t and c - t >= 2^m; the delta c - t goes to the times column.
+std::vector<uint64_t> model_ticks(const std::vector<uint64_t>& times, unsigned k, unsigned m) {
+    std::vector<uint64_t> deltas;
+    uint64_t run = 0;
+    for (uint64_t ns : times) {
+        const uint64_t c = ns >> k;
+        if (c >= run && c - run >= (uint64_t(1) << m)) {
+            deltas.push_back(c - run);
+            run = c;
+        }
+    }
+    return deltas;
+}
+
+// The TICK deltas of a payload written by time() and rss() only: the ops column holds TICK and
+// RSS opcodes, the times column the deltas.
+std::vector<uint64_t> payload_ticks(const std::vector<uint8_t>& p) {
+    detail::ByteCursor c{p.data(), p.data() + p.size()};
+    uint64_t lens[7];
+    for (uint64_t& l : lens) l = c.varint();
+    const uint8_t* ops = c.p;
+    const uint8_t* times = ops;
+    for (size_t i = 0; i < 5; ++i) times += lens[i];  // ops, sizes, stacks, refs, addrs
+    detail::ByteCursor tc{times, times + lens[5]};
+    std::vector<uint64_t> deltas;
+    for (uint64_t i = 0; i < lens[0]; ++i)
+        if (ops[i] == uint8_t(Op3::Tick)) deltas.push_back(tc.varint());
+    REQUIRE(tc.at_end());
+    return deltas;
+}
+
+}  // namespace
+
+TEST_CASE("writer encoder: check_frees false writes the checking encoder's bytes",
+          "[trace][v4][encoder]") {
+    for (uint64_t seed = 1; seed <= 20; ++seed) {
+        const size_t cut = 50 + seed * 37;
+        StreamEncoder checked(10, seed % 3 == 0 ? 2 : 10, kStreamFormatVersion, true);
+        StreamEncoder trusted(10, seed % 3 == 0 ? 2 : 10, kStreamFormatVersion, false);
+        const auto a = script(checked, seed, 20000, cut);
+        const auto b = script(trusted, seed, 20000, cut);
+        REQUIRE(a.size() == b.size());
+        for (size_t i = 0; i < a.size(); ++i) REQUIRE(a[i] == b[i]);
+        REQUIRE(checked.next_seq() == trusted.next_seq());
+        for (uint32_t th = 0; th < checked.thread_count(); ++th)
+            REQUIRE(checked.live_blocks(th) == trusted.live_blocks(th));
+    }
+}
+
+TEST_CASE("writer encoder: the checking encoder still refuses a free of a dead block",
+          "[trace][v4][encoder]") {
+    StreamEncoder enc;
+    const uint32_t t = enc.thread(7);
+    const uint64_t a = enc.alloc(AllocKind::Malloc, 10, 1);
+    const uint64_t b = enc.alloc(AllocKind::Malloc, 10, 1);
+    REQUIRE(enc.free(t, a));
+    REQUIRE_FALSE(enc.free(t, a));
+    REQUIRE_FALSE(enc.free(t, b + 1));
+    REQUIRE_FALSE(enc.free(t + 1, b));  // unknown owner
+    StreamEncoder trusted(kWriterTimeShift, kTickShift, kStreamFormatVersion, false);
+    trusted.thread(7);
+    REQUIRE_FALSE(trusted.free(1, trusted.alloc(AllocKind::Malloc, 10, 1)));
+}
+
+TEST_CASE("writer encoder: time() ticks exactly by the rule, up to times near 2^64",
+          "[trace][v4][encoder]") {
+    const unsigned shifts[][2] = {{0, 0}, {0, 1}, {10, 10}, {3, 40}, {40, 0}, {40, 24}, {0, 40}};
+    for (const auto& km : shifts) {
+        const unsigned k = km[0], m = km[1];
+        std::mt19937_64 rng(k * 100 + m);
+        for (int round = 0; round < 40; ++round) {
+            std::vector<uint64_t> times;
+            uint64_t t = round % 2 ? UINT64_MAX - (rng() % (uint64_t(1) << 50)) : rng() % 1000;
+            for (int i = 0; i < 300; ++i) {
+                switch (rng() % 5) {
+                    case 0:
+                        t -= rng() % 5000;  // backwards: no tick
+                        break;
+                    case 1:
+                        t = UINT64_MAX - rng() % 3;  // the very top
+                        break;
+                    default: {
+                        const uint64_t step = rng() % ((uint64_t(1) << ((k + m) % 64)) * 2 + 3);
+                        t = t > UINT64_MAX - step ? UINT64_MAX : t + step;
+                    }
+                }
+                times.push_back(t);
+            }
+            StreamEncoder enc(k, m, kStreamFormatVersion, false);
+            enc.thread(1);
+            for (uint64_t ns : times) {
+                enc.time(ns);
+                enc.rss(1);  // an event at every reading
+            }
+            const auto p = finish(enc);
+            REQUIRE(payload_ticks(p) == model_ticks(times, k, m));
+        }
+    }
+}
