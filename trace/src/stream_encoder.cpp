@@ -99,7 +99,7 @@ uint32_t StreamEncoder::switch_thread(uint32_t tid) {
         put(kOther, index);
     }
     cur_ = index;
-    cur_tid_ = tid;
+    cur_key_ = tid;
     has_cur_ = true;
     return index;
 }

@@ -37,7 +37,7 @@ public:
 
     // Makes tid the current thread (emits THREAD when it changes); returns its index.
     uint32_t thread(uint32_t tid) {
-        if (has_cur_ && tid == cur_tid_) return cur_;
+        if (tid == cur_key_) return cur_;
         return switch_thread(tid);
     }
     // The clock reading of the next event, ns: emits a TICK when it is 2^m units or more past
@@ -165,10 +165,10 @@ private:
     // No reading below it emits a TICK (the least that does when representable, else
     // UINT64_MAX): time() tests only this, time_slow() the exact rule.
     uint64_t tick_at_ns_ = 0;
-    uint64_t a_ = 0;         // running mapping/unknown address
-    uint64_t next_seq_ = 0;  // the next heap block's seq
-    uint32_t cur_ = 0;       // current thread index (valid when has_cur_)
-    uint32_t cur_tid_ = 0;
+    uint64_t a_ = 0;                        // running mapping/unknown address
+    uint64_t next_seq_ = 0;                 // the next heap block's seq
+    uint32_t cur_ = 0;                      // current thread index (valid when has_cur_)
+    uint64_t cur_key_ = uint64_t(1) << 32;  // the current tid; above every tid when none
     bool has_cur_ = false;
     bool v3_ = false;   // version 3: frees by rank
     bool check_frees_;  // version 4: live_ holds every live block (else it stays empty)
