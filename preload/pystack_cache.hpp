@@ -59,7 +59,8 @@ struct CodeInfo {
     int32_t firstlineno;
     uint64_t file_id, function_id;
     uint64_t checked_generation;
-    uint64_t id;  // serial within this thread's cache, from 1
+    uint64_t id;       // serial within this thread's cache, from 1
+    LineCursor lines;  // where the previous line look-up left linetable_copy
     uint64_t hash() const { return mix64(reinterpret_cast<uintptr_t>(code)); }
 };
 struct CodeOffset {  // (code serial, instruction offset) -> location id
@@ -85,9 +86,6 @@ struct StringKey {  // UTF-8 text -> string id, by content
     uint64_t id;
     uint64_t hash() const { return h; }
 };
-
-// PyCode_Addr2Line, resolved by python_init().
-extern int (*g_addr2line)(PyCodeObject*, int);
 
 // The location id of frame l. serial: the code's serial when the caller knows l.code is the
 // object it saw in the previous walk, else 0; set to the serial used. 0 when out of memory.

@@ -8,8 +8,6 @@
 
 namespace pmt::preload::pystack {
 
-int (*g_addr2line)(PyCodeObject*, int) = nullptr;
-
 namespace {
 
 // Unique per process (FORMAT.md), one counter per kind, from 1.
@@ -156,15 +154,17 @@ uint64_t code_serial(PyStackCache* c, const PyCodeObject* code, const PyObject* 
     return info.id;
 }
 
-// First use of (code, offset) in this thread: the line and the location id.
-[[gnu::cold]] uint64_t resolve_location(PyStackCache* c, const CodeInfo& info, int64_t offset,
+// First use of (code, offset) in this thread: the line and the location id. The line comes
+// from this thread's copy of the line table (verified equal to the code's), read on from
+// where the previous look-up in this code object stopped: a module body or function that
+// allocates on its way down asks for increasing offsets.
+[[gnu::cold]] uint64_t resolve_location(PyStackCache* c, CodeInfo& info, int64_t offset,
                                         DefinitionSink& sink) {
-    // PyCode_Addr2Line only reads the line table; the code object is alive because one of
-    // this thread's frames holds it.
     int line = info.firstlineno;
     if (offset >= 0 && offset < Py_SIZE(info.code)) {
-        line = g_addr2line(const_cast<PyCodeObject*>(info.code),
-                           static_cast<int>(offset * int64_t(sizeof(_Py_CODEUNIT))));
+        line = linetable_line(reinterpret_cast<const unsigned char*>(info.linetable_copy),
+                              info.linetable_len, info.firstlineno, info.lines,
+                              static_cast<int32_t>(offset));
     }
     uint64_t line_u = line < 0 ? 0 : static_cast<uint64_t>(line);
     LocationKey key{info.file_id, info.function_id, line_u, 0};
@@ -194,8 +194,8 @@ uint64_t location_id(PyStackCache* c, const Level& l, uint64_t& serial, Definiti
         });
         if (!e) return 0;
         if (e->id) return e->id;
-        const CodeInfo* info = c->codes.find(mix64(reinterpret_cast<uintptr_t>(l.code)),
-                                             [&](const CodeInfo& k) { return k.code == l.code; });
+        CodeInfo* info = c->codes.find(mix64(reinterpret_cast<uintptr_t>(l.code)),
+                                       [&](const CodeInfo& k) { return k.code == l.code; });
         if (!info || info->id != serial) {  // the caller's serial was stale: look it up
             serial = 0;
             continue;

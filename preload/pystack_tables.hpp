@@ -82,6 +82,50 @@ private:
     size_t used_ = 0;
 };
 
+// CPython 3.11's co_linetable (Objects/locations.md), decoded for lines only, with a cursor so
+// that offsets asked in increasing order continue where the previous one stopped instead of
+// rescanning from the start as PyCode_Addr2Line does. Gives exactly PyCode_Addr2Line's line
+// for offsets in [0, code units): -1 for "no location" entries and past the table's end.
+// All-zero is the fresh cursor (before the first entry).
+struct LineCursor {
+    uint32_t pos;        // byte index of the next entry
+    int32_t start, end;  // current range of code units [start, end)
+    int32_t computed;    // sum of the line deltas so far: the range's line is firstlineno + it
+    bool has_line;       // false for a "no location" range
+};
+
+// Signed varint of the long and no-column forms: 6-bit groups, low first, 0x40 = more.
+inline int32_t linetable_svarint(const unsigned char* t, uint32_t len, uint32_t p) {
+    uint32_t v = 0;
+    unsigned shift = 0;
+    for (; p < len; ++p, shift += 6) {
+        if (shift < 32) v |= uint32_t(t[p] & 63) << shift;
+        if (!(t[p] & 64)) break;
+    }
+    return (v & 1) ? -int32_t(v >> 1) : int32_t(v >> 1);
+}
+
+inline int linetable_line(const unsigned char* t, uint32_t len, int firstlineno, LineCursor& c,
+                          int32_t offset) {
+    if (offset < c.start) c = LineCursor{};  // backwards: from the start, as CPython does
+    while (c.end <= offset) {
+        if (c.pos >= len) return -1;
+        unsigned char b = t[c.pos];
+        unsigned kind = b >> 3 & 15;
+        int32_t delta = kind == 13 || kind == 14 ? linetable_svarint(t, len, c.pos + 1)
+                        : kind == 11             ? 1
+                        : kind == 12             ? 2
+                                                 : 0;
+        c.computed = int32_t(uint32_t(c.computed) + uint32_t(delta));
+        c.has_line = (b >> 3) != 0x1f;
+        c.start = c.end;
+        c.end += (b & 7) + 1;
+        do ++c.pos;
+        while (c.pos < len && !(t[c.pos] & 128));
+    }
+    return c.has_line ? int(uint32_t(firstlineno) + uint32_t(c.computed)) : -1;
+}
+
 // Bump allocator for interned UTF-8 names: they live as long as the thread's cache, so one
 // free per 64 KiB chunk instead of one per string.
 class TextArena {

@@ -118,8 +118,6 @@ char* put_decimal(char* p, unsigned v) {
     }
     g_py.this_thread_state = reinterpret_cast<PyThreadState* (*)()>(
         dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState"));
-    pystack::g_addr2line =
-        reinterpret_cast<int (*)(PyCodeObject*, int)>(dlsym(RTLD_DEFAULT, "PyCode_Addr2Line"));
     g_py.is_finalizing = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "_Py_IsFinalizing"));
     if (auto* runtime = static_cast<const char*>(dlsym(RTLD_DEFAULT, "_PyRuntime"))) {
         g_py.tstate_current = reinterpret_cast<const uintptr_t*>(
@@ -127,7 +125,7 @@ char* put_decimal(char* p, unsigned v) {
         g_py.finalizing =
             reinterpret_cast<const uintptr_t*>(runtime + offsetof(_PyRuntimeState, _finalizing));
     }
-    supported = supported && g_py.this_thread_state && pystack::g_addr2line;
+    supported = supported && g_py.this_thread_state;
     if (supported) install_code_watch();
     g_state.store(supported ? kReady : kNoStacks, std::memory_order_release);
     return supported;

@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "pystack_tables.hpp"
 #include "python_stack.hpp"
 
 using namespace pmt::preload;
@@ -218,6 +219,19 @@ __attribute__((visibility("default"))) void pmt_probe_after_fork() {
     t_probe = nullptr;  // the parent's probe is abandoned, not freed: its ids belong to the parent
     for (auto& ids : g_defined) ids.clear();
     python_after_fork_child();
+}
+
+// The walker's line-table decoder (pystack_tables.hpp) on a co_linetable: out[i] is the line of
+// code unit offsets[i], asked in that order through one cursor, as the walker asks them.
+__attribute__((visibility("default"))) void pmt_probe_lines(const char* table, size_t len,
+                                                            int firstlineno, const int* offsets,
+                                                            int n, int* out) {
+    pmt::preload::pystack::LineCursor cursor{};
+    for (int i = 0; i < n; ++i) {
+        out[i] = pmt::preload::pystack::linetable_line(
+            reinterpret_cast<const unsigned char*>(table), static_cast<uint32_t>(len), firstlineno,
+            cursor, offsets[i]);
+    }
 }
 
 }  // extern "C"
