@@ -104,6 +104,9 @@ struct PyStackCache {
     // pthread_self() of the thread that made the cache: a cache serves that thread only.
     unsigned long self = 0;
     int depth = 0;  // levels of memo that are valid
+    // No memo level was taken before its code's first traceable instruction (a generator's
+    // frame may be): python_stack_id's fast comparison relies on it.
+    bool memo_plain = false;
     // Code-creation generation (python_stack.cpp) the memo was made in: a new code object may
     // sit where a dead one was, so the memo is only trusted within one generation.
     uint64_t generation = 0;

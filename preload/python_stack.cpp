@@ -80,6 +80,10 @@ void install_code_watch() {
 // child's trace is new and defines everything again.
 std::atomic<uint32_t> g_epoch{0};
 
+// Set once the interpreter is resolved (kReady), code creation is watched and
+// tstate_current_ok holds: what python_stack_id's fast path needs, in one load.
+std::atomic<bool> g_fast{false};
+
 // Writes the decimal digits of v at p; returns the end.
 char* put_decimal(char* p, unsigned v) {
     char tmp[12];
@@ -131,6 +135,114 @@ char* put_decimal(char* p, unsigned v) {
     return supported;
 }
 
+// Whether the thread's caches passed their memory bounds (then they start afresh).
+bool must_reset(const PyStackCache* c) {
+    return c->text.bytes() > pystack::kMaxTextBytes || c->stacks.size() > kMaxStackNodes;
+}
+
+// Levels k..m-1 (outermost first) of a walk of m frames whose outer k frames equal the memo's
+// (the previous walk had n levels): their ids, the memo and the recent innermost frames
+// updated. cur holds the walk innermost first; only cur[0..m-1-k] is read unless the caches
+// must start afresh (must_reset), which needs all of it.
+[[gnu::noinline]] uint64_t intern_walk(PyStackCache* c, DefinitionSink& sink, const Level* cur,
+                                       int m, int k, int n) {
+    if (k == m - 1) {  // only the innermost frame differs from the previous walk
+        const Level& l = cur[0];
+        uint64_t parent = k ? c->memo[k - 1].stack_id : 0;
+        for (const PyStackCache::Recent& r : c->recent) {
+            if (r.key.code == l.code && r.key.instr == l.instr && r.parent == parent) {
+                c->memo[k] = Memo{l, r.code_serial, r.location_id, r.stack_id};
+                c->depth = m;
+                return r.stack_id;
+            }
+        }
+    }
+    ErrnoGuard keep;                    // interning allocates
+    if (PMT_UNLIKELY(must_reset(c))) {  // (the fast path never passes a partial cur here)
+        c->reset();  // new ids from here on; the old ones stay valid in the trace
+        k = n = 0;
+    }
+    uint64_t parent = k ? c->memo[k - 1].stack_id : 0;
+    for (int i = k; i < m; ++i) {
+        const Level& l = cur[m - 1 - i];
+        Memo& memo = c->memo[i];
+        // The same code object as at this level last time (the frame moved to another
+        // instruction, or a caller changed): its serial is known, no need to verify it again.
+        bool same_code = i < n && memo.key.code == l.code;
+        uint64_t serial = same_code ? memo.code_serial : 0;
+        uint64_t location = same_code && memo.key.instr == l.instr
+                                ? memo.location_id
+                                : pystack::location_id(c, l, serial, sink);
+        uint64_t id = location ? pystack::stack_node(c, parent, location, sink) : 0;
+        if (!id) {  // out of memory: keep the memo consistent, report no stack
+            c->depth = i;
+            return 0;
+        }
+        memo = Memo{l, serial, location, id};
+        parent = id;
+    }
+    c->depth = m;
+    if (m) {
+        const Memo& inner = c->memo[m - 1];
+        c->recent[c->recent_next++ % PyStackCache::kRecent] =
+            PyStackCache::Recent{inner.key, m > 1 ? c->memo[m - 2].stack_id : 0, inner.code_serial,
+                                 inner.location_id, inner.stack_id};
+    }
+    return parent;
+}
+
+// Every frame from f0 outwards, then the outer frames that did not move since the previous
+// walk keep their stack ids.
+[[gnu::noinline]] uint64_t full_walk(PyStackCache* c, DefinitionSink& sink,
+                                     const _PyInterpreterFrame* f0) {
+    Level cur[pystack::kMaxDepth];
+    int m = 0;
+    int steps = 0;
+    bool plain = true;
+    for (const _PyInterpreterFrame* f = f0; f && m < pystack::kMaxDepth; f = f->previous) {
+        if (++steps > kMaxSteps) return 0;
+        const PyCodeObject* code = f->f_code;
+        const _Py_CODEUNIT* instr = f->prev_instr;
+        if (!code) continue;
+        // Incomplete frames (before their first RESUME) have no meaningful line yet; a
+        // generator's frame is complete once it exists.
+        if (instr < _PyCode_CODE(code) + code->_co_firsttraceable) {
+            if (f->owner != FRAME_OWNED_BY_GENERATOR) continue;
+            plain = false;
+        }
+        cur[m++] = Level{code, instr};
+    }
+
+    int k = 0;
+    int n = c->depth;
+    while (k < m && k < n) {
+        const Level& l = cur[m - 1 - k];
+        const Level& e = c->memo[k].key;
+        if (l.instr != e.instr || l.code != e.code) break;
+        ++k;
+    }
+    if (k == m && k == n) return m ? c->memo[m - 1].stack_id : 0;
+    c->memo_plain = plain;
+    return intern_walk(c, sink, cur, m, k, n);
+}
+
+// The walk equals the memo but for its innermost frame f0 (n levels): f0's id, unless f0 is
+// incomplete or the caches must start afresh (then the full walk decides).
+[[gnu::noinline]] uint64_t innermost_moved(PyStackCache* c, DefinitionSink& sink,
+                                           const _PyInterpreterFrame* f0, int n) {
+    const PyCodeObject* code = f0->f_code;
+    const _Py_CODEUNIT* instr = f0->prev_instr;
+    if (code) {
+        bool plain = instr >= _PyCode_CODE(code) + code->_co_firsttraceable;
+        if ((plain || f0->owner == FRAME_OWNED_BY_GENERATOR) && !must_reset(c)) {
+            Level l{code, instr};
+            c->memo_plain = plain;
+            return intern_walk(c, sink, &l, n, n - 1, n);
+        }
+    }
+    return full_walk(c, sink, f0);
+}
+
 }  // namespace
 
 // The walker's memory, for a build of it without the interposer (tests/pystack); the
@@ -173,7 +285,31 @@ const char* python_version() {
     return g_state.load(std::memory_order_acquire) >= kReady ? g_py.version : "";
 }
 
-uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
+namespace {
+
+// Where the caller's stack is (for the cframe check): the stack pointer, which unlike
+// __builtin_frame_address does not make the function set up a frame.
+inline uintptr_t stack_pointer() {
+    uintptr_t sp;
+    asm volatile("mov %%rsp, %0" : "=r"(sp));
+    return sp;
+}
+
+// The running _PyCFrame is a local of an evaluation loop on this thread's stack, above us
+// (tstate->root_cframe never has frames). Checking that keeps us from following garbage if
+// the state was freed under us: finalization frees daemon threads' states without clearing
+// their TSS slots, and those threads may be allocating without the GIL.
+inline bool cframe_above_us(const PyThreadState* ts) {
+    return reinterpret_cast<uintptr_t>(ts->cframe) - stack_pointer() < kMaxStackSpan;
+}
+
+// Frames from f0 outwards (all checks done): the common walks compared in place, the others
+// through full_walk.
+inline uint64_t walk_from(PyStackCache* c, DefinitionSink& sink, const _PyInterpreterFrame* f0);
+
+// python_stack_id with every check: first call, new epoch or code generation, a thread that
+// does not hold the GIL, finalization, no code-creation hook.
+[[gnu::noinline]] uint64_t checked_stack_id(PyStackCache* c, DefinitionSink& sink) {
     if (__builtin_expect(g_state.load(std::memory_order_acquire) != kReady, 0)) {
         ErrnoGuard keep;
         if (!python_init()) return 0;
@@ -213,94 +349,72 @@ uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
             g_py.tstate_current &&
             __atomic_load_n(g_py.tstate_current, __ATOMIC_RELAXED) == uintptr_t(ts)) {
             g_py.tstate_current_ok.store(true, std::memory_order_relaxed);
+            if (g_code_watched) g_fast.store(true, std::memory_order_release);
         }
     }
-    // The running _PyCFrame is a local of an evaluation loop on this thread's stack, above us
-    // (tstate->root_cframe never has frames). Checking that keeps us from following garbage if
-    // the state was freed under us: finalization frees daemon threads' states without
-    // clearing their TSS slots, and those threads may be allocating without the GIL.
-    auto cframe_distance = reinterpret_cast<uintptr_t>(ts->cframe) -
-                           reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
-    if (cframe_distance >= kMaxStackSpan) return 0;
+    if (!cframe_above_us(ts)) return 0;
+    return walk_from(c, sink, ts->cframe->current_frame);
+}
 
+inline uint64_t walk_from(PyStackCache* c, DefinitionSink& sink, const _PyInterpreterFrame* f0) {
     // Innermost first. This thread is inside a C call from its innermost frame, so the chain is
     // stable while we read it even without the GIL.
-    Level cur[pystack::kMaxDepth];
-    int m = 0;
-    int steps = 0;
-    for (const _PyInterpreterFrame* f = ts->cframe->current_frame; f && m < pystack::kMaxDepth;
-         f = f->previous) {
-        if (++steps > kMaxSteps) return 0;
-        const PyCodeObject* code = f->f_code;
-        const _Py_CODEUNIT* instr = f->prev_instr;
-        // Incomplete frames (before their first RESUME) have no meaningful line yet.
-        if (!code || (f->owner != FRAME_OWNED_BY_GENERATOR &&
-                      instr < _PyCode_CODE(code) + code->_co_firsttraceable)) {
-            continue;
-        }
-        cur[m++] = Level{code, instr};
-    }
-
-    // Outer frames that did not move since the previous walk keep their stack ids.
-    int k = 0;
     int n = c->depth;
-    while (k < m && k < n) {
-        const Level& l = cur[m - 1 - k];
-        const Level& e = c->memo[k].key;
-        if (l.instr != e.instr || l.code != e.code) break;
-        ++k;
-    }
-    if (k == m && k == n) return m ? c->memo[m - 1].stack_id : 0;
-    if (k == m - 1) {  // only the innermost frame differs from the previous walk
-        const Level& l = cur[0];
-        uint64_t parent = k ? c->memo[k - 1].stack_id : 0;
-        for (const PyStackCache::Recent& r : c->recent) {
-            if (r.key.code == l.code && r.key.instr == l.instr && r.parent == parent) {
-                c->memo[k] = Memo{l, r.code_serial, r.location_id, r.stack_id};
-                c->depth = m;
-                return r.stack_id;
+    // The common walks: every frame as in the previous walk, or all but the innermost one.
+    // Compared during the walk, innermost first, against the memo (outermost first). Memo
+    // entries were checked when made; memo_plain says none was taken before its code's first
+    // traceable instruction, so a frame equal to one is one the full walk keeps, and an
+    // incomplete frame (which the full walk skips) never equals one. Anything else (other
+    // depth, skipped frames, more frames moved) takes the full walk below.
+    if (PMT_LIKELY(n > 0 && c->memo_plain && f0)) {
+        const Memo* inner = c->memo + (n - 1);
+        const Memo* e = inner;
+        const _PyInterpreterFrame* g = f0;
+        for (int outer = n - 1; outer; --outer) {
+            g = g->previous;
+            --e;
+            if (!g || g->f_code != e->key.code || g->prev_instr != e->key.instr) {
+                return full_walk(c, sink, f0);
             }
         }
-    }
-    ErrnoGuard keep;  // interning allocates
-    if (__builtin_expect(
-            c->text.bytes() > pystack::kMaxTextBytes || c->stacks.size() > kMaxStackNodes, 0)) {
-        c->reset();  // new ids from here on; the old ones stay valid in the trace
-        k = n = 0;
-    }
-
-    uint64_t parent = k ? c->memo[k - 1].stack_id : 0;
-    for (int i = k; i < m; ++i) {
-        const Level& l = cur[m - 1 - i];
-        Memo& memo = c->memo[i];
-        // The same code object as at this level last time (the frame moved to another
-        // instruction, or a caller changed): its serial is known, no need to verify it again.
-        bool same_code = i < n && memo.key.code == l.code;
-        uint64_t serial = same_code ? memo.code_serial : 0;
-        uint64_t location = same_code && memo.key.instr == l.instr
-                                ? memo.location_id
-                                : pystack::location_id(c, l, serial, sink);
-        uint64_t id = location ? pystack::stack_node(c, parent, location, sink) : 0;
-        if (!id) {  // out of memory: keep the memo consistent, report no stack
-            c->depth = i;
-            return 0;
+        // All outer frames matched, and the chain ends there (or the memo holds the innermost
+        // kMaxDepth frames of a deeper stack, where the full walk stops too).
+        if (!g->previous || n == pystack::kMaxDepth) {
+            if (f0->f_code == inner->key.code && f0->prev_instr == inner->key.instr) {
+                return inner->stack_id;
+            }
+            return innermost_moved(c, sink, f0, n);
         }
-        memo = Memo{l, serial, location, id};
-        parent = id;
     }
-    c->depth = m;
-    if (m) {
-        const Memo& inner = c->memo[m - 1];
-        c->recent[c->recent_next++ % PyStackCache::kRecent] =
-            PyStackCache::Recent{inner.key, m > 1 ? c->memo[m - 2].stack_id : 0, inner.code_serial,
-                                 inner.location_id, inner.stack_id};
+    return full_walk(c, sink, f0);
+}
+
+}  // namespace
+
+// The common case without a call or a stack frame of its own: code creation watched and no
+// new code since the previous walk (nor a fork: it bumps the generation too), this thread holds the
+// GIL (so the GIL holder's state is its own: a thread's state is the GIL holder's only between its
+// own swap-in and swap-out) and the interpreter is not finalizing. Anything else goes through
+// checked_stack_id.
+uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
+    if (PMT_LIKELY(g_fast.load(std::memory_order_acquire) && c &&
+                   c->generation == g_code_generation.load(std::memory_order_acquire) &&
+                   __atomic_load_n(g_py.finalizing, __ATOMIC_RELAXED) == 0)) {
+        auto* ts = reinterpret_cast<const PyThreadState*>(
+            __atomic_load_n(g_py.tstate_current, __ATOMIC_RELAXED));
+        if (PMT_LIKELY(ts && ts->thread_id == c->self)) {
+            if (!cframe_above_us(ts)) return 0;
+            return walk_from(c, sink, ts->cframe->current_frame);
+        }
     }
-    return parent;
+    return checked_stack_id(c, sink);
 }
 
 void python_after_fork_child() {
     pystack::reset_id_counters();
     g_epoch.fetch_add(1, std::memory_order_relaxed);
+    // python_stack_id's fast path checks only the generation.
+    g_code_generation.fetch_add(1, std::memory_order_release);
 }
 
 }  // namespace pmt::preload
