@@ -28,9 +28,9 @@ void LiveBlockTable::erase_at(size_t i) {
     // lies on their way from their home slot, so no tombstones are needed.
     for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
         if (slots_[j].addr == 0) break;
-        size_t h = home(slots_[j].addr);
-        bool movable = i <= j ? (h <= i || h > j) : (h <= i && h > j);
-        if (movable) {
+        // Movable when its home is not after the hole, cyclically: its distance from home
+        // reaches back to the hole.
+        if (((j - home(slots_[j].addr)) & mask) >= ((j - i) & mask)) {
             slots_[i] = slots_[j];
             i = j;
         }
@@ -98,14 +98,32 @@ struct WriterCycle::Visitor {
         }
     }
 
+    // The streamed thread's allocs and frees test one bound, gate_ = min(cut, lim_), before
+    // the cut and the queued threads' next event.
     RecNext alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack) {
-        if (t >= cut) return RecNext::StopBefore;
-        alloc_ev(kind, t, addr, size, stack);
+        if constexpr (Direct) {
+            if (__builtin_expect(t >= w.gate_, 0)) {
+                if (t >= cut) return RecNext::StopBefore;
+                w.drain(t);
+            }
+            w.feed_alloc(th.tid, kind, t, addr, size, stack);
+        } else {
+            if (t >= cut) return RecNext::StopBefore;
+            alloc_ev(kind, t, addr, size, stack);
+        }
         return RecNext::Go;
     }
     RecNext free(uint64_t t, uint64_t addr) {
-        if (t >= cut) return RecNext::StopBefore;
-        free_ev(t, addr, AllocKind::Malloc);
+        if constexpr (Direct) {
+            if (__builtin_expect(t >= w.gate_, 0)) {
+                if (t >= cut) return RecNext::StopBefore;
+                w.drain(t);
+            }
+            w.feed_free(th.tid, t, addr, AllocKind::Malloc);
+        } else {
+            if (t >= cut) return RecNext::StopBefore;
+            free_ev(t, addr, AllocKind::Malloc);
+        }
         return RecNext::Go;
     }
     RecNext realloc(AllocKind kind, uint64_t tb, uint64_t ta, uint64_t old_addr, uint64_t new_addr,
@@ -406,10 +424,11 @@ void WriterCycle::feed_definitions(Run& r) {
 void WriterCycle::set_lim() {
     if (runs_.empty()) {
         lim_ = UINT64_MAX;
-        return;
+    } else {
+        const Run& r = runs_[0];
+        lim_ = r.p->t + (big_tid_ < r.th->tid ? 1 : 0);  // ties: the smaller tid first
     }
-    const Run& r = runs_[0];
-    lim_ = r.p->t + (big_tid_ < r.th->tid ? 1 : 0);  // ties: the smaller tid first
+    gate_ = std::min(lim_, cut_);
 }
 
 // Feeds the queued events before the streamed thread's next event at t (t = UINT64_MAX: all
@@ -524,6 +543,7 @@ void WriterCycle::run(const PayloadRef* payloads, size_t n, uint64_t cut) {
         if (r.p != r.end) runs_.push_back(r);
     }
     std::sort(runs_.begin(), runs_.end(), run_before);
+    cut_ = cut;
     set_lim();
     for (size_t i = 0; i < refs_.size(); ++i)
         if (of[i] == big) decode<true>(refs_[i], threads_[big], cut);

@@ -235,10 +235,12 @@ private:
     std::unordered_map<uint32_t, uint64_t> last_ns_;  // every thread's, kept as the reader does
     std::vector<std::vector<uint64_t>> held_, held_next_;  // payloads held to the next cycle
     std::vector<PayloadRef> refs_;
-    std::vector<Run> runs_;      // queued threads, ordered by their next event (time, tid)
-    uint64_t lim_ = UINT64_MAX;  // the streamed thread's event at t goes first iff t < lim_
-    uint32_t big_tid_ = 0;       // the streamed thread
-    uint64_t last_t_ = 0;        // the latest event time fed
+    std::vector<Run> runs_;       // queued threads, ordered by their next event (time, tid)
+    uint64_t lim_ = UINT64_MAX;   // the streamed thread's event at t goes first iff t < lim_
+    uint64_t cut_ = UINT64_MAX;   // this cycle's cut (events at or after it are held)
+    uint64_t gate_ = UINT64_MAX;  // min(lim_, cut_), kept by set_lim
+    uint32_t big_tid_ = 0;        // the streamed thread
+    uint64_t last_t_ = 0;         // the latest event time fed
 
     LiveBlockTable blocks_;
     LiveHeap maps_;  // anonymous mappings (its heap-block side stays unused)
