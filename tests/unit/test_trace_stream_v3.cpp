@@ -16,6 +16,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "../../trace/src/stream_decoder.hpp"  // private: its limits, lowered for the tests
@@ -1288,4 +1289,18 @@ TEST_CASE("v3: a thread's live blocks stop at the reader's limit with one line",
     for (int i = 0; i < 5000; ++i) v4.alloc(AllocKind::Malloc, 16, 0);
     CHECK(decode_with(limits, 4, {v4.payload()}, &events) == "");
     CHECK(events == 5000);
+}
+
+TEST_CASE("readers' id tables spread ids that are multiples of the bucket count",
+          "[trace][hostile]") {
+    // std::hash<uint64_t> is the identity: such ids, far beyond the dense ids (a hostile file's
+    // definitions), all fell into one bucket and reading them was quadratic.
+    std::unordered_map<uint64_t, int, detail::SeededIdHash> m(
+        0, detail::SeededIdHash{detail::HashSeeds(&m).next()});
+    m.reserve(100000);
+    const uint64_t p = m.bucket_count();
+    for (uint64_t i = 0; i < 100000; ++i) m[(uint64_t{1} << 40) / p * p + i * p] = 0;
+    size_t worst = 0;
+    for (size_t b = 0; b < m.bucket_count(); ++b) worst = std::max(worst, m.bucket_size(b));
+    CHECK(worst <= 16);
 }

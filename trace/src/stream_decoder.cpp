@@ -3,7 +3,6 @@
 // its fields from the columns the ops table names. Every malformation is a TraceError.
 #include "stream_decoder.hpp"
 
-#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -42,17 +41,9 @@ StreamDecoder::StreamDecoder(unsigned time_shift, uint16_t version, Limits limit
 StreamDecoder::TidIndex::TidIndex() {
     // Multiply-shift hashing with a multiplier the file cannot know: tids chosen to share a
     // slot (a fixed hash's clustering made linear probing quadratic) collide only by chance.
-    uint64_t x =
-        static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
-        reinterpret_cast<uintptr_t>(this);
-    auto mix = [&x] {  // splitmix64
-        uint64_t z = (x += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
-    };
-    mult_ = mix();
-    salt_ = mix();
+    HashSeeds seeds(this);
+    mult_ = seeds.next();
+    salt_ = seeds.next();
 }
 
 bool StreamDecoder::TidIndex::insert(uint32_t tid, uint32_t index) {
