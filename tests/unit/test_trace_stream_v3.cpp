@@ -926,6 +926,20 @@ std::string definitions_mismatch(const Script& s, TraceReader& r) {
     return "";
 }
 
+// Reads a whole file made from script s: no error, not truncated, an End chunk, every event
+// and definition as the script made them. The Result for the caller's further checks.
+Result read_as_script(const std::vector<uint8_t>& bytes, const Script& s) {
+    std::string defs;
+    Result r =
+        read_bytes(bytes, SIZE_MAX, [&](TraceReader& t) { defs = definitions_mismatch(s, t); });
+    REQUIRE(r.error.empty());
+    CHECK(!r.truncated);
+    CHECK(r.has_end);
+    REQUIRE(mismatch(s, r.events) == "");
+    CHECK(defs == "");
+    return r;
+}
+
 }  // namespace
 
 TEST_CASE("v3, v4: random streams read back as the model that made them, however cut and framed",
@@ -950,14 +964,7 @@ TEST_CASE("v3, v4: random streams read back as the model that made them, however
                 INFO("version " << version << " seed " << seed << " k " << k << " m " << m
                                 << " cut " << c << " codec " << int(codec));
                 const File f = frame(s, cuts[c], codec);
-                std::string defs;
-                Result r = read_bytes(f.bytes, SIZE_MAX,
-                                      [&](TraceReader& t) { defs = definitions_mismatch(s, t); });
-                REQUIRE(r.error.empty());
-                CHECK(!r.truncated);
-                CHECK(r.has_end);
-                REQUIRE(mismatch(s, r.events) == "");
-                CHECK(defs == "");
+                const Result r = read_as_script(f.bytes, s);
                 CHECK(r.reader_events == s.truth.size());
                 CHECK(r.last_time == (r.events.empty() ? 0 : r.events.back().time_ns));
                 if (first.empty())
@@ -1115,14 +1122,7 @@ TEST_CASE(
         CHECK(codec[1] > 0);
         CHECK(codec[0] > 0);
         CHECK(codec[0] + codec[1] == raw_chunks);
-        std::string defs;
-        const Result r = read_bytes(f.bytes, SIZE_MAX,
-                                    [&](TraceReader& t) { defs = definitions_mismatch(s, t); });
-        REQUIRE(r.error.empty());
-        CHECK(!r.truncated);
-        CHECK(r.has_end);
-        REQUIRE(mismatch(s, r.events) == "");
-        CHECK(defs == "");
+        const Result r = read_as_script(f.bytes, s);
 
         // The codec marks matter: the chunk after a raw one relabelled (a new frame read as the
         // old stream's continuation, or the continuation read as a new frame) is one line naming
