@@ -255,11 +255,9 @@ PMT_EXPORT void free(void* p) noexcept {
         return free_general(p);
     s->busy.store(1, std::memory_order_relaxed);  // set_busy's light form (kSlowHeavy clear)
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (PMT_UNLIKELY(s->collecting.load(std::memory_order_acquire))) {
-        release(s);  // nothing recorded yet: the general path starts over
-        return free_general(p);
-    }
-    if (PMT_UNLIKELY(!s->rec.fast_fits())) {  // the buffer is ours from here
+    // The writer collecting, or (the buffer ours once it is not) no room: nothing recorded
+    // yet, the general path starts over.
+    if (PMT_UNLIKELY(s->collecting.load(std::memory_order_acquire) || !s->rec.fast_fits())) {
         release(s);
         return free_general(p);
     }

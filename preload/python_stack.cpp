@@ -290,9 +290,13 @@ namespace {
 // Where the caller's stack is (for the cframe check): the stack pointer, which unlike
 // __builtin_frame_address does not make the function set up a frame.
 inline uintptr_t stack_pointer() {
+#if defined(__x86_64__)
     uintptr_t sp;
     asm volatile("mov %%rsp, %0" : "=r"(sp));
     return sp;
+#else
+    return reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+#endif
 }
 
 // The running _PyCFrame is a local of an evaluation loop on this thread's stack, above us

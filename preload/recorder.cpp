@@ -39,9 +39,15 @@ void slow_bit(uint32_t bit, bool on) {
         g_slow.bits.fetch_and(~bit);
     }
 }
-}  // namespace
-
-namespace {
+// The two flags whose every store goes with its g_slow bit.
+void set_event_rdtsc(bool on) {
+    g_event_rdtsc.store(on);
+    slow_bit(kSlowRdtscp, !on);
+}
+void set_light_acquire(bool on) {
+    g_light_acquire.store(on);
+    slow_bit(kSlowHeavy, !on);
+}
 
 std::mutex g_registry_mutex;  // guards g_threads (registration, collection, fork)
 ThreadState* g_threads = nullptr;
@@ -249,10 +255,7 @@ namespace {
 ThreadState* make_thread_state() {
     if (!tracing()) return nullptr;
     // Before this thread's first clock reading (runtime.hpp, g_event_rdtsc).
-    if (t_in_hook == kGuardHook && g_program_threads.fetch_add(1) >= 1) {
-        g_event_rdtsc.store(false);
-        slow_bit(kSlowRdtscp, true);
-    }
+    if (t_in_hook == kGuardHook && g_program_threads.fetch_add(1) >= 1) set_event_rdtsc(false);
     void* mem = nullptr;
     if (g_real.posix_memalign(&mem, alignof(ThreadState), sizeof(ThreadState)) != 0) {
         fail_tracing("cannot allocate thread state");
@@ -414,9 +417,8 @@ void heavy_barrier() {
         // at worst one event timed just before T is collected a cycle late; the writer then
         // writes it with the next cycle's events, after events read later than it (FORMAT.md,
         // "Stream order"): its order is off by that much, the trace stays readable.
-        g_event_rdtsc.store(false);
-        g_light_acquire.store(false);
-        slow_bit(kSlowRdtscp | kSlowHeavy, true);
+        set_event_rdtsc(false);
+        set_light_acquire(false);
     }
     std::atomic_thread_fence(std::memory_order_seq_cst);
 }
@@ -478,10 +480,8 @@ void recorder_init() {
     pthread_key_create(&g_exit_key, on_thread_exit);
     ErrnoGuard keep;
     bool light = membarrier_register();
-    g_light_acquire.store(light);
-    g_event_rdtsc.store(light && g_program_threads.load() <= 1);
-    slow_bit(kSlowHeavy, !light);
-    slow_bit(kSlowRdtscp, !g_event_rdtsc.load());
+    set_light_acquire(light);
+    set_event_rdtsc(light && g_program_threads.load() <= 1);
 }
 
 // Fork hazard: a thread holding the registry or pool mutex at fork would leave it locked
@@ -512,12 +512,10 @@ void recorder_fork_child() {
     // itself, or take the full-barrier path.
     if (g_light_acquire.load()) {
         ErrnoGuard keep;
-        g_light_acquire.store(membarrier_register());
+        set_light_acquire(membarrier_register());
     }
     g_program_threads.store(self ? 1 : 0);  // a fork is a program thread's call
-    g_event_rdtsc.store(g_light_acquire.load());
-    slow_bit(kSlowHeavy, !g_light_acquire.load());
-    slow_bit(kSlowRdtscp, !g_event_rdtsc.load());
+    set_event_rdtsc(g_light_acquire.load());
     if (!self) return;
     // This thread's records belong to the parent's trace (the parent writes them).
     for (Buffer* b = self->pending_head; b;) {
