@@ -100,7 +100,6 @@ uint32_t StreamEncoder::switch_thread(uint32_t tid) {
     }
     cur_ = index;
     cur_key_ = tid;
-    has_cur_ = true;
     return index;
 }
 
@@ -117,7 +116,7 @@ void StreamEncoder::write_alloc(const Pending& p) {
     op(op3_alloc(p.kind));
     put(kSizes, p.size);
     put(kStacks, p.stack);
-    if (!has_cur_) return;  // without a thread: the caller's bug
+    if (!has_cur()) return;  // without a thread: the caller's bug
     Thread& th = threads_[cur_];
     if (v3_) {
         th.live.add(p.seq);
@@ -145,7 +144,7 @@ bool StreamEncoder::free_held(uint32_t owner, uint64_t seq, AllocKind kind) {
         th.next_free = seq + 1;
         --th.live_count;
     }
-    if (owner == cur_ && has_cur_) {
+    if (owner == cur_ && has_cur()) {
         op(op3_free(Op3::Free, kind));
     } else {
         op(op3_free(Op3::FreeOther, kind));

@@ -124,6 +124,7 @@ private:
     };
 
     uint32_t switch_thread(uint32_t tid);
+    bool has_cur() const { return cur_key_ <= UINT32_MAX; }
     uint64_t rank_code(Thread& owner, uint64_t seq);  // version 3; LiveRank::kNotLive if not live
     void tick(uint64_t c);
     [[gnu::noinline]] void time_slow(uint64_t t_ns);
@@ -167,10 +168,9 @@ private:
     uint64_t tick_at_ns_ = 0;
     uint64_t a_ = 0;                        // running mapping/unknown address
     uint64_t next_seq_ = 0;                 // the next heap block's seq
-    uint32_t cur_ = 0;                      // current thread index (valid when has_cur_)
+    uint32_t cur_ = 0;                      // current thread index (valid when has_cur())
     uint64_t cur_key_ = uint64_t(1) << 32;  // the current tid; above every tid when none
-    bool has_cur_ = false;
-    bool v3_ = false;   // version 3: frees by rank
+    bool v3_ = false;                       // version 3: frees by rank
     bool check_frees_;  // version 4: live_ holds every live block (else it stays empty)
     bool pending_ = false;
     Pending pend_{};
