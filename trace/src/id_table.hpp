@@ -6,7 +6,6 @@
 // them (EventMerger for versions 1-2, StreamDecoder for versions 3-4).
 #pragma once
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -15,27 +14,9 @@
 #include <vector>
 
 #include "pmt/reader.hpp"
+#include "pmt/tid_table.hpp"  // HashSeeds
 
 namespace pmt::detail {
-
-// Seeds for the readers' hash tables that a file cannot know (the clock and where the table
-// lives), drawn one after another by splitmix64: keys chosen to collide under a fixed hash
-// (a hostile trace) then collide only by chance.
-class HashSeeds {
-public:
-    explicit HashSeeds(const void* where)
-        : x_(static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
-             reinterpret_cast<uintptr_t>(where)) {}
-    uint64_t next() {
-        uint64_t z = (x_ += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
-    }
-
-private:
-    uint64_t x_;
-};
 
 // The hash of IdTable's sparse ids: std::hash<uint64_t> is the identity, so ids that are
 // multiples of the bucket count (a 2.3 MB file of 400,000 such stack ids) all shared one bucket

@@ -38,36 +38,6 @@ StreamDecoder::StreamDecoder(unsigned time_shift, uint16_t version, Limits limit
     if (limits_.threads > kNoThread) limits_.threads = kNoThread;
 }
 
-StreamDecoder::TidIndex::TidIndex() {
-    // Multiply-shift hashing with a multiplier the file cannot know: tids chosen to share a
-    // slot (a fixed hash's clustering made linear probing quadratic) collide only by chance.
-    HashSeeds seeds(this);
-    mult_ = seeds.next();
-    salt_ = seeds.next();
-}
-
-bool StreamDecoder::TidIndex::insert(uint32_t tid, uint32_t index) {
-    if (2 * (used_ + 1) > slots_.size()) {
-        std::vector<uint64_t> old(slots_.size() < 8 ? 16 : 2 * slots_.size(), 0);
-        old.swap(slots_);
-        used_ = 0;
-        for (const uint64_t e : old)
-            if (e) insert(static_cast<uint32_t>(e >> 32), static_cast<uint32_t>(e) - 1);
-    }
-    const size_t mask = slots_.size() - 1;
-    // Dietzfelbinger's multiply-add-shift, strongly universal over 32-bit keys.
-    const unsigned shift = 64 - static_cast<unsigned>(__builtin_ctzll(slots_.size()));
-    for (size_t i = (mult_ * tid + salt_) >> shift;; i = (i + 1) & mask) {
-        const uint64_t e = slots_[i];
-        if (e == 0) {
-            slots_[i] = uint64_t{tid} << 32 | (uint64_t{index} + 1);
-            ++used_;
-            return true;
-        }
-        if (e >> 32 == tid) return false;
-    }
-}
-
 StreamDecoder::~StreamDecoder() = default;
 
 void StreamDecoder::flush(EventVisitor& v, Event* end, bool dirty) {

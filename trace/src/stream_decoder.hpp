@@ -60,20 +60,6 @@ private:
         // Version 3: the blocks it allocated that are live, by seq; made at its first ALLOC.
         std::unique_ptr<LiveRank> live;
     };
-    // tid -> thread index, only to refuse a tid added twice: open addressing over 64-bit
-    // slots (tid << 32 | (index + 1), 0 = empty; index < kNoThread), at most half full: 16-32
-    // bytes a thread.
-    class TidIndex {
-    public:
-        TidIndex();
-        // Adds tid with index; false (nothing changes) when tid is already there.
-        bool insert(uint32_t tid, uint32_t index);
-
-    private:
-        std::vector<uint64_t> slots_;
-        size_t used_ = 0;
-        uint64_t mult_, salt_;  // the hash, drawn per decoder
-    };
     static constexpr uint32_t kNoThread = UINT32_MAX;
     static constexpr size_t kBatch = 256;
 
@@ -91,8 +77,8 @@ private:
     uint64_t next_seq_ = 0;
     uint32_t cur_ = kNoThread;
     std::vector<Thread> threads_;  // by index (cur points into it: reset after a push)
-    TidIndex index_of_;
-    LiveSeqs live_;  // version 4: the live blocks
+    TidTable index_of_;            // tid -> thread index, only to refuse a tid added twice
+    LiveSeqs live_;                // version 4: the live blocks
     uint64_t delivered_ = 0;
     uint64_t last_time_ = 0;
     std::vector<Event> batch_;

@@ -55,42 +55,13 @@ void StreamEncoder::address(uint64_t addr) {
     a_ = addr;
 }
 
-uint32_t StreamEncoder::find_thread(uint32_t tid) const {
-    if (tid_slots_.empty()) return kNoThread;
-    const size_t mask = tid_slots_.size() - 1;
-    for (size_t i = (tid * 0x9E3779B1u) & mask;; i = (i + 1) & mask) {
-        const uint64_t s = tid_slots_[i];
-        if (s == 0) return kNoThread;
-        if (static_cast<uint32_t>(s >> 32) == tid) return static_cast<uint32_t>(s) - 1;
-    }
-}
-
-void StreamEncoder::place(std::vector<uint64_t>& slots, uint64_t s) {
-    const size_t mask = slots.size() - 1;
-    size_t i = (static_cast<uint32_t>(s >> 32) * 0x9E3779B1u) & mask;
-    while (slots[i]) i = (i + 1) & mask;
-    slots[i] = s;
-}
-
-void StreamEncoder::index_thread(uint32_t tid, uint32_t index) {
-    // Keep the table at most half full (find_thread's probe loop relies on an empty slot).
-    if ((threads_.size() + 1) * 2 > tid_slots_.size()) {
-        std::vector<uint64_t> old;
-        old.swap(tid_slots_);
-        tid_slots_.assign(old.empty() ? 64 : old.size() * 2, 0);
-        for (uint64_t s : old)
-            if (s) place(tid_slots_, s);
-    }
-    place(tid_slots_, uint64_t(tid) << 32 | (uint64_t(index) + 1));
-}
-
 uint32_t StreamEncoder::switch_thread(uint32_t tid) {
     confirm();
-    uint32_t index = find_thread(tid);
+    uint32_t index = tids_.find(tid);
     op(uint8_t(Op3::Thread));
-    if (index == kNoThread) {
+    if (index == detail::TidTable::kNone) {
         index = static_cast<uint32_t>(threads_.size());
-        index_thread(tid, index);  // before the push: a failure leaves no half-made thread
+        tids_.insert(tid, index);  // before the push: a failure leaves no half-made thread
         threads_.emplace_back();
         threads_.back().tid = tid;
         put(kOther, index);

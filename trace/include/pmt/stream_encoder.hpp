@@ -18,6 +18,7 @@
 #include "pmt/format.hpp"
 #include "pmt/live_rank.hpp"
 #include "pmt/live_seqs.hpp"
+#include "pmt/tid_table.hpp"
 #include "pmt/varint.hpp"
 
 namespace pmt {
@@ -149,17 +150,10 @@ private:
     }
     void put(Col c, uint64_t v) { cols_[c].w = detail::put_varint(room(c, 10), v); }
     void address(uint64_t addr);
-    uint32_t find_thread(uint32_t tid) const;  // index or kNoThread
-    void index_thread(uint32_t tid, uint32_t index);
-    // Puts slot value s (tid << 32 | index + 1) in the first empty slot of its probe run.
-    static void place(std::vector<uint64_t>& slots, uint64_t s);
-
-    static constexpr uint32_t kNoThread = ~uint32_t(0);
-
     Column cols_[kCols];
     std::vector<Thread> threads_;
-    LiveSeqs live_;                    // version 4: every live block of the stream
-    std::vector<uint64_t> tid_slots_;  // open addressing: tid << 32 | (index + 1); 0 = empty
+    LiveSeqs live_;          // version 4: every live block of the stream
+    detail::TidTable tids_;  // tid -> thread index
     unsigned time_shift_;
     uint64_t tick_;   // 2^m
     uint64_t t_ = 0;  // running time, units of 2^k ns
