@@ -60,6 +60,7 @@ void record_free(const void* p) {
 // The general path, after a fast path gave up. Called with the traced guard held; each ends
 // the hook (end_traced) and returns what the hook returns.
 [[gnu::cold, gnu::noinline]] void* alloc_general(AllocKind kind, void* p, uint64_t size) {
+    if (g_slow.bits.load(std::memory_order_relaxed) & kSlowClock) clock_events_ready();
     record_alloc(kind, p, size);
     end_traced();
     return p;
@@ -74,6 +75,7 @@ void record_free(const void* p) {
     return p;
 }
 [[gnu::cold, gnu::noinline]] void free_general(void* p) {
+    if (g_slow.bits.load(std::memory_order_relaxed) & kSlowClock) clock_events_ready();
     record_free(p);
     g_real.free(p);
     end_traced();
@@ -90,13 +92,15 @@ void record_free(const void* p) {
     s->busy.store(1, std::memory_order_relaxed);  // set_busy's light form (kSlowHeavy clear)
     std::atomic_signal_fence(std::memory_order_seq_cst);
     if (PMT_UNLIKELY(s->collecting.load(std::memory_order_acquire))) acquire_slow(s);
+    // The clock is read before the stack walk, whose loads and stores then run while the
+    // reading completes (the buffer flag is held, the real call is over: both rules hold).
+    const uint64_t tsc = event_tsc(!(w & kSlowRdtscp));
     const uint64_t stack = capture_stack(s);
     // After the walk: it may have stored definitions, even handed the buffer off. (The
     // address is tested here too: before the call its test kept a register over the call.)
     if (PMT_UNLIKELY(!s->rec.fast_fits() || (addr(p) >> rec::kTagShift) != 0))
         return alloc_finish_general(s, kind, p, size, stack);
-    const uint64_t t = tsc_event_ns(!(w & kSlowRdtscp));
-    s->rec.fast_alloc(kind, t, addr(p), size, stack);
+    s->rec.fast_alloc(kind, tsc_trace_ns(tsc), addr(p), size, stack);
     release(s);
     end_traced();
     return p;
@@ -261,7 +265,7 @@ PMT_EXPORT void free(void* p) noexcept {
         release(s);
         return free_general(p);
     }
-    s->rec.fast_free(tsc_event_ns(!(w & kSlowRdtscp)), addr(p));
+    s->rec.fast_free(tsc_trace_ns(event_tsc(!(w & kSlowRdtscp))), addr(p));
     release(s);
     g_real.free(p);
     end_traced();

@@ -152,7 +152,7 @@ void clock_switch(uint64_t now) {
     g_clock.base_ns = mono1 + uncertainty_ns + 1000;
     g_clock.mult = mult;
     g_clock.mode.store(kClockTsc, std::memory_order_release);
-    slow_bit(kSlowClock, false);
+    clock_events_ready();
 }
 #endif
 
@@ -174,6 +174,17 @@ uint64_t clock_slow_ns() {
     }
 #endif
     return now;
+}
+
+void clock_events_ready() {
+#if defined(__x86_64__)
+    // start_mono_ns is the trace's (set before tracing starts, and the clock switches 50 ms
+    // after the first reading, which is the one start_mono_ns took); a fork child's trace
+    // starts again with the bit set.
+    if (g_clock.mode.load(std::memory_order_acquire) != kClockTsc) return;
+    g_clock.event_base.store(g_clock.base_ns - g_settings.start_mono_ns, std::memory_order_relaxed);
+    slow_bit(kSlowClock, false);  // a seq_cst RMW: the fast path's acquire load sees the base
+#endif
 }
 
 void clock_fork_child() {
@@ -498,6 +509,7 @@ void recorder_fork_parent() {
 
 void recorder_fork_child() {
     clock_fork_child();
+    slow_bit(kSlowClock, true);  // the child's start_mono_ns is new (clock_events_ready)
     g_pool_mutex.unlock();
     g_registry_mutex.unlock();
     ThreadState* self = t_state;

@@ -57,7 +57,7 @@ extern __thread ThreadState* t_state __attribute__((tls_model("initial-exec")));
 enum : uint32_t {
     kSlowThrottle = 1,  // g_throttle: the writer fell behind, recording threads wait
     kSlowHeavy = 2,     // !g_light_acquire: the thread's buffer flag needs a full barrier
-    kSlowClock = 4,     // the trace clock is not (yet) the TSC
+    kSlowClock = 4,     // the trace clock is not (yet) the TSC, or g_clock.event_base not set
     kSlowRdtscp = 8,    // !g_event_rdtsc: events are timed with rdtscp
 };
 struct alignas(64) SlowWord {
@@ -65,6 +65,11 @@ struct alignas(64) SlowWord {
 };
 extern SlowWord g_slow;
 inline bool fast_path_allowed(uint32_t w) { return (w & ~uint32_t(kSlowRdtscp)) == 0; }
+
+// The general path's part of kSlowClock: once the clock is the TSC, sets g_clock.event_base
+// for the current trace start and clears the bit (cold; a fork child's trace sets the bit
+// again, recorder_fork_child).
+void clock_events_ready();
 
 ThreadState* create_thread_state();
 // Set while the writer is too far behind; recording threads wait before they record.

@@ -136,6 +136,10 @@ struct TraceClock {
     uint64_t tsc0 = 0, mono0 = 0;                    // the first calibration pair
     uint64_t base_tsc = 0, base_ns = 0;  // kClockTsc: ns = base_ns + (tsc - base_tsc) * mult >> 32
     uint64_t mult = 0;
+    // base_ns - g_settings.start_mono_ns (two's complement): the hooks' fast path makes trace
+    // time of a reading with one add (tsc_trace_ns). Set by clock_events_ready (recorder.cpp)
+    // before it clears kSlowClock (recorder.hpp), which the fast path tests first.
+    std::atomic<uint64_t> event_base{0};
 };
 extern TraceClock g_clock;
 
@@ -181,18 +185,28 @@ inline uint64_t now_ns() {
 extern std::atomic<bool> g_event_rdtsc;
 
 #if defined(__x86_64__)
-// Trace time of a hook's event once the clock is the TSC: rdtsc, or rdtscp when the flag
-// above is clear.
+// A hook's TSC reading once the clock is the TSC: rdtsc, or rdtscp when the flag above is
+// clear.
+inline uint64_t event_tsc(bool plain_rdtsc) {
+    if (PMT_LIKELY(plain_rdtsc)) return __builtin_ia32_rdtsc();
+    unsigned aux;
+    return __builtin_ia32_rdtscp(&aux);
+}
+// Trace time of a hook's event once the clock is the TSC.
 inline uint64_t tsc_event_ns(bool plain_rdtsc) {
-    uint64_t tsc;
-    if (PMT_LIKELY(plain_rdtsc)) {
-        tsc = __builtin_ia32_rdtsc();
-    } else {
-        unsigned aux;
-        tsc = __builtin_ia32_rdtscp(&aux);
-    }
-    uint64_t t = tsc_to_ns(tsc);
+    uint64_t t = tsc_to_ns(event_tsc(plain_rdtsc));
     return t > g_settings.start_mono_ns ? t - g_settings.start_mono_ns : 0;
+}
+// tsc_event_ns's trace time of a reading, for the hooks' fast path, which runs only while
+// g_clock.event_base holds base_ns - start_mono_ns. The same value: both the clock time and
+// start_mono_ns are far below 2^63, so the signed sum is the difference or its clamp to 0.
+inline uint64_t tsc_trace_ns(uint64_t tsc) {
+    uint64_t d = tsc - g_clock.base_tsc;
+    if (static_cast<int64_t>(d) < 0) d = 0;
+    const uint64_t t =
+        g_clock.event_base.load(std::memory_order_relaxed) +
+        static_cast<uint64_t>((static_cast<unsigned __int128>(d) * g_clock.mult) >> 32);
+    return static_cast<int64_t>(t) > 0 ? t : 0;
 }
 #endif
 
