@@ -70,7 +70,8 @@ void start_trace(pid_t ppid, bool forked) {
         return;
     }
     g_started = true;
-    sampler_start();
+    // The sampler starts the writer thread when it is due; without a sampler, now.
+    if (!sampler_start()) writer_start_thread(false);
 }
 
 // Ends the trace: End chunk and the exit line. Safe to call twice and from any thread; a

@@ -177,6 +177,12 @@ int reopen_trace_output(const FileId& id) {
     return fd;
 }
 
+bool trace_path_names(const FileId& id) {
+    struct stat st;
+    return lstat(g_abs_path, &st) == 0 && S_ISREG(st.st_mode) &&
+           FileId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)} == id;
+}
+
 FileId file_id(int fd) {
     struct stat st;
     if (fstat(fd, &st) != 0) return FileId{};

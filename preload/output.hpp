@@ -26,6 +26,10 @@ FileId file_id(int fd);
 // made again); nothing is ever written there. A symlink (ELOOP) or FIFO is never followed or
 // waited on.
 int reopen_trace_output(const FileId& id);
+// Whether the trace's path still names that file (no symlink followed): one lstat, for a
+// descriptor kept open across cycles, which must not go on writing to a file removed or
+// replaced at the path.
+bool trace_path_names(const FileId& id);
 
 // Writes the file header; false (after one line on stderr) on failure.
 bool write_header(int fd, pid_t pid, pid_t ppid, bool forked, uint64_t start_wall_ns);

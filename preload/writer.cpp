@@ -25,6 +25,7 @@
 #include "private_fds.hpp"
 #include "recorder.hpp"
 #include "runtime.hpp"
+#include "sampler.hpp"
 #include "side_ring.hpp"
 
 namespace pmt::preload {
@@ -33,7 +34,10 @@ namespace {
 
 struct WriterState {
     int fd = -1;  // open only during a write cycle (open_trace_fd .. release_trace_fd)
-    FileId id;    // the file we created; every reopen must find the same one
+    // The writer thread's descriptor, kept between its cycles when the thread has a table of
+    // its own (private_fds.hpp): a number there, never one of the program's.
+    int kept_fd = -1;
+    FileId id;  // the file we created; every reopen must find the same one
     bool io_failed = false;
     off_t end_offset = -1;  // where the End chunk starts (exec may take it back)
     uint64_t file_bytes = 0;
@@ -47,20 +51,53 @@ struct WriterState {
 WriterState* g_w = nullptr;
 // One cycle at a time: the writer thread's, or a synchronous flush at exit/exec/fork.
 std::mutex g_cycle_mutex;
+// The thread is started late (writer_start_thread): by the sampler one tick before its first
+// cycle is due, or at once when a recording thread asks for a cycle (writer_wake). A process
+// that ends sooner never starts it; its exit flush does the one cycle it needs. Only the
+// sampler starts it (or start_trace, when the sampler could not be started); the program's
+// threads read the flag in writer_wake.
 pthread_t g_thread;
-bool g_thread_running = false;
+std::atomic<bool> g_thread_running{false};
+std::atomic<uint64_t> g_first_cycle_ns{0};  // mono_ns of the thread's first cycle
 std::atomic<bool> g_stop{false};
 std::atomic<uint32_t> g_wake_seq{0};
 
-// No descriptor of ours stays open between write cycles: a program listing its descriptors
-// (CPython's fd_status.py after close_fds) must see only its own. The file is opened again
-// for each cycle. Our descriptor may still be closed under us during one (close_fds in a
-// program thread, a daemon closing everything) and its number reused: it is checked before
-// each write, never closed unless it is still ours, and opened again if it was lost.
+// Set on the writer thread.
+__thread bool t_writer_thread __attribute__((tls_model("initial-exec"))) = false;
+
+// Whether this thread keeps its descriptor between cycles: the writer thread on a table of its
+// own, where the program can neither see nor close it.
+bool keeps_fd() { return t_writer_thread && private_fds_active(); }
+
+// No descriptor of ours stays open in the program's table between write cycles: a program
+// listing its descriptors (CPython's fd_status.py after close_fds) must see only its own. There
+// the file is opened again for each cycle (the synchronous flushes at exit, exec and fork; the
+// writer thread when it shares the program's table). Our descriptor may still be closed under
+// us during one (close_fds in a program thread, a daemon closing everything) and its number
+// reused: it is checked before each write, never closed unless it is still ours, and opened
+// again if it was lost. The writer thread on a table of its own keeps its descriptor and only
+// checks, at a cycle's first write, that the path still names the file (one lstat instead of
+// open, fstat, fcntl, fstat and close each cycle): a file removed or replaced ends the trace
+// just as a failed reopen does.
 bool open_trace_fd(WriterState& w) {
-    if (w.fd >= 0 && file_id(w.fd) == w.id) return true;
+    if (keeps_fd()) {
+        if (w.fd >= 0) return true;  // checked at this cycle's first write
+        if (w.kept_fd >= 0) {
+            if (trace_path_names(w.id)) {
+                w.fd = w.kept_fd;
+                return true;
+            }
+            close(w.kept_fd);  // the reopen below says what became of the path
+            w.kept_fd = -1;
+        }
+    } else if (w.fd >= 0 && file_id(w.fd) == w.id) {
+        return true;
+    }
     w.fd = reopen_trace_output(w.id);
-    if (w.fd >= 0) return true;
+    if (w.fd >= 0) {
+        if (keeps_fd()) w.kept_fd = w.fd;
+        return true;
+    }
     w.io_failed = true;
     // Removed or replaced by someone else: stop without a word (the program's stderr may be
     // captured). Anything else (out of descriptors) deserves its one line.
@@ -75,7 +112,7 @@ bool open_trace_fd(WriterState& w) {
 }
 
 void release_trace_fd(WriterState& w) {
-    if (w.fd >= 0 && file_id(w.fd) == w.id) close(w.fd);
+    if (w.fd >= 0 && !(w.fd == w.kept_fd && keeps_fd()) && file_id(w.fd) == w.id) close(w.fd);
     w.fd = -1;
 }
 
@@ -87,6 +124,7 @@ bool write_all(const uint8_t* p, size_t n) {
         ssize_t r = write(w.fd, p, n);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0 && errno == EBADF && ++lost < 3) {
+            if (w.fd == w.kept_fd) w.kept_fd = -1;
             w.fd = -1;  // closed under us: not ours any more
             if (!open_trace_fd(w)) return false;
             continue;
@@ -166,8 +204,9 @@ EndSummary write_end() {
 }
 
 void* writer_main(void*) {
+    t_writer_thread = true;
     uint64_t interval_ns = g_settings.flush_interval_ms * 1000000u;
-    uint64_t next = mono_ns() + interval_ns;
+    uint64_t next = g_first_cycle_ns.load();
     while (!g_stop.load()) {
         uint32_t seq = g_wake_seq.load();
         uint64_t now = mono_ns();
@@ -185,15 +224,18 @@ void* writer_main(void*) {
         now = mono_ns();
         if (now >= next) next = now + interval_ns;
     }
+    if (g_w->kept_fd >= 0) close(g_w->kept_fd);  // in our own table (the exit flush opens its own)
+    g_w->kept_fd = -1;
     return nullptr;
 }
 
 void stop_thread() {
-    if (!g_thread_running) return;
+    if (!g_thread_running.load()) return;
     g_stop.store(true);
-    writer_wake();
+    g_wake_seq.fetch_add(1);
+    syscall(SYS_futex, &g_wake_seq, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
     pthread_join(g_thread, nullptr);
-    g_thread_running = false;
+    g_thread_running.store(false);
 }
 
 }  // namespace
@@ -227,6 +269,7 @@ bool spawn_internal_thread(void* (*fn)(void*), pthread_t* thread_out) {
 bool writer_start(int fd) {
     if (!g_w) g_w = new WriterState;
     g_w->fd = -1;
+    g_w->kept_fd = -1;
     g_w->id = file_id(fd);
     g_w->io_failed = false;
     g_w->end_offset = -1;
@@ -236,15 +279,30 @@ bool writer_start(int fd) {
     // Half the flush interval: a killed process still loses at most about one interval.
     g_w->cycle->set_payload_interval(g_settings.flush_interval_ms * 1000000u / 2);
     g_stop.store(false);
-    if (!spawn_internal_thread(writer_main, &g_thread)) {
-        say("pymemtrace: cannot start the writer thread; tracing stopped");
-        return false;
-    }
-    g_thread_running = true;
+    g_first_cycle_ns.store(mono_ns() + g_settings.flush_interval_ms * 1000000u);
     return true;
 }
 
+bool writer_thread_due(uint64_t now, uint64_t ahead_ns) {
+    return g_w && !g_thread_running.load() && now + ahead_ns >= g_first_cycle_ns.load();
+}
+
+void writer_start_thread(bool cycle_now) {
+    if (!g_w || g_thread_running.load()) return;
+    if (cycle_now) g_first_cycle_ns.store(0);
+    if (!spawn_internal_thread(writer_main, &g_thread)) {
+        // Nothing would ever write the buffers, and recording threads would wait for it.
+        fail_tracing("cannot start the writer thread");
+        return;
+    }
+    g_thread_running.store(true);
+}
+
 void writer_wake() {
+    if (!g_thread_running.load()) {
+        sampler_want_writer();  // it starts the thread, whose first cycle comes at once
+        return;
+    }
     g_wake_seq.fetch_add(1);
     syscall(SYS_futex, &g_wake_seq, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
@@ -286,7 +344,7 @@ void writer_resume_after_exec() {
 // (copy-on-write pages, never freed) and re-creates the cycle mutex the thread may have held.
 void writer_fork_child() {
     new (&g_cycle_mutex) std::mutex;
-    g_thread_running = false;  // the thread did not survive the fork
+    g_thread_running.store(false);  // the thread did not survive the fork
     // Nor did the sampler: the child counts only the threads it starts (a count kept from
     // the parent made the last-thread check fail, and a child forked from a non-main thread
     // hung when that thread returned: CPython's test_main_thread_after_fork_from_nonmain_thread).

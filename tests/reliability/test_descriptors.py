@@ -1,7 +1,8 @@
-# The interposer holds no descriptor open while the program runs (CPython's
-# test_subprocess.test_pass_fds_redirected lists every descriptor of a traced child): the
-# writer opens its trace again for each write cycle, by absolute path, and writes only if it
-# is still the file it created; the sampler opens /proc/self/stat for each sample.
+# The interposer holds no descriptor open in the program's table while the program runs
+# (CPython's test_subprocess.test_pass_fds_redirected lists every descriptor of a traced
+# child): the writer opens its trace again for each write cycle, by absolute path, and writes
+# only if it is still the file it created, or, on a table of its own, keeps its descriptor and
+# checks each cycle that the path still names the file; the sampler reads /proc/self/statm.
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import unittest
 BUILD = os.environ.get("PMT_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 LIB = os.path.join(BUILD, "lib", "libpymemtrace.so")
 PMT = os.path.join(BUILD, "bin", "pymemtrace")
+DUMP = os.path.join(BUILD, "bin", "pmt_dump")
 PY = "/usr/bin/python3"
 
 # Allocates, lets several write cycles (100 ms) and samples (10 ms) pass, then lists every
@@ -101,6 +103,30 @@ class DescriptorTest(unittest.TestCase):
             "open('victim', 'w').write('keep me\\n'); os.unlink('t.pmt');"
             " os.symlink('victim', 't.pmt')",
             lambda d: self.assert_holds(os.path.join(d, "victim"), "keep me\n"))
+
+    def test_a_trace_moved_away_gets_nothing_more(self):
+        # Moved (same file, another name): the path no longer names it, so tracing stops at
+        # the next cycle, as when a reopen finds nothing there; a descriptor kept open by the
+        # writer must not go on writing the events that follow (the 12,345,678 bytes block),
+        # and the trace reads as truncated.
+        with tempfile.TemporaryDirectory() as d:
+            code = ("import os, time\n"
+                    "keep = [bytearray(1000) for _ in range(2000)]\n"
+                    "time.sleep(0.25)\n"
+                    "os.rename('t.pmt', 'moved.pmt')\n"
+                    "b = bytearray(12_345_678)\n"
+                    "time.sleep(0.3)\nprint('done')\n")
+            p = run([PY, "-c", code], os.path.join(d, "t.pmt"), cwd=d)
+            self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "done\n", ""))
+            self.assertEqual(sorted(os.listdir(d)), ["moved.pmt"])
+            dump = subprocess.run([DUMP, os.path.join(d, "moved.pmt"), "--events"],
+                                  capture_output=True, text=True, timeout=60)
+            self.assertEqual(dump.returncode, 0, dump.stderr)
+            self.assertIn("truncated 1", dump.stdout)
+            sizes = [int(line.split("size=")[1].split()[0]) for line in dump.stdout.splitlines()
+                     if " alloc " in line and "size=" in line]
+            self.assertGreaterEqual(sizes.count(1001), 2000)  # written before the move
+            self.assertEqual([n for n in sizes if n >= 12_345_678], [])
 
     def test_a_trace_replaced_by_a_fifo_does_not_block(self):
         # Opening a FIFO for writing waits for a reader unless O_NONBLOCK: there is none here.
