@@ -90,6 +90,9 @@ struct StringKey {  // UTF-8 text -> string id, by content
 // The location id of frame l. serial: the code's serial when the caller knows l.code is the
 // object it saw in the previous walk, else 0; set to the serial used. 0 when out of memory.
 uint64_t location_id(PyStackCache* c, const Level& l, uint64_t& serial, DefinitionSink& sink);
+// This thread's serial for code (verified by content once per generation, recorded when new);
+// 0 when out of memory.
+uint64_t code_serial_of(PyStackCache* c, const PyCodeObject* code, DefinitionSink& sink);
 // The id of the stack whose innermost frame is at location and whose outer frames are parent.
 uint64_t stack_node(PyStackCache* c, uint64_t parent, uint64_t location, DefinitionSink& sink);
 // Id counters back to 1 (a forked child's trace starts afresh).
@@ -107,6 +110,9 @@ struct PyStackCache {
     // No memo level was taken before its code's first traceable instruction (a generator's
     // frame may be): python_stack_id's fast comparison relies on it.
     bool memo_plain = false;
+    // The memo was made in an earlier code-creation generation: intern_walk reuses a level's
+    // ids only once its code object is confirmed by content (code_serial_of) in this one.
+    bool memo_stale = false;
     // Code-creation generation (python_stack.cpp) the memo was made in: a new code object may
     // sit where a dead one was, so the memo is only trusted within one generation.
     uint64_t generation = 0;
@@ -136,6 +142,7 @@ struct PyStackCache {
 
     void reset() {
         depth = 0;
+        memo_stale = false;
         forget_recent();
         next_code_serial = 1;
         codes.clear();

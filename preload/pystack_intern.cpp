@@ -210,6 +210,10 @@ uint64_t location_id(PyStackCache* c, const Level& l, uint64_t& serial, Definiti
     return 0;
 }
 
+uint64_t code_serial_of(PyStackCache* c, const PyCodeObject* code, DefinitionSink& sink) {
+    return code_serial(c, code, code->co_linetable, sink);
+}
+
 uint64_t stack_node(PyStackCache* c, uint64_t parent, uint64_t location, DefinitionSink& sink) {
     StackKey key{parent, location, 0};
     StackKey* e = c->stacks.find(key.hash(), [&](const StackKey& k) {

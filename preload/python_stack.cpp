@@ -144,8 +144,16 @@ bool must_reset(const PyStackCache* c) {
 // (the previous walk had n levels): their ids, the memo and the recent innermost frames
 // updated. cur holds the walk innermost first; only cur[0..m-1-k] is read unless the caches
 // must start afresh (must_reset), which needs all of it.
+// A stale memo (PyStackCache::memo_stale, k is then 0) is walked level by level too: a level
+// whose code object still has the memo's serial and whose instruction is the memo's keeps
+// its location id, and its stack id while every level outside it did.
 [[gnu::noinline]] uint64_t intern_walk(PyStackCache* c, DefinitionSink& sink, const Level* cur,
                                        int m, int k, int n) {
+    const bool stale = c->memo_stale;
+    if (PMT_UNLIKELY(stale)) {
+        c->memo_stale = false;  // every level this call leaves in the memo is checked
+        k = 0;
+    }
     if (k == m - 1) {  // only the innermost frame differs from the previous walk
         const Level& l = cur[0];
         uint64_t parent = k ? c->memo[k - 1].stack_id : 0;
@@ -163,17 +171,33 @@ bool must_reset(const PyStackCache* c) {
         k = n = 0;
     }
     uint64_t parent = k ? c->memo[k - 1].stack_id : 0;
+    bool same_chain = stale;  // every level so far is the stale memo's, with its ids
     for (int i = k; i < m; ++i) {
         const Level& l = cur[m - 1 - i];
         Memo& memo = c->memo[i];
         // The same code object as at this level last time (the frame moved to another
         // instruction, or a caller changed): its serial is known, no need to verify it again.
+        // In a stale memo the address may hold another code object now: its serial says.
         bool same_code = i < n && memo.key.code == l.code;
-        uint64_t serial = same_code ? memo.code_serial : 0;
-        uint64_t location = same_code && memo.key.instr == l.instr
-                                ? memo.location_id
-                                : pystack::location_id(c, l, serial, sink);
-        uint64_t id = location ? pystack::stack_node(c, parent, location, sink) : 0;
+        uint64_t serial = 0;
+        if (same_code) {
+            if (PMT_LIKELY(!stale)) {
+                serial = memo.code_serial;
+            } else {
+                serial = pystack::code_serial_of(c, l.code, sink);
+                same_code = serial == memo.code_serial;
+            }
+        }
+        const bool same_level = same_code && memo.key.instr == l.instr;
+        uint64_t location =
+            same_level ? memo.location_id : pystack::location_id(c, l, serial, sink);
+        uint64_t id;
+        if (same_chain && same_level) {
+            id = memo.stack_id;  // stack_node(parent, location) gave it: both are the same
+        } else {
+            same_chain = false;
+            id = location ? pystack::stack_node(c, parent, location, sink) : 0;
+        }
         if (!id) {  // out of memory: keep the memo consistent, report no stack
             c->depth = i;
             return 0;
@@ -215,6 +239,10 @@ bool must_reset(const PyStackCache* c) {
 
     int k = 0;
     int n = c->depth;
+    if (PMT_UNLIKELY(c->memo_stale)) {  // a new code generation: every level checked
+        c->memo_plain = plain;
+        return intern_walk(c, sink, cur, m, 0, n);
+    }
     while (k < m && k < n) {
         const Level& l = cur[m - 1 - k];
         const Level& e = c->memo[k].key;
@@ -329,7 +357,11 @@ inline uint64_t walk_from(PyStackCache* c, DefinitionSink& sink, const _PyInterp
         g_code_watched ? g_code_generation.load(std::memory_order_acquire) : c->generation + 1;
     if (generation != c->generation) {
         c->generation = generation;
-        c->depth = 0;
+        // The memo's code objects may have died and their addresses been reused: the memo is
+        // kept, but its levels are confirmed by content before their ids are reused
+        // (full_walk, intern_walk); walk_from's in-place comparison needs memo_plain.
+        c->memo_stale = c->depth > 0;
+        c->memo_plain = false;
         c->forget_recent();
     }
     // The common case: this thread holds the GIL, so the GIL holder's state is its own (a

@@ -224,6 +224,24 @@ class StackWalker(unittest.TestCase):
             del scope, frames
             gc.collect()
 
+    def test_a_replaced_caller_between_frames_that_stay(self):
+        # Each round compiles (a new code generation) a caller in the middle of the stack whose
+        # code object may take the dead one's address, while the frames inside it (inner,
+        # probe) and outside it (this test) keep theirs: the walk after a new generation
+        # reuses the outer frames' ids but must not reuse the inner frames' stack ids.
+        for i in range(300):
+            src = f"def mid{i}(lib):\n" + "    pass\n" * (i % 3) + "    return inner(lib)\n"
+            scope = {"inner": inner}
+            exec(compile(src, f"mid_{i}.py", "exec"), scope)
+            for lib in (RELEASED, HELD):
+                frames = scope[f"mid{i}"](lib)  # L:mid
+                fn = "StackWalker.test_a_replaced_caller_between_frames_that_stay"
+                self.assertEqual(frames[1:4], [here("inner", "inner"),
+                                               (f"mid_{i}.py", f"mid{i}", 2 + i % 3),
+                                               here(fn, "mid")])
+            del scope, frames
+            gc.collect()
+
     def test_a_forked_child_defines_everything_again(self):
         outer(RELEASED)
         pid = os.fork()
