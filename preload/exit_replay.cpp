@@ -16,34 +16,38 @@
 namespace pmt::preload {
 // --- LiveBlockTable --------------------------------------------------------------------------
 
-LiveBlockTable::LiveBlockTable() : slots_(1024, Slot{0, 0, 0}), shift_(64 - 10) {}
+LiveBlockTable::LiveBlockTable()
+    : slots_(1024, Slot{0, 0, 0}), s_(slots_.data()), mask_(1024 - 1), shift_(64 - 10) {}
 
 void LiveBlockTable::erase_at(size_t i) {
     if (i == kZero) {
         zero_live_ = false;
         return;
     }
-    size_t mask = slots_.size() - 1;
+    Slot* const s = s_;
+    const size_t mask = mask_;
     // Backward-shift deletion: move later members of the probe run into the hole when the hole
     // lies on their way from their home slot, so no tombstones are needed.
     for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
-        if (slots_[j].addr == 0) break;
+        if (s[j].addr == 0) break;
         // Movable when its home is not after the hole, cyclically: its distance from home
         // reaches back to the hole.
-        if (((j - home(slots_[j].addr)) & mask) >= ((j - i) & mask)) {
-            slots_[i] = slots_[j];
+        if (((j - home(s[j].addr)) & mask) >= ((j - i) & mask)) {
+            s[i] = s[j];
             i = j;
         }
     }
-    slots_[i] = Slot{0, 0, 0};
+    s[i] = Slot{0, 0, 0};
     --used_;
 }
 
 void LiveBlockTable::grow() {
     std::vector<Slot> old(slots_.size() * 2, Slot{0, 0, 0});
     old.swap(slots_);
+    s_ = slots_.data();
+    mask_ = slots_.size() - 1;
     --shift_;
-    size_t mask = slots_.size() - 1;
+    const size_t mask = mask_;
     for (const Slot& s : old) {
         if (s.addr == 0) continue;
         size_t i = home(s.addr);
@@ -245,6 +249,46 @@ void WriterCycle::hold(const uint64_t* p, const uint64_t* end, uint32_t tid, con
     buf.resize(head + rest);
 }
 
+// Passes one record to a visitor: decode_thread_records stops after it (stop: the visitor
+// itself stopped there).
+template <class V>
+struct OneRecord {
+    V& v;
+    bool stop = false;
+
+    RecNext one(RecNext n) {
+        if (n == RecNext::Go) return RecNext::StopAfter;
+        stop = true;
+        return n;
+    }
+    RecNext alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack) {
+        return one(v.alloc(kind, t, addr, size, stack));
+    }
+    RecNext free(uint64_t t, uint64_t addr) { return one(v.free(t, addr)); }
+    RecNext realloc(AllocKind kind, uint64_t tb, uint64_t ta, uint64_t old_addr, uint64_t new_addr,
+                    uint64_t size, uint64_t stack) {
+        return one(v.realloc(kind, tb, ta, old_addr, new_addr, size, stack));
+    }
+    RecNext mmap(uint64_t t, uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags,
+                 int64_t fd, uint64_t stack) {
+        return one(v.mmap(t, addr, length, prot, flags, fd, stack));
+    }
+    RecNext munmap(uint64_t t, uint64_t addr, uint64_t length) {
+        return one(v.munmap(t, addr, length));
+    }
+    RecNext mremap(uint64_t tb, uint64_t ta, uint64_t old_addr, uint64_t old_length,
+                   uint64_t new_addr, uint64_t new_length, uint64_t stack) {
+        return one(v.mremap(tb, ta, old_addr, old_length, new_addr, new_length, stack));
+    }
+    RecNext rss(uint64_t t, uint64_t bytes) { return one(v.rss(t, bytes)); }
+    RecNext string(uint64_t id, const uint8_t* s, size_t n) { return one(v.string(id, s, n)); }
+    RecNext location(uint64_t id, uint32_t f, uint32_t fn, uint32_t l) {
+        return one(v.location(id, f, fn, l));
+    }
+    RecNext stack(uint64_t id, uint64_t p, uint64_t l) { return one(v.stack(id, p, l)); }
+    RecNext thread_name(uint64_t id) { return one(v.thread_name(id)); }
+};
+
 template <bool Direct>
 void WriterCycle::decode(const PayloadRef& r, Thread& th, uint64_t cut) {
     if (th.stopped) {  // after a held record every later one is held too
@@ -252,12 +296,71 @@ void WriterCycle::decode(const PayloadRef& r, Thread& th, uint64_t cut) {
         return;
     }
     Visitor<Direct> v{*this, th, cut};
-    RecPosition at = decode_thread_records(r.data + 1, r.data + r.words, th.last_ns, v);
+    RecPosition at;
+    if constexpr (Direct)
+        at = decode_direct(r.data + 1, r.data + r.words, th.last_ns, v);
+    else
+        at = decode_thread_records(r.data + 1, r.data + r.words, th.last_ns, v);
     th.last_ns = at.t;
     if (at.stopped) {
         th.stopped = true;
         hold(at.p, r.data + r.words, th.tid, v.did_split ? &v.split : nullptr);
     }
+}
+
+// The streamed thread's records as decode_thread_records reads them (thread_records.hpp), with
+// the two frequent ones read here: a free, an alloc, and an alloc followed at once by the
+// free of its address (most of a program's blocks: regex's malloc/free pairs) fed as one PAIR
+// when nothing can come between them. Any other record goes through decode_thread_records.
+RecPosition WriterCycle::decode_direct(const uint64_t* p, const uint64_t* end, uint64_t t,
+                                       Visitor<true>& v) {
+    constexpr size_t kAhead = 12;  // words
+    const uint32_t tid = v.th.tid;
+    while (p < end) {
+        const uint64_t w = p[0];
+        const unsigned tag = static_cast<unsigned>(w >> rec::kTagShift);
+        const uint64_t addr = w & rec::kLowMask;
+        const size_t left = static_cast<size_t>(end - p);
+        if (left > kAhead) {
+            // A free or an alloc a few records on (most words there are not a record's first:
+            // their top bits are 0, no such tag): its table slot, loaded meanwhile.
+            const uint64_t x = p[kAhead];
+            const unsigned xt = static_cast<unsigned>(x >> rec::kTagShift);
+            if (xt == rec::kFree || xt - rec::kAlloc < rec::kKinds)
+                blocks_.prefetch(x & rec::kLowMask);
+        }
+        if (tag - rec::kAlloc < rec::kKinds && left >= 4) {
+            const AllocKind kind = static_cast<AllocKind>(tag - rec::kAlloc);
+            const uint64_t ta = p[1] > t ? p[1] : t;
+            if (left >= 6 && p[4] == (rec::tag(rec::kFree) | addr)) {
+                const uint64_t tf = p[5] > ta ? p[5] : ta;
+                if (tf < gate_ && since_check_ < 254 && !enc_.may_tick(tf)) {
+                    feed_pair(tid, kind, ta, addr, p[2], p[3]);
+                    t = tf;
+                    p += 6;
+                    pair_run(p, end, t);
+                    continue;
+                }
+            }
+            if (v.alloc(kind, ta, addr, p[2], p[3]) == RecNext::StopBefore) return {p, t, true};
+            t = ta;
+            p += 4;
+            continue;
+        }
+        if (tag == rec::kFree && left >= 2) {
+            const uint64_t tf = p[1] > t ? p[1] : t;
+            if (v.free(tf, addr) == RecNext::StopBefore) return {p, t, true};
+            t = tf;
+            p += 2;
+            continue;
+        }
+        OneRecord<Visitor<true>> one{v};
+        const RecPosition at = decode_thread_records(p, end, t, one);
+        if (one.stop) return at;
+        p = at.p;
+        t = at.t;
+    }
+    return {p, t, false};
 }
 
 // --- feeding the encoder, with the replay ------------------------------------------------------
@@ -280,17 +383,9 @@ inline void WriterCycle::feed_alloc(uint32_t tid, AllocKind kind, uint64_t t, ui
                                     uint64_t size, uint64_t stack) {
     set_thread(tid);
     enc_.time(t);
-    settle_pending();
-    size_t slot;
-    if (reuse_ && addr == reuse_addr_) {
-        slot = reuse_slot_;
-    } else {
-        bool live;
-        slot = blocks_.find(addr, &live);
-        if (__builtin_expect(live, 0)) slot = replace(slot, addr);
-    }
+    const size_t slot = new_block_slot(addr);
     uint64_t seq = enc_.alloc(kind, size, stack);
-    if (__builtin_expect((seq >> 40 | cur_ >> 24) != 0, 0)) throw std::bad_alloc();
+    check_ref(seq);
     pending_ = true;
     pending_slot_ = slot;
     pending_block_ = LiveBlockTable::Slot{addr, size, seq << 24 | cur_};
@@ -298,6 +393,74 @@ inline void WriterCycle::feed_alloc(uint32_t tid, AllocKind kind, uint64_t t, ui
     ++events_;
     grew(t);
     counted();
+}
+
+// feed_alloc and then feed_free of the same address, both by thread tid at times t <= t_free,
+// in one step: the caller has checked that nothing comes between them (no queued event, no
+// TICK at t_free, no size check). The same bytes and state as the two calls.
+inline void WriterCycle::feed_pair(uint32_t tid, AllocKind kind, uint64_t t, uint64_t addr,
+                                   uint64_t size, uint64_t stack) {
+    set_thread(tid);
+    const size_t slot = new_block_slot(addr);
+    check_ref(enc_.pair(kind, size, stack));
+    reuse_ = true;
+    reuse_addr_ = addr;
+    reuse_slot_ = slot;
+    events_ += 2;
+    since_check_ += 2;
+    const uint64_t live = heap_live_ + size + maps_.live_bytes();
+    if (live > peak_bytes_) {
+        peak_bytes_ = live;
+        peak_time_ns_ = t;
+    }
+}
+
+// After feed_pair: the pairs right after it at the same address (an allocator handing the
+// block just freed out again: regex's), each as feed_pair would feed it (blocks_, the reuse
+// slot and the pending state stay as they are; no TICK, no queued event, no size check comes
+// between them), with the state in registers. Leaves p and t after the last one fed.
+void WriterCycle::pair_run(const uint64_t*& p, const uint64_t* end, uint64_t& t) {
+    const size_t most = static_cast<size_t>(end - p) / 6;
+    // check_ref for each: the seqs stay below 2^40 (and the thread index is the same).
+    if (most == 0 || ((enc_.next_seq() + most) >> 40 | cur_ >> 24) != 0) return;
+    const uint64_t key = rec::tag(rec::kFree) | reuse_addr_;  // its free record's first word
+    const uint64_t lim = std::min(gate_, enc_.tick_at_ns());
+    const uint64_t base = heap_live_ + maps_.live_bytes();
+    const uint64_t* q = p;
+    uint64_t tq = t;
+    unsigned since = since_check_;
+    uint64_t peak = peak_bytes_, peak_t = peak_time_ns_;
+    const uint64_t n = enc_.pairs([&](AllocKind& kind, uint64_t& size, uint64_t& stack) {
+        if (end - q < 6) return false;
+        const uint64_t w = q[0];
+        const unsigned tag = static_cast<unsigned>(w >> rec::kTagShift);
+        // An alloc at the reused address (the free's word less its tag), then its free.
+        if (tag - rec::kAlloc >= rec::kKinds || q[4] != key ||
+            (w & rec::kLowMask) != (key & rec::kLowMask) || since >= 254)
+            return false;
+        const uint64_t ta = q[1] > tq ? q[1] : tq;
+        const uint64_t tf = q[5] > ta ? q[5] : ta;
+        if (tf >= lim) return false;
+        kind = static_cast<AllocKind>(tag - rec::kAlloc);
+        size = q[2];
+        stack = q[3];
+        const uint64_t live = base + size;
+        if (live > peak) {
+            peak = live;
+            peak_t = ta;
+        }
+        since += 2;
+        tq = tf;
+        q += 6;
+        return true;
+    });
+    if (n == 0) return;
+    events_ += 2 * n;
+    since_check_ = since;
+    peak_bytes_ = peak;
+    peak_time_ns_ = peak_t;
+    p = q;
+    t = tq;
 }
 
 // An address still live (its free was not seen) is freed first, so the reader's accounting
@@ -312,6 +475,21 @@ size_t WriterCycle::replace(size_t slot, uint64_t addr) {
     blocks_.erase_at(slot);
     bool live;
     return blocks_.find(addr, &live);
+}
+
+inline void WriterCycle::free_table(uint64_t addr, AllocKind kind) {
+    settle_pending();
+    bool live;
+    size_t slot = blocks_.find(addr, &live);
+    if (live) {
+        LiveBlockTable::Slot& s = blocks_.at(slot);
+        free_block(s.ref, kind);
+        heap_live_ -= s.size;
+        reuse_ = false;
+        blocks_.erase_at(slot);
+    } else {
+        enc_.free_unknown(addr, kind);
+    }
 }
 
 inline void WriterCycle::feed_free(uint32_t tid, uint64_t t, uint64_t addr, AllocKind kind) {
@@ -329,21 +507,6 @@ inline void WriterCycle::feed_free(uint32_t tid, uint64_t t, uint64_t addr, Allo
         free_table(addr, kind);
     }
     counted();
-}
-
-void WriterCycle::free_table(uint64_t addr, AllocKind kind) {
-    settle_pending();
-    bool live;
-    size_t slot = blocks_.find(addr, &live);
-    if (live) {
-        LiveBlockTable::Slot& s = blocks_.at(slot);
-        free_block(s.ref, kind);
-        heap_live_ -= s.size;
-        reuse_ = false;
-        blocks_.erase_at(slot);
-    } else {
-        enc_.free_unknown(addr, kind);
-    }
 }
 
 void WriterCycle::feed_map(uint32_t tid, const Event& e) {

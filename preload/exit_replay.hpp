@@ -8,6 +8,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <unordered_map>
 #include <vector>
 
@@ -37,19 +38,19 @@ public:
             *live = zero_live_;
             return kZero;
         }
-        size_t mask = slots_.size() - 1;
-        for (size_t i = home(addr);; i = (i + 1) & mask) {
-            if (slots_[i].addr == addr) {
+        const Slot* const s = s_;
+        for (size_t i = home(addr);; i = (i + 1) & mask_) {
+            if (s[i].addr == addr) {
                 *live = true;
                 return i;
             }
-            if (slots_[i].addr == 0) {
+            if (s[i].addr == 0) {
                 *live = false;
                 return i;
             }
         }
     }
-    Slot& at(size_t slot) { return __builtin_expect(slot == kZero, 0) ? zero_ : slots_[slot]; }
+    Slot& at(size_t slot) { return __builtin_expect(slot == kZero, 0) ? zero_ : s_[slot]; }
     // Makes addr live in the empty slot find gave for it; the table must not have changed since.
     void insert_at(size_t slot, const Slot& s) {
         if (__builtin_expect(slot == kZero, 0)) {
@@ -57,20 +58,24 @@ public:
             zero_live_ = true;
             return;
         }
-        slots_[slot] = s;
-        if (++used_ * 2 > slots_.size()) grow();
+        s_[slot] = s;
+        if (++used_ * 2 > mask_ + 1) grow();
     }
     // Removes the live block find gave.
     void erase_at(size_t slot);
+    // Starts loading the slot where find(addr) begins (the writer looks a few records ahead).
+    void prefetch(uint64_t addr) const { __builtin_prefetch(&s_[home(addr)]); }
     size_t size() const { return used_ + (zero_live_ ? 1 : 0); }
 
 private:
     size_t home(uint64_t addr) const {
         return static_cast<size_t>((addr * 0x9E3779B97F4A7C15ull) >> shift_);
     }
-    void grow();
+    [[gnu::noinline]] void grow();
 
     std::vector<Slot> slots_;
+    Slot* s_;      // slots_.data()
+    size_t mask_;  // slots_.size() - 1 (a power of two less one)
     size_t used_ = 0;
     unsigned shift_;
     bool zero_live_ = false;  // address 0 (only a damaged stream has it) lives outside the array
@@ -96,6 +101,7 @@ struct PayloadRef {
 };
 
 struct Split;
+struct RecPosition;
 
 class WriterCycle {
 public:
@@ -180,6 +186,7 @@ private:
     void run(const PayloadRef* payloads, size_t n, uint64_t cut);
     template <bool Direct>
     void decode(const PayloadRef& p, Thread& th, uint64_t cut);
+    RecPosition decode_direct(const uint64_t* p, const uint64_t* end, uint64_t t, Visitor<true>& v);
     void hold(const uint64_t* p, const uint64_t* end, uint32_t tid, const Split* split);
 
     // Feeding the encoder in the global order (with the replay).
@@ -187,10 +194,26 @@ private:
     void free_block(uint64_t ref, AllocKind kind);
     [[noreturn, gnu::cold, gnu::noinline]] static void bad_block();
     [[gnu::noinline]] size_t replace(size_t slot, uint64_t addr);
-    [[gnu::noinline]] void free_table(uint64_t addr, AllocKind kind);
+    void free_table(uint64_t addr, AllocKind kind);
     void feed_alloc(uint32_t tid, AllocKind kind, uint64_t t, uint64_t addr, uint64_t size,
                     uint64_t stack);
+    void feed_pair(uint32_t tid, AllocKind kind, uint64_t t, uint64_t addr, uint64_t size,
+                   uint64_t stack);
     void feed_free(uint32_t tid, uint64_t t, uint64_t addr, AllocKind kind);
+    void pair_run(const uint64_t*& p, const uint64_t* end, uint64_t& t);
+    // The empty slot of blocks_ for a new block at addr (the pending one settled first; a block
+    // still live there freed first).
+    size_t new_block_slot(uint64_t addr) {
+        settle_pending();
+        if (reuse_ && addr == reuse_addr_) return reuse_slot_;
+        bool live;
+        const size_t slot = blocks_.find(addr, &live);
+        return __builtin_expect(live, 0) ? replace(slot, addr) : slot;
+    }
+    // A block's reference (seq << 24 | thread index) must fit 64 bits.
+    void check_ref(uint64_t seq) const {
+        if (__builtin_expect((seq >> 40 | cur_ >> 24) != 0, 0)) throw std::bad_alloc();
+    }
     void feed_map(uint32_t tid, const Event& e);
     void feed_rss(uint32_t tid, uint64_t t, uint64_t bytes);
     void feed_item(const Item& it, const Thread& th);

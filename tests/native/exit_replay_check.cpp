@@ -249,7 +249,7 @@ struct Scenario {
         // (the records' wide forms).
         uint64_t a = (pick(30) == 0 ? 0xFE00000000000000 : 0x10000) + pick(64) * 16;
         uint64_t m = 0x7f0000000000 + pick(16) * 4096;
-        switch (pick(14)) {
+        switch (pick(15)) {
             case 0:
             case 1:
             case 2:
@@ -297,6 +297,19 @@ struct Scenario {
                 const char* text = name + pick(20);
                 emit(t, [&](auto& e) { return e.string(id, text, n); });
                 emit(t, [&](auto& e) { return e.location(id, f, f + 1, l); });
+                break;
+            }
+            case 14: {  // a run of malloc/free pairs at one address (the writer's PAIR runs)
+                uint64_t b = pick(3) ? a : live.empty() ? 0 : live[pick(live.size())];
+                for (uint64_t k = 1 + pick(40); k > 0; --k) {
+                    uint64_t size = 1 + pick(3000), stack = pick(9), at = now;
+                    emit(t,
+                         [&](auto& e) { return e.alloc(AllocKind::Malloc, at, b, size, stack); });
+                    emit(t, [&](auto& e) { return e.free(at, b); });
+                    if (pick(8) == 0) now += 4096 * (1 + pick(64));  // TICKs, cuts between
+                }
+                t.last_t = std::max(t.last_t, now);
+                clock = std::max(clock, now);
                 break;
             }
             default: {

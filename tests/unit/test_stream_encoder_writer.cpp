@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <random>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "pmt/format.hpp"
@@ -173,5 +175,109 @@ TEST_CASE("writer encoder: time() ticks exactly by the rule, up to times near 2^
             const auto p = finish(enc);
             REQUIRE(payload_ticks(p) == model_ticks(times, k, m));
         }
+    }
+}
+
+TEST_CASE("writer encoder: put_varint writes the shortest form", "[trace][encoder]") {
+    std::vector<uint64_t> values = {0, 1, 0x7f, 0x80, 0x3fff, 0x4000, ~uint64_t{0}};
+    for (unsigned b = 1; b < 64; ++b) {
+        const uint64_t v = uint64_t{1} << b;
+        values.insert(values.end(), {v - 1, v, v + 1});
+    }
+    for (uint64_t v : values) {
+        std::vector<uint8_t> want;  // 7 bits a byte, low first, the top bit on all but the last
+        for (uint64_t x = v;; x >>= 7) {
+            want.push_back(static_cast<uint8_t>(x & 0x7f) | (x >= 0x80 ? 0x80 : 0));
+            if (x < 0x80) break;
+        }
+        uint8_t buf[10];
+        const uint8_t* end = detail::put_varint(buf, v);
+        const uint8_t* begin = buf;
+        REQUIRE(std::vector<uint8_t>(begin, end) == want);
+        REQUIRE(want.size() == detail::varint_len(v));
+    }
+}
+
+// The same event stream fed three ways: each alloc freed at once by its thread with free() as
+// alloc() + free(), as pair(), or in runs through pairs() (which stops before a column grows);
+// between them allocations left live, frees of them, TICKs, thread switches, definitions.
+static std::vector<std::vector<uint8_t>> pair_script(StreamEncoder& enc, uint64_t seed, int how) {
+    std::mt19937_64 rng(seed);
+    std::vector<std::pair<uint32_t, uint64_t>> live;
+    std::vector<std::vector<uint8_t>> payloads;
+    uint64_t t = 0;
+    uint32_t cur = enc.thread(100);
+    auto one = [&](AllocKind kind, uint64_t size, uint64_t stack) {
+        if (how == 0) {
+            const uint64_t seq = enc.alloc(kind, size, stack);
+            REQUIRE(enc.free(cur, seq, AllocKind::Malloc));
+        } else {
+            const uint64_t before = enc.next_seq();
+            REQUIRE(enc.pair(kind, size, stack) == before);
+        }
+    };
+    // Sizes and stacks of every varint length.
+    auto value = [&rng] { return rng() % 3 ? rng() % 300 : rng() >> (rng() % 64); };
+    for (int i = 0; i < 3000; ++i) {
+        const unsigned r = static_cast<unsigned>(rng() % 100);
+        t += rng() % 3000;
+        enc.time(t);
+        if (r < 50) {
+            size_t k = 1 + rng() % 200;  // a run of PAIRs
+            std::vector<std::tuple<AllocKind, uint64_t, uint64_t>> run;
+            for (size_t j = 0; j < k; ++j)
+                run.emplace_back(static_cast<AllocKind>(rng() % 9), value(), value());
+            size_t j = 0;
+            while (j < run.size()) {
+                if (how == 2) {
+                    const uint64_t before = enc.next_seq();
+                    size_t asked = 0;
+                    const uint64_t n =
+                        enc.pairs([&](AllocKind& kind, uint64_t& size, uint64_t& stack) {
+                            if (j + asked == run.size()) return false;
+                            std::tie(kind, size, stack) = run[j + asked++];
+                            return true;
+                        });
+                    REQUIRE(n == asked);
+                    REQUIRE(enc.next_seq() == before + n);
+                    j += n;
+                    if (j == run.size()) break;
+                }
+                std::apply(one, run[j++]);  // pairs() stopped before a column grows
+            }
+        } else if (r < 70) {
+            live.emplace_back(cur, enc.alloc(static_cast<AllocKind>(rng() % 9), value(), value()));
+        } else if (r < 85 && !live.empty()) {
+            const size_t j = rng() % live.size();
+            REQUIRE(enc.free(live[j].first, live[j].second, static_cast<AllocKind>(rng() % 9)));
+            live[j] = live.back();
+            live.pop_back();
+        } else if (r < 92) {
+            cur = enc.thread(100 + static_cast<uint32_t>(rng() % 4));
+        } else if (r < 95) {
+            t += uint64_t(1) << 30;  // a TICK
+        } else {
+            enc.string(i, "name", 4);
+        }
+        if (rng() % 97 == 0) payloads.push_back(finish(enc));
+    }
+    payloads.push_back(finish(enc));
+    return payloads;
+}
+
+TEST_CASE("writer encoder: pair() and pairs() write alloc() and free()'s bytes",
+          "[trace][v4][encoder]") {
+    for (uint64_t seed = 1; seed <= 6; ++seed) {
+        StreamEncoder a(10, 10, kStreamFormatVersion, false);
+        StreamEncoder b(10, 10, kStreamFormatVersion, false);
+        StreamEncoder c(10, 10, kStreamFormatVersion, false);
+        const auto pa = pair_script(a, seed, 0);
+        const auto pb = pair_script(b, seed, 1);
+        const auto pc = pair_script(c, seed, 2);
+        REQUIRE(pa == pb);
+        REQUIRE(pa == pc);
+        REQUIRE(a.next_seq() == c.next_seq());
+        for (uint32_t th = 0; th < a.thread_count(); ++th)
+            REQUIRE(a.live_blocks(th) == c.live_blocks(th));
     }
 }

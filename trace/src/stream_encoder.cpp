@@ -48,6 +48,7 @@ void StreamEncoder::grow(Column& c, size_t need) {
     c.buf = std::move(b);
     c.w = c.buf.get() + used;
     c.end = c.buf.get() + n;
+    c.lim = c.end - (kVarintMax - 1);  // n >= kInitialColumn
 }
 
 void StreamEncoder::address(uint64_t addr) {
@@ -64,6 +65,7 @@ uint32_t StreamEncoder::switch_thread(uint32_t tid) {
         tids_.insert(tid, index);  // before the push: a failure leaves no half-made thread
         threads_.emplace_back();
         threads_.back().tid = tid;
+        n_threads_ = static_cast<uint32_t>(threads_.size());
         put(kOther, index);
         put(kOther, tid);
     } else {
@@ -82,46 +84,27 @@ void StreamEncoder::tick(uint64_t c) {
     set_tick_at();
 }
 
-void StreamEncoder::write_alloc(const Pending& p) {
-    pending_ = false;
-    op(op3_alloc(p.kind));
-    put(kSizes, p.size);
-    put(kStacks, p.stack);
+void StreamEncoder::write_alloc() { write_pending(); }
+
+void StreamEncoder::alloc_checked(uint64_t seq) {
     if (!has_cur()) return;  // without a thread: the caller's bug
     Thread& th = threads_[cur_];
     if (v3_) {
-        th.live.add(p.seq);
+        th.live.add(seq);
         return;
     }
-    if (check_frees_) live_.add(p.seq);
-    th.next_alloc = p.seq + 1;
+    if (check_frees_) live_.add(seq);
+    th.next_alloc = seq + 1;
     ++th.live_count;
 }
 
-bool StreamEncoder::free_held(uint32_t owner, uint64_t seq, AllocKind kind) {
-    confirm();
-    if (owner >= threads_.size()) return false;
-    Thread& th = threads_[owner];
-    uint64_t r;  // the reference: version 4's prediction code, version 3's rank code
-    if (__builtin_expect(v3_, 0)) {
-        r = rank_code(th, seq);
-        if (r == LiveRank::kNotLive) return false;
-    } else {
-        if (check_frees_ && !live_.remove(seq)) return false;
-        // Even: the distance from f (zigzag), odd: back from the last allocation; the shorter.
-        const uint64_t from_free = detail::zigzag(static_cast<int64_t>(seq - th.next_free));
-        const uint64_t back = th.next_alloc - 1 - seq;  // wraps (never chosen) if seq >= a
-        r = seq < th.next_alloc && back < from_free ? 2 * back + 1 : 2 * from_free;
-        th.next_free = seq + 1;
-        --th.live_count;
+bool StreamEncoder::free_checked(Thread& th, uint64_t seq, uint64_t* r) {
+    if (v3_) {
+        *r = rank_code(th, seq);
+        return *r != LiveRank::kNotLive;
     }
-    if (owner == cur_ && has_cur()) {
-        op(op3_free(Op3::Free, kind));
-    } else {
-        op(op3_free(Op3::FreeOther, kind));
-        put(kRefs, owner);
-    }
-    put(kRefs, r);
+    if (!live_.remove(seq)) return false;
+    *r = free_code(th, seq);
     return true;
 }
 

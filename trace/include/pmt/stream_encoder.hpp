@@ -46,12 +46,16 @@ public:
     void time(uint64_t t_ns) {
         if (__builtin_expect(t_ns >= tick_at_ns_, 0)) time_slow(t_ns);
     }
+    // Whether time(t_ns) might emit a TICK (false: it changes nothing, nor does any reading
+    // below t_ns).
+    bool may_tick(uint64_t t_ns) const { return t_ns >= tick_at_ns_; }
+    uint64_t tick_at_ns() const { return tick_at_ns_; }  // no reading below it may tick
     // Every event and THREAD_NAME needs a current thread: call thread() before the first.
     // A heap block allocated by the current thread; returns its seq (store it with the block,
     // with the thread index, for its free).
     // (Inline: the ALLOC is held back, and the held one written out of line.)
     uint64_t alloc(AllocKind kind, uint64_t size, uint64_t stack) {
-        if (pending_) write_alloc(pend_);
+        if (pending_) write_pending();
         const uint64_t seq = next_seq_++;
         pend_ = Pending{size, stack, seq, kind};
         pending_ = true;
@@ -62,16 +66,73 @@ public:
     // owner index is unknown or seq is not live (version 3: not live in that thread; a caller's
     // bug; check_frees false: only an unknown owner). Version 4 names the block relative to
     // the owner's last free and last allocation: the owner must be the thread that allocated
-    // it for the reference to stay short. (Inline: the free of the ALLOC held back, a PAIR.)
+    // it for the reference to stay short. (Inline: the free of the ALLOC held back, a PAIR,
+    // and version 4's free without check_frees; the checks out of line.)
     bool free(uint32_t owner, uint64_t seq, AllocKind kind = AllocKind::Malloc) {
-        if (pending_ && op3_free_group(kind) == 0 && owner == cur_ && seq == pend_.seq) {
+        if (pending_ && seq == pend_.seq && owner == cur_ && op3_free_group(kind) == 0) {
             op(op3_pair(pend_.kind));
             put(kSizes, pend_.size);
             put(kStacks, pend_.stack);
             pending_ = false;
             return true;
         }
-        return free_held(owner, seq, kind);
+        confirm();
+        if (owner >= n_threads_) return false;
+        Thread& th = threads_[owner];
+        uint64_t r;  // the reference: version 4's prediction code, version 3's rank code
+        if (__builtin_expect(check_frees_, 0)) {  // always with version 3
+            if (!free_checked(th, seq, &r)) return false;
+        } else {
+            r = free_code(th, seq);
+        }
+        if (owner == cur_ && has_cur()) {
+            op(op3_free(Op3::Free, kind));
+        } else {
+            op(op3_free(Op3::FreeOther, kind));
+            put(kRefs, owner);
+        }
+        put(kRefs, r);
+        return true;
+    }
+    // alloc() and then, with nothing between, free(current thread, that seq, Malloc): a PAIR,
+    // in one step (the same bytes and state). Returns the block's seq.
+    uint64_t pair(AllocKind kind, uint64_t size, uint64_t stack) {
+        if (pending_) write_alloc();
+        op(op3_pair(kind));
+        put(kSizes, size);
+        put(kStacks, stack);
+        return next_seq_++;
+    }
+    // pair() over and over, the columns' write positions held in registers: next(kind, size,
+    // stack) sets the next PAIR's fields and returns true, or returns false when there are no
+    // more; it is not asked once a column would have to grow first. next must not call the
+    // encoder. Returns how many PAIRs it wrote (the same bytes and state as that many pair()).
+    template <class Next>
+    uint64_t pairs(Next&& next) {
+        if (pending_) write_alloc();
+        Column& o = cols_[kOps];
+        Column& z = cols_[kSizes];
+        Column& k = cols_[kStacks];
+        uint8_t* ow = o.w;
+        uint8_t* zw = z.w;
+        uint8_t* kw = k.w;
+        const uint8_t* const ol = o.lim;
+        const uint8_t* const zl = z.lim;
+        const uint8_t* const kl = k.lim;
+        uint64_t n = 0;
+        AllocKind kind;
+        uint64_t size, stack;
+        while (ow < ol && zw < zl && kw < kl && next(kind, size, stack)) {
+            *ow++ = op3_pair(kind);
+            zw = detail::put_varint(zw, size);
+            kw = detail::put_varint(kw, stack);
+            ++n;
+        }
+        o.w = ow;
+        z.w = zw;
+        k.w = kw;
+        next_seq_ += n;
+        return n;
     }
     void free_unknown(uint64_t addr, AllocKind kind = AllocKind::Malloc);
     void mmap(uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags, int64_t fd,
@@ -108,6 +169,7 @@ private:
         std::unique_ptr<uint8_t[]> buf;
         uint8_t* w = nullptr;
         uint8_t* end = nullptr;
+        uint8_t* lim = nullptr;  // end - (kVarintMax - 1): below it a varint fits
         size_t size() const { return static_cast<size_t>(w - buf.get()); }
     };
     struct Thread {
@@ -127,33 +189,63 @@ private:
     uint32_t switch_thread(uint32_t tid);
     bool has_cur() const { return cur_key_ <= UINT32_MAX; }
     uint64_t rank_code(Thread& owner, uint64_t seq);  // version 3; LiveRank::kNotLive if not live
+    // Version 4's reference to block seq of thread th, which it makes freed.
+    static uint64_t free_code(Thread& th, uint64_t seq) {
+        // Even: the distance from f (zigzag), odd: back from the last allocation; the shorter.
+        const uint64_t from_free = detail::zigzag(static_cast<int64_t>(seq - th.next_free));
+        const uint64_t back = th.next_alloc - 1 - seq;  // wraps (never chosen) if seq >= a
+        th.next_free = seq + 1;
+        --th.live_count;
+        return seq < th.next_alloc && back < from_free ? 2 * back + 1 : 2 * from_free;
+    }
+    // The bookkeeping of an ALLOC and a free with check_frees_ (and version 3), or of an ALLOC
+    // without a current thread: out of line, so the inline paths stay short.
+    [[gnu::noinline]] void alloc_checked(uint64_t seq);
+    [[gnu::noinline]] bool free_checked(Thread& th, uint64_t seq, uint64_t* r);
     void tick(uint64_t c);
     [[gnu::noinline]] void time_slow(uint64_t t_ns);
     void set_tick_at();
     void confirm() {  // writes the held-back ALLOC, if any
-        if (pending_) write_alloc(pend_);
+        if (pending_) write_alloc();
     }
-    // Writes the held-back ALLOC p (pend_) and clears pending_.
-    [[gnu::noinline]] void write_alloc(const Pending& p);
-    // free() of a block other than the held-back ALLOC's (that one is written first).
-    [[gnu::noinline]] bool free_held(uint32_t owner, uint64_t seq, AllocKind kind);
-    void grow(Column& c, size_t need);
+    // Writes the held-back ALLOC (pend_) and clears pending_: inline in alloc(), where most
+    // are written; out of line (write_alloc) elsewhere.
+    void write_pending() {
+        pending_ = false;
+        op(op3_alloc(pend_.kind));
+        put(kSizes, pend_.size);
+        put(kStacks, pend_.stack);
+        if (__builtin_expect(check_frees_ || !has_cur(), 0)) return alloc_checked(pend_.seq);
+        Thread& th = threads_[cur_];
+        th.next_alloc = pend_.seq + 1;
+        ++th.live_count;
+    }
+    [[gnu::noinline]] void write_alloc();
+    [[gnu::noinline]] void grow(Column& c, size_t need);
+    static constexpr size_t kVarintMax = 10;
     uint8_t* room(Col c, size_t n) {
         Column& col = cols_[c];
         if (static_cast<size_t>(col.end - col.w) < n) grow(col, n);
         return col.w;
     }
+    // Room for a varint (or an opcode): one compare.
+    uint8_t* room_varint(Col c) {
+        Column& col = cols_[c];
+        if (__builtin_expect(col.w >= col.lim, 0)) grow(col, kVarintMax);
+        return col.w;
+    }
     void op(uint8_t o) {
-        uint8_t* p = room(kOps, 1);
+        uint8_t* p = room_varint(kOps);
         *p = o;
         cols_[kOps].w = p + 1;
     }
-    void put(Col c, uint64_t v) { cols_[c].w = detail::put_varint(room(c, 10), v); }
+    void put(Col c, uint64_t v) { cols_[c].w = detail::put_varint(room_varint(c), v); }
     void address(uint64_t addr);
     Column cols_[kCols];
     std::vector<Thread> threads_;
-    LiveSeqs live_;          // version 4: every live block of the stream
-    detail::TidTable tids_;  // tid -> thread index
+    uint32_t n_threads_ = 0;  // threads_.size(), without the division by sizeof(Thread)
+    LiveSeqs live_;           // version 4: every live block of the stream
+    detail::TidTable tids_;   // tid -> thread index
     unsigned time_shift_;
     uint64_t tick_;   // 2^m
     uint64_t t_ = 0;  // running time, units of 2^k ns

@@ -10,6 +10,15 @@
 namespace pmt::detail {
 
 inline uint8_t* put_varint(uint8_t* p, uint64_t v) {
+    if (v < 0x80) {  // one and two bytes (most sizes, stack ids and references) without a loop
+        *p = static_cast<uint8_t>(v);
+        return p + 1;
+    }
+    if (v < 0x4000) {
+        p[0] = static_cast<uint8_t>(v) | 0x80;
+        p[1] = static_cast<uint8_t>(v >> 7);
+        return p + 2;
+    }
     while (v >= 0x80) {
         *p++ = static_cast<uint8_t>(v) | 0x80;
         v >>= 7;
