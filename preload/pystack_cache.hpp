@@ -41,6 +41,16 @@ struct Memo {
     uint64_t code_serial;  // CodeInfo::id of key.code
     uint64_t location_id;
     uint64_t stack_id;  // the stack made of this frame and every frame outside it
+    // The frame object of this level when it was last walked in full (full_walk): what
+    // python_stack_id's comparison follows instead of the frames' own links. A stale one
+    // only makes that comparison fail: it is never read before a live frame links to it.
+    const _PyInterpreterFrame* frame;
+    void set(const Level& l, uint64_t serial, uint64_t location, uint64_t stack) {
+        key = l;
+        code_serial = serial;
+        location_id = location;
+        stack_id = stack;
+    }
 };
 
 // A code object as this thread knows it. A freed code object's address (and those of its name

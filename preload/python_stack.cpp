@@ -159,7 +159,7 @@ bool must_reset(const PyStackCache* c) {
         uint64_t parent = k ? c->memo[k - 1].stack_id : 0;
         for (const PyStackCache::Recent& r : c->recent) {
             if (r.key.code == l.code && r.key.instr == l.instr && r.parent == parent) {
-                c->memo[k] = Memo{l, r.code_serial, r.location_id, r.stack_id};
+                c->memo[k].set(l, r.code_serial, r.location_id, r.stack_id);
                 c->depth = m;
                 return r.stack_id;
             }
@@ -202,7 +202,7 @@ bool must_reset(const PyStackCache* c) {
             c->depth = i;
             return 0;
         }
-        memo = Memo{l, serial, location, id};
+        memo.set(l, serial, location, id);
         parent = id;
     }
     c->depth = m;
@@ -220,6 +220,7 @@ bool must_reset(const PyStackCache* c) {
 [[gnu::noinline]] uint64_t full_walk(PyStackCache* c, DefinitionSink& sink,
                                      const _PyInterpreterFrame* f0) {
     Level cur[pystack::kMaxDepth];
+    const _PyInterpreterFrame* frames[pystack::kMaxDepth];
     int m = 0;
     int steps = 0;
     bool plain = true;
@@ -234,8 +235,10 @@ bool must_reset(const PyStackCache* c) {
             if (f->owner != FRAME_OWNED_BY_GENERATOR) continue;
             plain = false;
         }
+        frames[m] = f;
         cur[m++] = Level{code, instr};
     }
+    for (int i = 0; i < m; ++i) c->memo[i].frame = frames[m - 1 - i];
 
     int k = 0;
     int n = c->depth;
@@ -265,6 +268,7 @@ bool must_reset(const PyStackCache* c) {
         if ((plain || f0->owner == FRAME_OWNED_BY_GENERATOR) && !must_reset(c)) {
             Level l{code, instr};
             c->memo_plain = plain;
+            c->memo[n - 1].frame = f0;
             return intern_walk(c, sink, &l, n, n - 1, n);
         }
     }
@@ -402,14 +406,23 @@ inline uint64_t walk_from(PyStackCache* c, DefinitionSink& sink, const _PyInterp
     // traceable instruction, so a frame equal to one is one the full walk keeps, and an
     // incomplete frame (which the full walk skips) never equals one. Anything else (other
     // depth, skipped frames, more frames moved) takes the full walk below.
+    //
+    // Each outer frame is the memo's frame object (Memo::frame) if the frame inside it links to
+    // that one: the next frame is then read at an address the memo holds, not at the one just
+    // loaded, so the reads of all levels can run at once instead of one after the other (the
+    // chain's own loads were the cost of deep stacks; objdump shows g taken from the memo's
+    // load). A frame is read only once the live frame inside it has been seen to link to it,
+    // and every level below depth has a frame (full_walk and innermost_moved set them).
     if (PMT_LIKELY(n > 0 && c->memo_plain && f0)) {
         const Memo* inner = c->memo + (n - 1);
         const Memo* e = inner;
         const _PyInterpreterFrame* g = f0;
         for (int outer = n - 1; outer; --outer) {
-            g = g->previous;
             --e;
-            if (!g || g->f_code != e->key.code || g->prev_instr != e->key.instr) {
+            const _PyInterpreterFrame* next = e->frame;
+            if (g->previous != next) return full_walk(c, sink, f0);
+            g = next;
+            if (g->f_code != e->key.code || g->prev_instr != e->key.instr) {
                 return full_walk(c, sink, f0);
             }
         }
