@@ -189,8 +189,11 @@ extern std::atomic<bool> g_event_rdtsc;
 // clear.
 inline uint64_t event_tsc(bool plain_rdtsc) {
     if (PMT_LIKELY(plain_rdtsc)) return __builtin_ia32_rdtsc();
-    unsigned aux;
-    return __builtin_ia32_rdtscp(&aux);
+    // rdtscp without the builtin's stack slot for the processor id (which made every hook
+    // set up a frame for it); the memory clobber keeps it after the loads and stores before.
+    uint32_t lo, hi;
+    asm volatile("rdtscp" : "=a"(lo), "=d"(hi) : : "rcx", "memory");
+    return uint64_t(hi) << 32 | lo;
 }
 // Trace time of a hook's event once the clock is the TSC.
 inline uint64_t tsc_event_ns(bool plain_rdtsc) {
