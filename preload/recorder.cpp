@@ -282,7 +282,8 @@ ThreadState* make_thread_state() {
         return nullptr;
     }
     start_buffer(s, b);
-    s->cache = pystack_cache_new();
+    // Our threads (the sampler's rss records: kGuardOwn) never walk a Python stack.
+    s->cache = t_in_hook == kGuardHook ? pystack_cache_new() : nullptr;
     {
         std::lock_guard<std::mutex> lock(g_registry_mutex);
         s->next_registered = g_threads;

@@ -173,6 +173,25 @@ class WriterThreadTest(unittest.TestCase):
             self.assertRegex(dump.stdout, r"alloc [1-9]\d{2,}")
 
 
+class SamplerTest(unittest.TestCase):
+    def test_the_sampler_records_the_rss_every_interval(self):
+        # The sampler's rss records (its own thread state, without a Python stack cache): one
+        # per 10 ms tick, the 40 MB held showing in them.
+        with tempfile.TemporaryDirectory() as d:
+            trace = os.path.join(d, "t.pmt")
+            code = "import time\nb = bytearray(40_000_000)\ntime.sleep(0.4)\n"
+            p = traced([PY, "-c", code], trace)
+            self.assertEqual((p.returncode, p.stderr), (0, ""))
+            dump = subprocess.run([os.path.join(BUILD, "bin", "pmt_dump"), trace, "--events"],
+                                  capture_output=True, text=True, timeout=60)
+            self.assertEqual(dump.returncode, 0, dump.stderr)
+            rss = [int(line.split("size=")[1].split()[0]) for line in dump.stdout.splitlines()
+                   if " rss " in line]
+            self.assertGreaterEqual(len(rss), 20)
+            self.assertGreater(max(rss), 40_000_000)
+            self.assertLess(min(rss), 40_000_000)  # the first, taken before the bytearray
+
+
 @unittest.skipUnless(shutil.which("cc"), "needs a C compiler")
 class AnchorWaitTest(unittest.TestCase):
     def test_waiting_for_the_anchor_costs_no_cpu(self):
