@@ -619,7 +619,8 @@ void WriterCycle::pop_runs(uint64_t t) {
 
 void WriterCycle::check_size() {
     since_check_ = 0;
-    if (enc_.pending_bytes() > payload_bytes_) flush();
+    if (enc_.pending_bytes_bound() > payload_bytes_ && enc_.pending_bytes() > payload_bytes_)
+        flush();
 }
 
 // Ends the encoder's payload and writes it.

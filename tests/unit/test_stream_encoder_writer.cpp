@@ -259,6 +259,7 @@ static std::vector<std::vector<uint8_t>> pair_script(StreamEncoder& enc, uint64_
         } else {
             enc.string(i, "name", 4);
         }
+        REQUIRE(enc.pending_bytes() <= enc.pending_bytes_bound());
         if (rng() % 97 == 0) payloads.push_back(finish(enc));
     }
     payloads.push_back(finish(enc));

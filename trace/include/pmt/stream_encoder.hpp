@@ -150,6 +150,13 @@ public:
     // Bytes of column form pending: exactly what finish() would return now (header, the seven
     // columns and a held-back ALLOC), 0 when nothing is pending.
     size_t pending_bytes() const;
+    // At least pending_bytes(), in a few instructions: the columns' bytes plus the most their
+    // lengths' varints and a held-back ALLOC can add.
+    size_t pending_bytes_bound() const {
+        size_t n = kCols * kVarintMax + 1 + 2 * kVarintMax;
+        for (const Column& c : cols_) n += c.size();
+        return n;
+    }
     // Ends the current payload: pieces of its column form (header + 7 columns) in out[0, n),
     // valid until the next call on the encoder. n == 0 when nothing is pending.
     static constexpr size_t kPieces = 8;
