@@ -117,8 +117,10 @@ bool program_threads_gone(const ProcStat& st) {
            st.threads == 1 + internal_threads_alive() + private_fds_threads();
 }
 
+// Never waits for the writer (thread_state's throttle_wait): the writer thread may not be
+// running yet, and the sampler is what starts it.
 void record_rss(uint64_t rss) {
-    ThreadState* s = thread_state();
+    ThreadState* s = t_state ? t_state : create_thread_state();
     if (!s) return;
     acquire(s);
     uint64_t t = now_ns();
