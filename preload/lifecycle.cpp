@@ -70,8 +70,7 @@ void start_trace(pid_t ppid, bool forked) {
         return;
     }
     g_started = true;
-    // The sampler starts the writer thread when it is due; without a sampler, now.
-    if (!sampler_start()) writer_start_thread(false);
+    sampler_start();
 }
 
 // Ends the trace: End chunk and the exit line. Safe to call twice and from any thread; a

@@ -27,11 +27,9 @@ namespace {
 
 pthread_t g_thread;
 bool g_running = false;
-// Requests to the thread: kStop, kWriterWanted (writer_wake before the writer runs). A futex
-// word, so that a request wakes the thread at once: every traced process stops the sampler at
-// exit, and a short-lived one must not wait out an interval.
-enum : uint32_t { kStop = 1, kWriterWanted = 2 };
-std::atomic<uint32_t> g_requests{0};
+// 1 = stop. A futex word, so that stopping wakes the thread at once: every traced process
+// stops the sampler at exit, and a short-lived one must not wait out an interval.
+std::atomic<uint32_t> g_stop{0};
 // The last-thread check runs at least this often, even with RSS sampling off or slow.
 constexpr uint64_t kCheckIntervalNs = 100 * 1000000ull;
 
@@ -117,10 +115,8 @@ bool program_threads_gone(const ProcStat& st) {
            st.threads == 1 + internal_threads_alive() + private_fds_threads();
 }
 
-// Never waits for the writer (thread_state's throttle_wait): the writer thread may not be
-// running yet, and the sampler is what starts it.
 void record_rss(uint64_t rss) {
-    ThreadState* s = t_state ? t_state : create_thread_state();
+    ThreadState* s = thread_state();
     if (!s) return;
     acquire(s);
     uint64_t t = now_ns();
@@ -162,25 +158,15 @@ void* sampler_main(void*) {
                 }
             }
         }
-        // The writer thread, one tick before its first cycle (writer.hpp).
-        if (writer_thread_due(now, tick_ns)) writer_start_thread(false);
         next += tick_ns;
         now = mono_ns();
         if (next <= now) next = now + tick_ns;  // fell behind: skip, never burst
-        for (;;) {
-            uint32_t req = g_requests.load();
-            if (req & kStop) break;
-            if (req & kWriterWanted) {
-                g_requests.fetch_and(~uint32_t{kWriterWanted});
-                writer_start_thread(true);
-                continue;
-            }
-            if ((now = mono_ns()) >= next) break;
+        while (!g_stop.load() && (now = mono_ns()) < next) {
             timespec ts{static_cast<time_t>((next - now) / 1000000000u),
                         static_cast<long>((next - now) % 1000000000u)};
-            syscall(SYS_futex, &g_requests, FUTEX_WAIT_PRIVATE, req, &ts, nullptr, 0);
+            syscall(SYS_futex, &g_stop, FUTEX_WAIT_PRIVATE, 0, &ts, nullptr, 0);
         }
-    } while (!(g_requests.load() & kStop));
+    } while (!g_stop.load());
     statm.close_kept();
     stat.close_kept();
     return nullptr;
@@ -188,30 +174,21 @@ void* sampler_main(void*) {
 
 }  // namespace
 
-bool sampler_start() {
-    g_requests.fetch_and(~uint32_t{kStop});  // a writer wanted meanwhile is still wanted
+void sampler_start() {
+    g_stop.store(0);
     g_running = spawn_internal_thread(sampler_main, &g_thread);
-    return g_running;
-}
-
-void sampler_want_writer() {
-    if (g_requests.fetch_or(kWriterWanted) & kWriterWanted) return;  // already asked
-    syscall(SYS_futex, &g_requests, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
 void sampler_stop() {
     if (!g_running) return;
-    g_requests.fetch_or(kStop);
-    syscall(SYS_futex, &g_requests, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+    g_stop.store(1);
+    syscall(SYS_futex, &g_stop, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
     // From the sampler itself only when it ends the process (program_threads_gone).
     if (!pthread_equal(g_thread, pthread_self())) pthread_join(g_thread, nullptr);
     g_running = false;
 }
 
 // The thread did not survive the fork; the child starts its own.
-void sampler_fork_child() {
-    g_running = false;
-    g_requests.store(0);
-}
+void sampler_fork_child() { g_running = false; }
 
 }  // namespace pmt::preload

@@ -25,7 +25,6 @@
 #include "private_fds.hpp"
 #include "recorder.hpp"
 #include "runtime.hpp"
-#include "sampler.hpp"
 #include "side_ring.hpp"
 
 namespace pmt::preload {
@@ -51,14 +50,8 @@ struct WriterState {
 WriterState* g_w = nullptr;
 // One cycle at a time: the writer thread's, or a synchronous flush at exit/exec/fork.
 std::mutex g_cycle_mutex;
-// The thread is started late (writer_start_thread): by the sampler one tick before its first
-// cycle is due, or at once when a recording thread asks for a cycle (writer_wake). A process
-// that ends sooner never starts it; its exit flush does the one cycle it needs. Only the
-// sampler starts it (or start_trace, when the sampler could not be started); the program's
-// threads read the flag in writer_wake.
 pthread_t g_thread;
-std::atomic<bool> g_thread_running{false};
-std::atomic<uint64_t> g_first_cycle_ns{0};  // mono_ns of the thread's first cycle
+bool g_thread_running = false;
 std::atomic<bool> g_stop{false};
 std::atomic<uint32_t> g_wake_seq{0};
 
@@ -206,7 +199,7 @@ EndSummary write_end() {
 void* writer_main(void*) {
     t_writer_thread = true;
     uint64_t interval_ns = g_settings.flush_interval_ms * 1000000u;
-    uint64_t next = g_first_cycle_ns.load();
+    uint64_t next = mono_ns() + interval_ns;
     while (!g_stop.load()) {
         uint32_t seq = g_wake_seq.load();
         uint64_t now = mono_ns();
@@ -230,12 +223,11 @@ void* writer_main(void*) {
 }
 
 void stop_thread() {
-    if (!g_thread_running.load()) return;
+    if (!g_thread_running) return;
     g_stop.store(true);
-    g_wake_seq.fetch_add(1);
-    syscall(SYS_futex, &g_wake_seq, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+    writer_wake();
     pthread_join(g_thread, nullptr);
-    g_thread_running.store(false);
+    g_thread_running = false;
 }
 
 }  // namespace
@@ -279,30 +271,15 @@ bool writer_start(int fd) {
     // Half the flush interval: a killed process still loses at most about one interval.
     g_w->cycle->set_payload_interval(g_settings.flush_interval_ms * 1000000u / 2);
     g_stop.store(false);
-    g_first_cycle_ns.store(mono_ns() + g_settings.flush_interval_ms * 1000000u);
+    if (!spawn_internal_thread(writer_main, &g_thread)) {
+        say("pymemtrace: cannot start the writer thread; tracing stopped");
+        return false;
+    }
+    g_thread_running = true;
     return true;
 }
 
-bool writer_thread_due(uint64_t now, uint64_t ahead_ns) {
-    return g_w && !g_thread_running.load() && now + ahead_ns >= g_first_cycle_ns.load();
-}
-
-void writer_start_thread(bool cycle_now) {
-    if (!g_w || g_thread_running.load()) return;
-    if (cycle_now) g_first_cycle_ns.store(0);
-    if (!spawn_internal_thread(writer_main, &g_thread)) {
-        // Nothing would ever write the buffers, and recording threads would wait for it.
-        fail_tracing("cannot start the writer thread");
-        return;
-    }
-    g_thread_running.store(true);
-}
-
 void writer_wake() {
-    if (!g_thread_running.load()) {
-        sampler_want_writer();  // it starts the thread, whose first cycle comes at once
-        return;
-    }
     g_wake_seq.fetch_add(1);
     syscall(SYS_futex, &g_wake_seq, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
@@ -344,7 +321,7 @@ void writer_resume_after_exec() {
 // (copy-on-write pages, never freed) and re-creates the cycle mutex the thread may have held.
 void writer_fork_child() {
     new (&g_cycle_mutex) std::mutex;
-    g_thread_running.store(false);  // the thread did not survive the fork
+    g_thread_running = false;  // the thread did not survive the fork
     // Nor did the sampler: the child counts only the threads it starts (a count kept from
     // the parent made the last-thread check fail, and a child forked from a non-main thread
     // hung when that thread returned: CPython's test_main_thread_after_fork_from_nonmain_thread).

@@ -11,20 +11,10 @@
 
 namespace pmt::preload {
 
-// Takes ownership of fd (the trace file, header already written). The thread is not started
-// yet: a process that ends within its first flush interval needs none (its exit flush does
-// the cycle), so the sampler starts it, just before the first cycle is due (writer_thread_due)
-// or when a cycle is asked for sooner (writer_wake). Returns false (and says why) when tracing
-// cannot go on.
+// Takes ownership of fd (the trace file, header already written) and starts the thread.
+// Returns false (and says why) when the thread cannot be started.
 bool writer_start(int fd);
-// Whether the thread is not running yet and its first cycle is due within ahead_ns of now.
-bool writer_thread_due(uint64_t now, uint64_t ahead_ns);
-// Starts the thread (once; the sampler's, or start_trace's when there is no sampler);
-// cycle_now: its first cycle at once rather than one flush interval after the trace began.
-// Tracing stops (fail_tracing) when the thread cannot be started.
-void writer_start_thread(bool cycle_now);
-// Wakes the writer before its interval ends (a thread filled several buffers); before the
-// thread runs, asks the sampler to start it.
+// Wakes the writer before its interval ends (a thread filled several buffers).
 void writer_wake();
 
 // Final flush at exit or _exit: stops the thread, writes every buffer and the End chunk.

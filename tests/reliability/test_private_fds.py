@@ -118,61 +118,6 @@ int pthread_create(pthread_t* t, const pthread_attr_t* a, void* (*f)(void*), voi
 """
 
 
-# Counts our threads (all but the main one) early and after the first write cycle, with the
-# process's age at the early count (10 ms ticks). 'burst' first records ~1.4 MB of events
-# (60,000 live blocks), past the 512 KiB at which a cycle is asked for before its interval.
-THREADS = """
-import os, sys, time
-def ours():
-    return len(os.listdir('/proc/self/task')) - 1
-def age():
-    start = int(open('/proc/self/stat').read().rsplit(')', 1)[1].split()[19])
-    return float(open('/proc/uptime').read().split()[0]) - start / os.sysconf('SC_CLK_TCK')
-if sys.argv[1] == 'burst':
-    keep = [bytearray(1000) for _ in range(60000)]
-    time.sleep(0.01)
-early, early_age = ours(), age()
-time.sleep(0.3)
-print(early, early_age, ours())
-"""
-
-
-class WriterThreadTest(unittest.TestCase):
-    # The writer thread starts one sampler tick before its first cycle is due (100 ms after
-    # the trace began), or at once when a cycle is asked for sooner; a short process never
-    # starts it and its exit flush writes everything.
-    def run_threads(self, mode):
-        with tempfile.TemporaryDirectory() as d:
-            trace = os.path.join(d, "t.pmt")
-            p = traced([PY, "-c", THREADS, mode], trace)
-            self.assertEqual((p.returncode, p.stderr), (0, ""))
-            early, early_age, late = p.stdout.split()
-            self.assertTrue(os.path.getsize(trace) > 0)
-            return int(early), float(early_age), int(late)
-
-    def test_the_writer_starts_when_its_first_cycle_is_due(self):
-        early, early_age, late = self.run_threads("idle")
-        self.assertEqual(late, 3)  # sampler, anchor, writer
-        if early_age > 0.07:
-            self.skipTest("the process was %.2f s old at its first count" % early_age)
-        self.assertLessEqual(early, 2)  # sampler and (soon) anchor
-
-    def test_the_writer_starts_at_once_when_a_cycle_is_asked_for(self):
-        early, early_age, late = self.run_threads("burst")
-        self.assertEqual((early, late), (3, 3))
-
-    def test_a_short_process_gets_a_whole_trace(self):
-        with tempfile.TemporaryDirectory() as d:
-            trace = os.path.join(d, "t.pmt")
-            p = traced([PY, "-c", "keep = [bytearray(1000) for _ in range(500)]"], trace)
-            self.assertEqual((p.returncode, p.stderr), (0, ""))
-            dump = subprocess.run([os.path.join(BUILD, "bin", "pmt_dump"), trace],
-                                  capture_output=True, text=True, timeout=60)
-            self.assertEqual(dump.returncode, 0, dump.stderr)
-            self.assertIn("truncated 0", dump.stdout)
-            self.assertRegex(dump.stdout, r"alloc [1-9]\d{2,}")
-
-
 class SamplerTest(unittest.TestCase):
     def test_the_sampler_records_the_rss_every_interval(self):
         # The sampler's rss records (its own thread state, without a Python stack cache): one
