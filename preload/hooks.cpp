@@ -250,11 +250,12 @@ PMT_EXPORT void free(void* p) noexcept {
             e.addr = addr(p);
             return nested(caller, e);
         });
-    if (!tracing()) return g_real.free(p);
-    t_in_hook = kGuardHook;  // a TracedGuard, ended here or by free_general
 #if defined(__x86_64__)
-    ThreadState* s = t_state;
+    // tracing() and the fast path's reasons in one load (kSlowOff mirrors g_tracing).
     const uint32_t w = g_slow.bits.load(std::memory_order_acquire);
+    if (w & kSlowOff) return g_real.free(p);
+    t_in_hook = kGuardHook;  // a TracedGuard, ended here or by free_general
+    ThreadState* s = t_state;
     if (PMT_UNLIKELY(!fast_path_allowed(w) || !s || (addr(p) >> rec::kTagShift) != 0))
         return free_general(p);
     s->busy.store(1, std::memory_order_relaxed);  // set_busy's light form (kSlowHeavy clear)
@@ -270,6 +271,8 @@ PMT_EXPORT void free(void* p) noexcept {
     g_real.free(p);
     end_traced();
 #else
+    if (!tracing()) return g_real.free(p);
+    t_in_hook = kGuardHook;
     free_general(p);
 #endif
 }

@@ -64,9 +64,9 @@ void start_trace(pid_t ppid, bool forked) {
         close(fd);
         return;
     }
-    g_tracing.store(true);  // before the threads start: the sampler records at once
+    set_tracing(true);  // before the threads start: the sampler records at once
     if (!writer_start(fd)) {
-        g_tracing.store(false);
+        set_tracing(false);
         return;
     }
     g_started = true;
@@ -81,7 +81,7 @@ void finish_trace() {
     if (t_in_hook || !g_started || getpid() != g_settings.pid || g_finished.exchange(true)) return;
     t_in_hook = true;  // from here on this thread only forwards
     sampler_stop();    // first: its last sample is still recorded
-    g_tracing.store(false);
+    set_tracing(false);
     EndSummary s = writer_finish(!g_failed.load());
     if (g_failed.load() || g_settings.quiet) return;
     if (writer_replay_failed()) {
@@ -115,7 +115,7 @@ void fork_child() {
     bool saved = t_in_hook;
     t_in_hook = true;
     pid_t parent = g_settings.pid;
-    g_tracing.store(false);
+    set_tracing(false);
     g_started = false;
     recorder_fork_child();
     side_fork_child();
@@ -190,12 +190,12 @@ void say(const char* fmt, ...) {
 }
 
 void stop_tracing_silently() {
-    g_tracing.store(false);
+    set_tracing(false);
     g_failed.store(true);
 }
 
 void fail_tracing(const char* what) {
-    g_tracing.store(false);
+    set_tracing(false);
     if (g_failed.exchange(true)) return;
     say("pymemtrace: %s; tracing stopped, the program continues untraced", what);
 }

@@ -28,7 +28,7 @@ std::atomic<uint32_t> g_throttle{0};
 std::atomic<bool> g_light_acquire{false};
 std::atomic<bool> g_event_rdtsc{false};
 TraceClock g_clock;
-SlowWord g_slow{{kSlowHeavy | kSlowClock | kSlowRdtscp}};
+SlowWord g_slow{{kSlowHeavy | kSlowClock | kSlowRdtscp | kSlowOff}};
 
 namespace {
 // Sets (on) or clears one bit of g_slow, after the flag it mirrors has been stored.
@@ -49,6 +49,14 @@ void set_light_acquire(bool on) {
     slow_bit(kSlowHeavy, !on);
 }
 
+}  // namespace
+
+void set_tracing(bool on) {
+    g_tracing.store(on);
+    slow_bit(kSlowOff, !on);
+}
+
+namespace {
 std::mutex g_registry_mutex;  // guards g_threads (registration, collection, fork)
 ThreadState* g_threads = nullptr;
 std::mutex g_pool_mutex;  // guards g_pool

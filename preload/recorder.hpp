@@ -59,6 +59,7 @@ enum : uint32_t {
     kSlowHeavy = 2,     // !g_light_acquire: the thread's buffer flag needs a full barrier
     kSlowClock = 4,     // the trace clock is not (yet) the TSC, or g_clock.event_base not set
     kSlowRdtscp = 8,    // !g_event_rdtsc: events are timed with rdtscp
+    kSlowOff = 16,      // !g_tracing: free reads it with the others, before its guard
 };
 struct alignas(64) SlowWord {
     std::atomic<uint32_t> bits;

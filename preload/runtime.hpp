@@ -99,6 +99,8 @@ size_t bootstrap_block_size(const void* p);
 // True while events are recorded. Read (relaxed) on every hook call.
 extern std::atomic<bool> g_tracing;
 inline bool tracing() { return g_tracing.load(std::memory_order_relaxed); }
+// Switches tracing: stores g_tracing, then its g_slow bit (recorder.hpp, kSlowOff).
+void set_tracing(bool on);
 
 // Settings and identity of the current trace (set at start and again in a forked child).
 struct Settings {
