@@ -152,6 +152,12 @@ void* traced_realloc(AllocKind kind, void* old, uint64_t size, Call&& call) {
     ErrnoGuard keep;
     if (side_wanted(caller)) side_push(e);
 }
+// On the nested path: whether the kGuardInit state ended with this call, the first from
+// outside our code (own_init_call, runtime.hpp); the hook then starts over, traced. A test
+// here, not before the nested path, leaves the fast path's code as it was.
+inline bool own_init_ended(const void* caller) {
+    return t_in_hook == kGuardInit && !own_init_call(caller);
+}
 // Our own threads and code (kGuardOwn) only forward: not even the event is made for them.
 inline void nested(const void* caller, const SideEvent& e) {
     if (PMT_UNLIKELY(t_in_hook == kGuardHook)) nested_slow(caller, e);
@@ -206,6 +212,7 @@ PMT_EXPORT void* malloc(size_t n) noexcept {
     if (PMT_UNLIKELY(!g_real.malloc)) return bootstrap_malloc(n);
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
+            if (own_init_ended(caller)) return ::malloc(n);
             void* p = g_real.malloc(n);
             if (p) nested(caller, side_alloc(AllocKind::Malloc, p, n));
             return p;
@@ -228,6 +235,7 @@ PMT_EXPORT void* calloc(size_t n, size_t m) noexcept {
     }
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
+            if (own_init_ended(caller)) return ::calloc(n, m);
             void* p = g_real.calloc(n, m);
             if (p) nested(caller, side_alloc(AllocKind::Calloc, p, n * m));
             return p;
@@ -244,6 +252,7 @@ PMT_EXPORT void free(void* p) noexcept {
     if (PMT_UNLIKELY(in_bootstrap_arena(p)) || !p) return;
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
+            if (own_init_ended(caller)) return ::free(p);
             real(g_real.free)(p);
             SideEvent e{};
             e.op = SideOp::Free;
@@ -283,8 +292,10 @@ PMT_EXPORT void* realloc(void* old, size_t n) noexcept {
         resolve_real();
         if (!g_real.realloc) return old ? nullptr : bootstrap_alloc(n);
     }
-    if (PMT_UNLIKELY(t_in_hook))
+    if (PMT_UNLIKELY(t_in_hook)) {
+        if (own_init_ended(PMT_CALLER)) return ::realloc(old, n);
         return nested_realloc(AllocKind::Realloc, old, n, g_real.realloc(old, n), PMT_CALLER);
+    }
     if (!tracing()) return g_real.realloc(old, n);
     TracedGuard g;
     return traced_realloc(AllocKind::Realloc, old, n, [&] { return g_real.realloc(old, n); });
@@ -296,6 +307,7 @@ PMT_EXPORT void* reallocarray(void* old, size_t n, size_t m) noexcept {
         return __builtin_mul_overflow(n, m, &total) ? nullptr : realloc_from_arena(old, total);
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
+            if (own_init_ended(caller)) return ::reallocarray(old, n, m);
             void* p = real(g_real.reallocarray)(old, n, m);
             size_t total = 0;
             if (__builtin_mul_overflow(n, m, &total)) return p;  // ENOMEM, old block kept
@@ -311,6 +323,7 @@ PMT_EXPORT void* reallocarray(void* old, size_t n, size_t m) noexcept {
 PMT_EXPORT int posix_memalign(void** out, size_t align, size_t n) noexcept {
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
+            if (own_init_ended(caller)) return ::posix_memalign(out, align, n);
             int r = real(g_real.posix_memalign)(out, align, n);
             if (r == 0) nested(caller, side_alloc(AllocKind::PosixMemalign, *out, n));
             return r;
@@ -325,6 +338,7 @@ PMT_EXPORT int posix_memalign(void** out, size_t align, size_t n) noexcept {
 PMT_EXPORT void* aligned_alloc(size_t align, size_t n) noexcept {
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
+            if (own_init_ended(caller)) return ::aligned_alloc(align, n);
             void* p = real(g_real.aligned_alloc)(align, n);
             if (p) nested(caller, side_alloc(AllocKind::AlignedAlloc, p, n));
             return p;
@@ -339,6 +353,7 @@ PMT_EXPORT void* aligned_alloc(size_t align, size_t n) noexcept {
 PMT_EXPORT void* memalign(size_t align, size_t n) noexcept {
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
+            if (own_init_ended(caller)) return ::memalign(align, n);
             void* p = real(g_real.memalign)(align, n);
             if (p) nested(caller, side_alloc(AllocKind::Memalign, p, n));
             return p;
@@ -353,6 +368,7 @@ PMT_EXPORT void* memalign(size_t align, size_t n) noexcept {
 PMT_EXPORT void* valloc(size_t n) noexcept {
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
+            if (own_init_ended(caller)) return ::valloc(n);
             void* p = real(g_real.valloc)(n);
             if (p) nested(caller, side_alloc(AllocKind::Valloc, p, n));
             return p;
@@ -367,6 +383,7 @@ PMT_EXPORT void* valloc(size_t n) noexcept {
 PMT_EXPORT void* pvalloc(size_t n) noexcept {
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
+            if (own_init_ended(caller)) return ::pvalloc(n);
             void* p = real(g_real.pvalloc)(n);
             if (p) nested(caller, side_alloc(AllocKind::Pvalloc, p, n));
             return p;
@@ -405,6 +422,7 @@ void* traced_mmap(void* (*fn)(void*, size_t, int, int, int, off_t), void* a, siz
 PMT_EXPORT void* mmap(void* a, size_t len, int prot, int flags, int fd, off_t off) noexcept {
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
+            if (own_init_ended(caller)) return ::mmap(a, len, prot, flags, fd, off);
             return nested_mmap(real(g_real.mmap)(a, len, prot, flags, fd, off), len, prot, flags,
                                fd, caller);
         });
@@ -415,6 +433,7 @@ PMT_EXPORT void* mmap(void* a, size_t len, int prot, int flags, int fd, off_t of
 PMT_EXPORT void* mmap64(void* a, size_t len, int prot, int flags, int fd, off_t off) noexcept {
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
+            if (own_init_ended(caller)) return ::mmap64(a, len, prot, flags, fd, off);
             return nested_mmap(real(g_real.mmap64)(a, len, prot, flags, fd, off), len, prot, flags,
                                fd, caller);
         });
@@ -426,6 +445,7 @@ PMT_EXPORT void* mmap64(void* a, size_t len, int prot, int flags, int fd, off_t 
 PMT_EXPORT int munmap(void* a, size_t len) noexcept {
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
+            if (own_init_ended(caller)) return ::munmap(a, len);
             int r = real(g_real.munmap)(a, len);
             if (r == 0) {
                 SideEvent e{};
@@ -459,6 +479,7 @@ PMT_EXPORT void* mremap(void* old, size_t old_len, size_t new_len, int flags, ..
     }
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
+            if (own_init_ended(caller)) return ::mremap(old, old_len, new_len, flags, target);
             void* p = real(g_real.mremap)(old, old_len, new_len, flags, target);
             if (p != MAP_FAILED) {
                 SideEvent e{};

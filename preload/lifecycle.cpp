@@ -1,7 +1,9 @@
 // Life of a trace in the process: start at load (constructor), the final flush and exit line
 // (library destructor, _exit), a new trace in a fork child (pthread_atfork), and the
 // synchronous flush before exec. Also the settings, say() and fail_tracing().
+#include <elf.h>
 #include <errno.h>
+#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -78,6 +80,7 @@ void start_trace(pid_t ppid, bool forked) {
 // A thread inside one of our hooks (t_in_hook) that gets here was interrupted by a signal
 // whose handler calls _exit: it may hold its own buffer, so flushing would spin forever.
 void finish_trace() {
+    if (t_in_hook == kGuardInit) t_in_hook = 0;  // not in a hook: the program exits
     if (t_in_hook || !g_started || getpid() != g_settings.pid || g_finished.exchange(true)) return;
     t_in_hook = true;  // from here on this thread only forwards
     sampler_stop();    // first: its last sample is still recorded
@@ -131,6 +134,7 @@ __thread bool t_exec_paused __attribute__((tls_model("initial-exec"))) = false;
 
 void before_exec() {
     t_exec_paused = false;
+    if (t_in_hook == kGuardInit) t_in_hook = 0;
     if (t_in_hook || !g_started || g_finished.load() || g_failed.load() ||
         getpid() != g_settings.pid)
         return;  // not ours to flush (vfork child, or nothing traced)
@@ -147,8 +151,29 @@ void after_failed_exec() {
     t_exec_paused = false;
 }
 
-__attribute__((constructor)) void on_load() {
-    HookGuard g;  // nothing we allocate at start is traced
+// Our own code's executable segments: [g_own_text_lo, + g_own_text_size). From our ELF and
+// program headers (the linker's __ehdr_start), which ld.so has mapped; no call needed.
+extern "C" const ElfW(Ehdr) __ehdr_start __attribute__((visibility("hidden")));
+uintptr_t g_own_text_lo = 0, g_own_text_size = 0;
+
+void find_own_text() {
+    const auto* base = reinterpret_cast<const char*>(&__ehdr_start);
+    const auto* ph = reinterpret_cast<const ElfW(Phdr)*>(base + __ehdr_start.e_phoff);
+    uintptr_t header_vaddr = UINTPTR_MAX, lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < __ehdr_start.e_phnum; ++i) {
+        if (ph[i].p_type != PT_LOAD) continue;
+        if (ph[i].p_offset == 0) header_vaddr = ph[i].p_vaddr;  // the one mapping the header
+        if (!(ph[i].p_flags & PF_X)) continue;
+        if (ph[i].p_vaddr < lo) lo = ph[i].p_vaddr;
+        if (ph[i].p_vaddr + ph[i].p_memsz > hi) hi = ph[i].p_vaddr + ph[i].p_memsz;
+    }
+    if (hi <= lo || header_vaddr == UINTPTR_MAX) return;  // unknown: every caller is foreign
+    const uintptr_t load = reinterpret_cast<uintptr_t>(base) - header_vaddr;
+    g_own_text_lo = load + lo;
+    g_own_text_size = hi - lo;
+}
+
+void load() {
     resolve_real();
     side_init();
     g_settings.quiet = env_ms("PYMEMTRACE_QUIET", 0) == 1;
@@ -161,7 +186,20 @@ __attribute__((constructor)) void on_load() {
     python_init();
     recorder_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+    find_own_text();
     start_trace(getppid(), false);
+}
+
+__attribute__((constructor)) void on_load() {
+    {
+        HookGuard g;  // nothing we allocate at start is traced
+        load();
+    }
+    // Nor what the initialisers after this one in our .init_array allocate: libstdc++'s, linked
+    // into this library (its emergency exception pool mallocs 72,704 bytes; a constructor
+    // priority cannot run this one after them). This thread's hook calls go through the
+    // nested path's test (no cost on the fast path) until one comes from outside our code.
+    if (g_started) t_in_hook = kGuardInit;
 }
 
 // _dl_fini runs this after the program's own destructors and atexit handlers (we were
@@ -169,6 +207,12 @@ __attribute__((constructor)) void on_load() {
 __attribute__((destructor)) void on_unload() { finish_trace(); }
 
 }  // namespace
+
+bool own_init_call(const void* caller) {
+    if (reinterpret_cast<uintptr_t>(caller) - g_own_text_lo < g_own_text_size) return true;
+    t_in_hook = 0;
+    return false;
+}
 
 void say(const char* fmt, ...) {
     char line[1024];

@@ -231,4 +231,10 @@ void fail_tracing(const char* what);
 // Stops tracing without a word: the program took our trace descriptor away.
 void stop_tracing_silently();
 
+// lifecycle.cpp: a hook call made in the kGuardInit state (side_ring.hpp) of the thread that
+// loaded us. True if `caller` is in our own code (libstdc++'s initialisers, linked into this
+// library, allocate its emergency exception pool): the call passes through untraced. Else
+// the state ends (t_in_hook = 0) and the call is the program's, traced as usual.
+[[gnu::cold]] bool own_init_call(const void* caller);
+
 }  // namespace pmt::preload

@@ -20,8 +20,10 @@
 
 namespace pmt::preload {
 
-// Values of t_in_hook (0: no guard). `true` is kGuardOwn.
-enum : uint8_t { kGuardOwn = 1, kGuardHook = 2 };
+// Values of t_in_hook (0: no guard). `true` is kGuardOwn. kGuardInit: the loading thread
+// after our constructor, while the rest of our library's initialisers run (lifecycle.cpp,
+// own_init_call).
+enum : uint8_t { kGuardOwn = 1, kGuardHook = 2, kGuardInit = 3 };
 
 enum class SideOp : uint8_t { Alloc, Free, Realloc, Mmap, Munmap, Mremap };
 

@@ -82,6 +82,35 @@ class NativeTests(unittest.TestCase):
             if e["type"] == "alloc" and e["size"] in dict(expected).values():
                 self.assertIn(e["addr"], freed)
 
+    def test_our_own_initialisation_is_not_in_the_trace(self):
+        # libstdc++'s initialisers in libpymemtrace.so run after our constructor and malloc
+        # (its exception pool, 72,704 bytes with GCC 12): ours, never the program's.
+        prog = os.path.join(BIN, "native_own_init")
+        for args, expected in (([], []), (["one"], [("malloc", 12345)])):
+            run = Traced(self, [prog] + args)
+            self.assertEqual((run.proc.returncode, run.proc.stdout, run.proc.stderr), (0, "", ""))
+            self.assertEqual(len(run.traces), 1)
+            info = dump(run.traces[0], events=True)
+            self.assertTrue(info.get("end") and not info["truncated"])
+            heap = [e for e in info["events"] if e["type"] not in ("rss",)]
+            self.assertEqual([(e["kind"], e["size"]) for e in heap], expected, heap)
+
+    def test_python_has_no_block_of_ours_and_keeps_its_own_libstdcxx_pool(self):
+        # /usr/bin/python3 does not load libstdc++: a 72,704-byte block is ours. A libstdc++.so
+        # the program loads later makes its own pool, the program's: traced, with its stack.
+        for code, pools in (("pass", 0), ("import ctypes; ctypes.CDLL('libstdc++.so.6')", 1)):
+            run = Traced(self, ["/usr/bin/python3", "-c", code])
+            self.assertEqual((run.proc.returncode, run.proc.stderr), (0, ""))
+            info = dump(run.traces[0], events=True)
+            self.assertTrue(info.get("end") and not info["truncated"])
+            self.assertGreater(info["counts"].get("alloc", 0), 100)  # the interpreter's own
+            out = subprocess.run([os.path.join(BIN, "pmt_dump"), run.traces[0], "--events"],
+                                 capture_output=True, text=True, check=True).stdout
+            blocks = [ln for ln in out.splitlines() if " alloc " in ln and "size=72704 " in ln]
+            self.assertEqual(len(blocks), pools, blocks)
+            for line in blocks:
+                self.assertIn("CDLL.__init__", line)
+
     def test_fork_while_threads_allocate_neither_deadlocks_nor_loses_children(self):
         run = Traced(self, [os.path.join(BIN, "native_fork_stress")], timeout=300)
         self.assertEqual((run.proc.returncode, run.proc.stdout), (0, "ok\n"))
