@@ -1,7 +1,9 @@
 # The Python workload of the kill loop (kill_loop.py): allocates and frees bytearrays of known
 # sizes at random and, before each allocation, appends to a side file the time
 # (CLOCK_MONOTONIC ns, the clock of the trace and of the killer) and the exact bytes its own
-# blocks will hold once that allocation is made (bytearray(n) mallocs n + 1 bytes).
+# blocks will hold once that allocation is made (bytearray(n) mallocs n + 1 bytes), and after
+# it a "done" line with the time: a process preempted between the two lines and killed there
+# never made that block, however long ago its first line was written.
 # Usage: kill_workload.py SIDE_FILE SEED
 import os
 import random
@@ -22,6 +24,7 @@ while True:
     n = rng.randrange(4096, 4 << 20)  # every block > 4 KiB (see kill_loop.py)
     os.write(side, b"%d %d\n" % (time.monotonic_ns(), live + n + 1))
     b = bytearray(n)  # ALLOCATING LINE (alone: list.append's own growth is on the next)
+    os.write(side, b"done %d\n" % time.monotonic_ns())  # the block exists by this time
     blocks.append(b)
     b = None
     live += n + 1
