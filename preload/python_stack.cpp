@@ -50,10 +50,43 @@ std::atomic<int> g_state{kUnresolved};
 std::atomic<uint64_t> g_code_generation{1};
 bool g_code_watched = false;
 
+// Our audit hook's entry in _PyRuntime's list: CPython frees it with PyMem_RawFree at
+// finalisation (_PySys_ClearAuditHooks), but it was made in our constructor, before the
+// pre-initialisation may install another raw allocator: with -X dev or PYTHONMALLOC=debug,
+// malloc_debug or pymalloc_debug the debug hooks, which abort the process (a fatal error at
+// exit) on a block they did not make. At the first audit event (the interpreter exists, so
+// the raw allocator is final; the GIL is held; finalisation raises one before it frees the
+// list) the entry is replaced by a copy made with the current raw allocator if that changed.
+// The old entry is left as it is: the audit loop standing on it goes on to its (same) next;
+// one 24-byte block of the old allocator, made under our guard, is never freed.
+const uintptr_t* g_runtime_hooks = nullptr;  // &_PyRuntime.audit_hook_head
+void (*g_get_allocator)(PyMemAllocatorDomain, PyMemAllocatorEx*) = nullptr;
+PyMemAllocatorEx g_raw_at_install{};
+bool g_entry_checked = true;  // until the hook is installed
+
+int on_audit_event(const char* event, PyObject*, void*);
+
+[[gnu::cold, gnu::noinline]] void rehome_hook_entry() {
+    g_entry_checked = true;
+    if (!g_runtime_hooks || !g_get_allocator) return;
+    PyMemAllocatorEx now;
+    g_get_allocator(PYMEM_DOMAIN_RAW, &now);
+    if (now.malloc == g_raw_at_install.malloc && now.ctx == g_raw_at_install.ctx) return;
+    auto** link = reinterpret_cast<_Py_AuditHookEntry**>(const_cast<uintptr_t*>(g_runtime_hooks));
+    while (*link && (*link)->hookCFunction != on_audit_event) link = &(*link)->next;
+    if (!*link) return;
+    auto* e = static_cast<_Py_AuditHookEntry*>(
+        untraced_alloc(now.malloc, now.ctx, sizeof(_Py_AuditHookEntry)));
+    if (!e) return;  // then as before
+    *e = **link;
+    *link = e;
+}
+
 // Audit events of CPython 3.11 that precede making code objects (compiling source,
 // unmarshalling, code()) or running fresh ones (exec/eval, as imports do after unmarshalling).
-// Runs under the GIL in whatever thread raised the event; allocates nothing.
+// Runs under the GIL in whatever thread raised the event; allocates nothing (but once, above).
 int on_audit_event(const char* event, PyObject*, void*) {
+    if (PMT_UNLIKELY(!g_entry_checked)) rehome_hook_entry();
     bool code_event = event[0] == 'c' ? std::strcmp(event, "compile") == 0 ||
                                             std::strcmp(event, "code.__new__") == 0
                       : event[0] == 'e' ? std::strcmp(event, "exec") == 0
@@ -73,7 +106,11 @@ void install_code_watch() {
     auto holds_gil = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "PyGILState_Check"));
     if (!add_hook || !initialized) return;
     if (initialized() && !(holds_gil && holds_gil())) return;
+    g_get_allocator =
+        reinterpret_cast<decltype(g_get_allocator)>(dlsym(RTLD_DEFAULT, "PyMem_GetAllocator"));
+    if (g_get_allocator) g_get_allocator(PYMEM_DOMAIN_RAW, &g_raw_at_install);
     g_code_watched = add_hook(on_audit_event, nullptr) == 0;
+    g_entry_checked = !g_code_watched || initialized();
 }
 
 // A fork bumps the epoch: caches made before it clear themselves on next use, since the
@@ -124,6 +161,8 @@ char* put_decimal(char* p, unsigned v) {
         dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState"));
     g_py.is_finalizing = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "_Py_IsFinalizing"));
     if (auto* runtime = static_cast<const char*>(dlsym(RTLD_DEFAULT, "_PyRuntime"))) {
+        g_runtime_hooks = reinterpret_cast<const uintptr_t*>(
+            runtime + offsetof(_PyRuntimeState, audit_hook_head));
         g_py.tstate_current = reinterpret_cast<const uintptr_t*>(
             runtime + offsetof(_PyRuntimeState, gilstate.tstate_current));
         g_py.finalizing =
@@ -282,6 +321,9 @@ bool must_reset(const PyStackCache* c) {
 [[gnu::weak]] void* internal_malloc(size_t n) { return std::malloc(n); }
 [[gnu::weak]] void* internal_calloc(size_t n, size_t m) { return std::calloc(n, m); }
 [[gnu::weak]] void internal_free(void* p) { std::free(p); }
+[[gnu::weak]] void* untraced_alloc(void* (*fn)(void*, size_t), void* ctx, size_t n) {
+    return fn(ctx, n);
+}
 
 PyStackCache* pystack_cache_new() {
     void* p = internal_calloc(1, sizeof(PyStackCache));

@@ -49,6 +49,11 @@ const char* python_version();
 // come from process-wide counters, so two threads may give one stack different ids.
 uint64_t python_stack_id(PyStackCache* cache, DefinitionSink& sink);
 
+// Calls fn(ctx, n), one of the interpreter's allocators, with the interposer's guard held, so
+// that the block is not in the trace (lifecycle.cpp); the walker's test build, which has no
+// guard, just calls it.
+void* untraced_alloc(void* (*fn)(void*, size_t), void* ctx, size_t n);
+
 // Called in a forked child (only the forking thread survives) after the recorder dropped every
 // thread's cache: the child's trace starts afresh, so nothing defined in the parent is assumed.
 void python_after_fork_child();
