@@ -116,9 +116,7 @@ bool is_arena(const Block& b) { return b.mapping && (b.size == kMiB || b.size ==
 
 // A release (not the first half of a realloc) dates the stack's first free after the peak.
 static bool is_release(const Event& e) {
-    return e.type == EventType::Munmap ||
-           (e.type == EventType::Free && e.kind != AllocKind::Realloc &&
-            e.kind != AllocKind::ReallocArray);
+    return e.type == EventType::Munmap || (e.type == EventType::Free && !is_realloc_kind(e.kind));
 }
 
 // Most events make one heap block live or dead, of a stack the table already holds: that path

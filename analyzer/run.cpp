@@ -113,12 +113,14 @@ std::vector<std::string> child_environment(const LaunchSpec& spec, const std::st
         if (name == "LD_PRELOAD") continue;
         if (!spec.output.empty() && name == "PYMEMTRACE_OUTPUT") continue;
         if (spec.quiet && name == "PYMEMTRACE_QUIET") continue;
+        if (spec.python_allocators && name == "PYMEMTRACE_PYTHON_ALLOCATORS") continue;
         env.emplace_back(kv);
     }
     const std::string backend_lib = backend_library(spec.backend);
     env.push_back("LD_PRELOAD=" + compose_ld_preload(preload, backend_lib, existing_preload));
     if (!spec.output.empty()) env.push_back("PYMEMTRACE_OUTPUT=" + spec.output);
     if (spec.quiet) env.emplace_back("PYMEMTRACE_QUIET=1");
+    if (spec.python_allocators) env.emplace_back("PYMEMTRACE_PYTHON_ALLOCATORS=1");
     return env;
 }
 
@@ -304,6 +306,7 @@ void add_run_command(CLI::App& app) {
         std::string output;
         std::string allocator = "glibc";
         bool quiet = false;
+        bool python_allocators = false;
         std::vector<std::string> command;
     };
     auto opt = std::make_shared<Options>();
@@ -316,6 +319,9 @@ void add_run_command(CLI::App& app) {
     sub->add_option("--allocator", opt->allocator, "allocator the program's calls go to")
         ->check(CLI::IsMember({"glibc", "jemalloc", "mimalloc"}));
     sub->add_flag("-q,--quiet", opt->quiet, "say nothing (PYMEMTRACE_QUIET=1 for the program too)");
+    sub->add_flag("--python-allocators", opt->python_allocators,
+                  "trace Python's allocator domains: every object at its line, pymalloc's arenas "
+                  "not (sets PYMEMTRACE_PYTHON_ALLOCATORS=1; slower)");
     sub->add_option("command", opt->command, "the command and its arguments (after --)")
         ->required();
     // Everything from the command's name on belongs to the command, options included.
@@ -326,6 +332,7 @@ void add_run_command(CLI::App& app) {
         spec.backend = *parse_backend(opt->allocator);
         spec.output = opt->output;
         spec.quiet = opt->quiet;
+        spec.python_allocators = opt->python_allocators;
         // "-o traces/" asks for a directory: make it, or the interposer would take the name for
         // a file it cannot create and run the program untraced.
         if (!opt->output.empty() && opt->output.back() == '/') {

@@ -34,6 +34,8 @@ struct LaunchSpec {
     bool quiet = false;       // PYMEMTRACE_QUIET=1: the interposer's exit line is not printed
     std::string stdout_path;  // the child's stdout goes to this new file; "" inherits ours
     std::string stdin_path;   // the child's stdin comes from this file; "" inherits ours
+    // PYMEMTRACE_PYTHON_ALLOCATORS=1: Python's objects traced, not pymalloc's arenas.
+    bool python_allocators = false;
 };
 
 struct LaunchResult {

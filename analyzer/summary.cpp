@@ -31,6 +31,8 @@ void TraceInfoAnalysis::add_json(nlohmann::json& report) const {
                             {"lost_events", lost_events_}};
     trace["python"] = header_.python_version.empty() ? nlohmann::json(nullptr)
                                                      : nlohmann::json(header_.python_version);
+    // Header flag: objects were recorded through Python's allocator domains (kinds 9-14).
+    trace["python_allocators"] = (header_.flags & kFlagPythonAllocators) != 0;
     if (truncated_) trace["truncation_reason"] = truncation_reason_;
     report["trace"] = std::move(trace);
 }
@@ -63,7 +65,11 @@ void TraceInfoAnalysis::add_text(std::string& out) const {
     out += "  python    " +
            (header_.python_version.empty() ? std::string("none") : header_.python_version) +
            ", allocator " +
-           (header_.allocator.empty() ? std::string("unknown") : header_.allocator) + "\n";
+           (header_.allocator.empty() ? std::string("unknown") : header_.allocator) +
+           ((header_.flags & kFlagPythonAllocators)
+                ? ", Python allocators traced (objects counted, pymalloc arenas not)"
+                : "") +
+           "\n";
     out += "  duration  " + human_seconds(duration_ns_) + ", " + human_count(events_) + " events\n";
     if (truncated_) {
         // The reader's reason may already say "trace truncated at t=...": say it once.

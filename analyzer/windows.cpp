@@ -11,7 +11,7 @@ namespace {
 constexpr uint64_t kMinBytes = uint64_t{1} << 20;  // smaller generations are noise
 constexpr uint64_t kSizeableBytes = 64 << 10;      // blocks that can open a window
 
-bool is_realloc(AllocKind k) { return k == AllocKind::Realloc || k == AllocKind::ReallocArray; }
+bool is_realloc(AllocKind k) { return is_realloc_kind(k); }
 
 }  // namespace
 

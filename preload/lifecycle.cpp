@@ -16,6 +16,7 @@
 
 #include "output.hpp"
 #include "private_fds.hpp"
+#include "pyalloc.hpp"
 #include "python_stack.hpp"
 #include "recorder.hpp"
 #include "runtime.hpp"
@@ -183,7 +184,7 @@ void load() {
         g_settings.flush_interval_ms = 100;  // the promise to a killed process: ≤ 100 ms lost
     long page = sysconf(_SC_PAGESIZE);
     g_settings.page_size = page > 0 ? static_cast<size_t>(page) : 4096;
-    python_init();
+    if (python_init()) pyalloc_init();  // PYMEMTRACE_PYTHON_ALLOCATORS=1, before the header
     recorder_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     find_own_text();

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "pmt/chunk.hpp"
+#include "pyalloc.hpp"
 #include "python_stack.hpp"
 #include "runtime.hpp"
 
@@ -202,7 +203,7 @@ bool write_header(int fd, pid_t pid, pid_t ppid, bool forked, uint64_t start_wal
     h.page_size = g_settings.page_size;
     h.rss_interval_ms = g_settings.rss_interval_ms;
     h.flush_interval_ms = g_settings.flush_interval_ms;
-    h.flags = 0;
+    h.flags = pyalloc_active() ? kFlagPythonAllocators : 0;
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     h.exe = n > 0 ? std::string(exe, static_cast<size_t>(n)) : std::string();

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <new>
 
+#include "pyalloc.hpp"
+
 namespace pmt::preload {
 namespace {
 
@@ -87,6 +89,7 @@ int on_audit_event(const char* event, PyObject*, void*);
 // Runs under the GIL in whatever thread raised the event; allocates nothing (but once, above).
 int on_audit_event(const char* event, PyObject*, void*) {
     if (PMT_UNLIKELY(!g_entry_checked)) rehome_hook_entry();
+    pyalloc_on_audit();  // the option's allocators still ours (pyalloc.hpp)
     bool code_event = event[0] == 'c' ? std::strcmp(event, "compile") == 0 ||
                                             std::strcmp(event, "code.__new__") == 0
                       : event[0] == 'e' ? std::strcmp(event, "exec") == 0
@@ -324,6 +327,9 @@ bool must_reset(const PyStackCache* c) {
 [[gnu::weak]] void* untraced_alloc(void* (*fn)(void*, size_t), void* ctx, size_t n) {
     return fn(ctx, n);
 }
+// The option of pyalloc.cpp, which that build leaves out: off.
+[[gnu::weak]] std::atomic<bool> g_pyalloc_on{false};
+[[gnu::weak]] void pyalloc_recheck() {}
 
 PyStackCache* pystack_cache_new() {
     void* p = internal_calloc(1, sizeof(PyStackCache));

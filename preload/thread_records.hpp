@@ -58,11 +58,12 @@ enum Tag : uint8_t {
     kLocation = 0x09,
     kStack = 0x0A,
     kThreadName = 0x0B,
-    kAlloc = 0x10,      // + AllocKind (0..8)
+    kAlloc = 0x10,      // + AllocKind (0..14)
     kAllocWide = 0x20,  // + AllocKind
     kRealloc = 0x30,    // + AllocKind
 };
-inline constexpr unsigned kKinds = 9;  // AllocKind 0..8
+inline constexpr unsigned kKinds = kAllocKindCount;  // AllocKind 0..14 (below the next tag)
+static_assert(kAlloc + kKinds <= kAllocWide);
 inline constexpr uint64_t tag(unsigned t) { return uint64_t(t) << kTagShift; }
 inline constexpr size_t kAllocWords = 4;  // the largest record the fast paths store
 inline constexpr size_t string_words(size_t n) { return 2 + (n + 7) / 8; }

@@ -41,7 +41,8 @@
   card("Duration", PMT.fmtSec(duration));
   card("Events", PMT.fmtCount(events));
   if (first.trace) {
-    card("Python", first.trace.python || "none");
+    card("Python", (first.trace.python || "none") +
+         (first.trace.python_allocators ? ", allocators traced" : ""));
     card("Allocator", first.trace.allocator || "–");
   }
   for (const p of procs) {

@@ -119,6 +119,8 @@ TEST_CASE("malformed records are rejected with a clear TraceError", "[trace]") {
     bad({1, 0, 2, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02}, "overlong varint");
     bad({1, 0, 8, 1, 100, 'a', 'b'}, "past the end");  // string longer than payload
     bad({1, 0, 1, 77, 0, 0, 0, 0}, "allocation kind");
+    // One past the last kind, PyObject_Realloc (14).
+    bad({1, 0, 1, 15, 0, 0, 0, 0}, "allocation kind");
     bad({}, "past the end");                                    // no tid
     bad({0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0}, "thread id");  // tid over 32 bits
 }

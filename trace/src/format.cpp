@@ -35,6 +35,18 @@ const char* alloc_kind_name(AllocKind k) {
             return "valloc";
         case AllocKind::Pvalloc:
             return "pvalloc";
+        case AllocKind::PyMemMalloc:
+            return "PyMem_Malloc";
+        case AllocKind::PyMemCalloc:
+            return "PyMem_Calloc";
+        case AllocKind::PyMemRealloc:
+            return "PyMem_Realloc";
+        case AllocKind::PyObjectMalloc:
+            return "PyObject_Malloc";
+        case AllocKind::PyObjectCalloc:
+            return "PyObject_Calloc";
+        case AllocKind::PyObjectRealloc:
+            return "PyObject_Realloc";
     }
     return "unknown";
 }

@@ -195,7 +195,13 @@ void StreamDecoder::decode_payload(const uint8_t* payload, size_t n, EventVisito
             case 0x16:
             case 0x17:
             case 0x18:
-            case 0x19: {  // PAIR + kind: the block's Alloc and its Free
+            case 0x19:
+            case 0x1a:
+            case 0x1b:
+            case 0x1c:
+            case 0x1d:
+            case 0x1e:
+            case 0x1f: {  // PAIR + kind: the block's Alloc and its Free
                 need_thread();
                 const uint64_t size = varint(sizes, sizes_end);
                 const uint64_t stack = varint(stacks, stacks_end);

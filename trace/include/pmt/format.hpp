@@ -65,8 +65,8 @@ enum class Op : uint8_t {
 // in the opcode (base + kind); the three free records come in three groups (plain, realloc,
 // reallocarray).
 enum class Op3 : uint8_t {
-    Alloc = 0x01,  // 0x01 + AllocKind (0x01..0x09)
-    Pair = 0x11,   // 0x11 + AllocKind (0x11..0x19)
+    Alloc = 0x01,  // 0x01 + AllocKind (0x01..0x0f)
+    Pair = 0x11,   // 0x11 + AllocKind (0x11..0x1f)
     Free = 0x20,
     FreeOther = 0x21,
     FreeUnknown = 0x22,
@@ -87,7 +87,7 @@ enum class Op3 : uint8_t {
     Stack = 0x52,
     ThreadName = 0x53,
 };
-inline constexpr unsigned kAllocKindCount = 9;  // AllocKind 0..8
+inline constexpr unsigned kAllocKindCount = 15;  // AllocKind 0..14
 // Free-record variants: Op3::Free (plain free, owner = cur), FreeOther or FreeUnknown, plus
 // this stride times the group (0 free, 1 realloc, 2 reallocarray).
 inline constexpr uint8_t kOp3FreeGroupStride = 3;
@@ -102,15 +102,40 @@ enum class AllocKind : uint8_t {
     Memalign = 6,
     Valloc = 7,
     Pvalloc = 8,
+    // Python's allocator domains (PYMEMTRACE_PYTHON_ALLOCATORS=1, header flag
+    // kFlagPythonAllocators): PyMem_* is PYMEM_DOMAIN_MEM, PyObject_* PYMEM_DOMAIN_OBJ.
+    PyMemMalloc = 9,
+    PyMemCalloc = 10,
+    PyMemRealloc = 11,
+    PyObjectMalloc = 12,
+    PyObjectCalloc = 13,
+    PyObjectRealloc = 14,
 };
+inline constexpr AllocKind kLastAllocKind = AllocKind::PyObjectRealloc;
+static_assert(kAllocKindCount == static_cast<unsigned>(kLastAllocKind) + 1);
 const char* alloc_kind_name(AllocKind k);
+// The kinds whose allocation is the second half of a realloc (its free half is delivered with
+// kind Realloc or ReallocArray).
+inline constexpr bool is_realloc_kind(AllocKind k) {
+    return k == AllocKind::Realloc || k == AllocKind::ReallocArray ||
+           k == AllocKind::PyMemRealloc || k == AllocKind::PyObjectRealloc;
+}
 
-// Version-3 opcode helpers. op3_free_group: 0 for Malloc (free()), 1 for Realloc, 2 for
-// ReallocArray (the free half of a realloc call); any other kind is a plain free (0).
+// Header key 10 (flags). Bit 0: native stacks (reserved, never set). Bit 1: Python's allocator
+// domains MEM and OBJ were traced (objects, not pymalloc's arenas: FORMAT.md, kinds 9-14).
+inline constexpr uint64_t kFlagPythonAllocators = 2;
+
+// Version-3 opcode helpers. op3_free_group: 0 for Malloc (free()), 1 for Realloc and the
+// domains' PyMemRealloc and PyObjectRealloc, 2 for ReallocArray (the free half of a realloc
+// call); any other kind is a plain free (0).
 inline constexpr uint8_t op3_alloc(AllocKind k) { return uint8_t(Op3::Alloc) + uint8_t(k); }
 inline constexpr uint8_t op3_pair(AllocKind k) { return uint8_t(Op3::Pair) + uint8_t(k); }
 inline constexpr unsigned op3_free_group(AllocKind k) {
-    return k == AllocKind::Realloc ? 1 : k == AllocKind::ReallocArray ? 2 : 0;
+    return k == AllocKind::ReallocArray ? 2
+           : k == AllocKind::Realloc || k == AllocKind::PyMemRealloc ||
+                   k == AllocKind::PyObjectRealloc
+               ? 1
+               : 0;
 }
 // base is Op3::Free, Op3::FreeOther or Op3::FreeUnknown.
 inline constexpr uint8_t op3_free(Op3 base, AllocKind k) {

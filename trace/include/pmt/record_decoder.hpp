@@ -16,7 +16,7 @@ namespace pmt {
 namespace detail {
 
 inline AllocKind checked_alloc_kind(uint8_t k) {
-    if (k > static_cast<uint8_t>(AllocKind::Pvalloc)) throw_format("unknown allocation kind");
+    if (k > static_cast<uint8_t>(kLastAllocKind)) throw_format("unknown allocation kind");
     return static_cast<AllocKind>(k);
 }
 

@@ -1,0 +1,213 @@
+// Wrappers of Python's allocator domains (pyalloc.hpp). Each wrapper calls the allocator it
+// replaced with the guard held as our own code's (kGuardOwn: everything underneath, pymalloc's
+// arena mmaps and its malloc for large requests, passes through untraced) and records the
+// call like the malloc hooks do (hooks.cpp): the thread's buffer flag, the Python stack, the
+// clock. MEM and OBJ require the GIL, so the wrappers run with it held; they take no lock the
+// hooks do not. A free of a block made before the wrapping (or through an allocator that was
+// not wrapped then) is a free of an address the writer does not hold: an unknown free.
+#include <Python.h>
+// Python.h first (it sets feature macros the C library headers read).
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyalloc.hpp"
+#include "recorder.hpp"
+#include "side_ring.hpp"
+
+namespace pmt::preload {
+
+std::atomic<bool> g_pyalloc_on{false};
+
+namespace {
+
+using pmt::AllocKind;
+
+inline uint64_t addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
+
+// One wrapping of one domain: the allocator it calls and the kinds it records. A domain wrapped
+// again (its allocator was replaced) gets a new slot, so an allocator that wrapped ours (e.g.
+// tracemalloc's) and is wrapped in turn never leads back into the same slot.
+struct Wrap {
+    PyMemAllocatorEx prev;
+    AllocKind malloc_kind, calloc_kind, realloc_kind;
+};
+constexpr int kMaxWraps = 16;
+Wrap g_wraps[kMaxWraps];
+int g_wrap_count = 0;  // written with the GIL held (or before Py_Initialize)
+
+struct Api {
+    void (*get)(PyMemAllocatorDomain, PyMemAllocatorEx*);
+    void (*set)(PyMemAllocatorDomain, PyMemAllocatorEx*);
+    void (*get_arena)(PyObjectArenaAllocator*);
+    void (*set_arena)(PyObjectArenaAllocator*);
+};
+Api g_api;
+PyObjectArenaAllocator g_prev_arena;
+bool g_active = false;
+
+// The recording steps of hooks.cpp's record_alloc / record_free / traced_realloc, called with
+// t_in_hook == kGuardHook (a signal handler's allocations in between go to the side ring).
+void record_alloc(AllocKind kind, const void* p, uint64_t size) {
+    if (ThreadState* s = thread_state()) {
+        acquire(s);
+        uint64_t stack = capture_stack(s);
+        uint64_t t = event_now_ns();
+        emit(s, [&](RecordWriter& e) { return e.alloc(kind, t, addr(p), size, stack); });
+        release(s);
+    }
+}
+
+void record_free(const void* p) {
+    if (ThreadState* s = thread_state()) {
+        acquire(s);
+        uint64_t t = event_now_ns();
+        emit(s, [&](RecordWriter& e) { return e.free(t, addr(p)); });
+        release(s);
+    }
+}
+
+// Not traced: our own code, a hook's nested call, or tracing off. (Any other guard value is a
+// state that a call from the program's code ends, as this one is: it is traced.)
+inline bool guarded() { return t_in_hook == kGuardOwn || t_in_hook == kGuardHook; }
+inline bool pass() { return guarded() || !tracing(); }
+
+void* w_malloc(void* ctx, size_t n) {
+    const Wrap& w = *static_cast<const Wrap*>(ctx);
+    if (pass()) return w.prev.malloc(w.prev.ctx, n);
+    t_in_hook = kGuardOwn;
+    void* p = w.prev.malloc(w.prev.ctx, n);
+    t_in_hook = kGuardHook;
+    if (p) record_alloc(w.malloc_kind, p, n);
+    end_traced();
+    return p;
+}
+
+void* w_calloc(void* ctx, size_t nelem, size_t elsize) {
+    const Wrap& w = *static_cast<const Wrap*>(ctx);
+    if (pass()) return w.prev.calloc(w.prev.ctx, nelem, elsize);
+    t_in_hook = kGuardOwn;
+    void* p = w.prev.calloc(w.prev.ctx, nelem, elsize);
+    t_in_hook = kGuardHook;
+    if (p) record_alloc(w.calloc_kind, p, uint64_t(nelem) * elsize);  // no overflow: p != NULL
+    end_traced();
+    return p;
+}
+
+// As traced_realloc (hooks.cpp): the buffer flag held across the call. The domains' realloc
+// never frees and returns NULL (a size of 0 is served as 1 byte): NULL is a failure, the old
+// block stays live, nothing is recorded.
+void* w_realloc(void* ctx, void* old, size_t n) {
+    const Wrap& w = *static_cast<const Wrap*>(ctx);
+    if (pass()) return w.prev.realloc(w.prev.ctx, old, n);
+    t_in_hook = kGuardHook;
+    ThreadState* s = thread_state();
+    if (!s) {
+        t_in_hook = kGuardOwn;
+        void* p = w.prev.realloc(w.prev.ctx, old, n);
+        end_traced();
+        return p;
+    }
+    acquire(s);
+    const uint64_t t0 = event_now_ns();
+    t_in_hook = kGuardOwn;
+    void* p = w.prev.realloc(w.prev.ctx, old, n);
+    t_in_hook = kGuardHook;
+    if (p) {
+        const uint64_t stack = capture_stack(s);
+        const uint64_t t1 = event_now_ns();
+        emit(s, [&](RecordWriter& e) {
+            return e.realloc(w.realloc_kind, t0, t1, addr(old), addr(p), n, stack);
+        });
+    }
+    release(s);
+    end_traced();
+    return p;
+}
+
+// Timed before the real free, as the free hook is.
+void w_free(void* ctx, void* p) {
+    const Wrap& w = *static_cast<const Wrap*>(ctx);
+    if (!p || pass()) return w.prev.free(w.prev.ctx, p);
+    t_in_hook = kGuardHook;
+    record_free(p);
+    t_in_hook = kGuardOwn;
+    w.prev.free(w.prev.ctx, p);
+    end_traced();
+}
+
+// pymalloc's arenas: never recorded (their objects are). Mostly reached from inside a domain
+// wrapper (the guard is held already); this covers pymalloc calls that are not.
+void* w_arena_alloc(void*, size_t n) {
+    const uint8_t saved = guarded() ? t_in_hook : 0;
+    t_in_hook = saved ? saved : uint8_t(kGuardOwn);
+    void* p = g_prev_arena.alloc(g_prev_arena.ctx, n);
+    t_in_hook = saved;
+    return p;
+}
+void w_arena_free(void*, void* p, size_t n) {
+    const uint8_t saved = guarded() ? t_in_hook : 0;
+    t_in_hook = saved ? saved : uint8_t(kGuardOwn);
+    g_prev_arena.free(g_prev_arena.ctx, p, n);
+    t_in_hook = saved;
+}
+
+// Wraps the domain's current allocator in a new slot; false when the slots are used up.
+bool wrap(PyMemAllocatorDomain domain) {
+    if (g_wrap_count >= kMaxWraps) return false;
+    Wrap& w = g_wraps[g_wrap_count];
+    g_api.get(domain, &w.prev);
+    if (!w.prev.malloc || !w.prev.calloc || !w.prev.realloc || !w.prev.free) return false;
+    const bool obj = domain == PYMEM_DOMAIN_OBJ;
+    w.malloc_kind = obj ? AllocKind::PyObjectMalloc : AllocKind::PyMemMalloc;
+    w.calloc_kind = obj ? AllocKind::PyObjectCalloc : AllocKind::PyMemCalloc;
+    w.realloc_kind = obj ? AllocKind::PyObjectRealloc : AllocKind::PyMemRealloc;
+    ++g_wrap_count;
+    PyMemAllocatorEx mine{&w, w_malloc, w_calloc, w_realloc, w_free};
+    g_api.set(domain, &mine);
+    return true;
+}
+
+// Ours is the outermost allocator of the domain.
+bool wrapped(PyMemAllocatorDomain domain) {
+    PyMemAllocatorEx cur;
+    g_api.get(domain, &cur);
+    return cur.malloc == w_malloc;
+}
+
+template <class F>
+F sym(const char* name) {
+    return reinterpret_cast<F>(dlsym(RTLD_DEFAULT, name));
+}
+
+}  // namespace
+
+bool pyalloc_init() {
+    const char* v = secure_getenv("PYMEMTRACE_PYTHON_ALLOCATORS");
+    if (!v || strcmp(v, "1") != 0) return false;
+    if (g_active) return true;
+    g_api.get = sym<decltype(g_api.get)>("PyMem_GetAllocator");
+    g_api.set = sym<decltype(g_api.set)>("PyMem_SetAllocator");
+    g_api.get_arena = sym<decltype(g_api.get_arena)>("PyObject_GetArenaAllocator");
+    g_api.set_arena = sym<decltype(g_api.set_arena)>("PyObject_SetArenaAllocator");
+    if (!g_api.get || !g_api.set || !g_api.get_arena || !g_api.set_arena) return false;
+    g_api.get_arena(&g_prev_arena);
+    if (g_prev_arena.alloc && g_prev_arena.free) {
+        PyObjectArenaAllocator mine{nullptr, w_arena_alloc, w_arena_free};
+        g_api.set_arena(&mine);
+    }
+    if (!wrap(PYMEM_DOMAIN_MEM) || !wrap(PYMEM_DOMAIN_OBJ)) return false;
+    g_active = true;
+    g_pyalloc_on.store(true, std::memory_order_relaxed);
+    return true;
+}
+
+bool pyalloc_active() { return g_active; }
+
+void pyalloc_recheck() {
+    for (PyMemAllocatorDomain d : {PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ}) {
+        if (!wrapped(d)) wrap(d);
+    }
+}
+
+}  // namespace pmt::preload
