@@ -72,13 +72,73 @@ void record_free(const void* p) {
 inline bool guarded() { return t_in_hook == kGuardOwn || t_in_hook == kGuardHook; }
 inline bool pass() { return guarded() || !tracing(); }
 
+// The fast paths of hooks.cpp's malloc and free (see there): tracing, the thread has its state,
+// none of g_slow's reasons, an address below 2^57 and room in the buffer. Return false, having
+// recorded nothing and with the buffer flag dropped, when the general path must do it.
+[[gnu::always_inline]] inline bool fast_alloc(AllocKind kind, const void* p, uint64_t size) {
+#if defined(__x86_64__)
+    ThreadState* s = t_state;
+    const uint32_t bits = g_slow.bits.load(std::memory_order_acquire);
+    if (PMT_UNLIKELY(!fast_path_allowed(bits) || !s || (addr(p) >> rec::kTagShift) != 0))
+        return false;
+    s->busy.store(1, std::memory_order_relaxed);  // set_busy's light form (kSlowHeavy clear)
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (PMT_UNLIKELY(s->collecting.load(std::memory_order_acquire))) acquire_slow(s);
+    const uint64_t tsc = event_tsc(!(bits & kSlowRdtscp));
+    const uint64_t stack = capture_stack(s);
+    if (PMT_UNLIKELY(!s->rec.fast_fits())) {  // the walk's definitions filled the buffer
+        const uint64_t t = event_now_ns();
+        emit(s, [&](RecordWriter& e) { return e.alloc(kind, t, addr(p), size, stack); });
+    } else {
+        s->rec.fast_alloc(kind, tsc_trace_ns(tsc), addr(p), size, stack);
+    }
+    release(s);
+    return true;
+#else
+    (void)kind, (void)p, (void)size;
+    return false;
+#endif
+}
+
+[[gnu::always_inline]] inline bool fast_free(const void* p) {
+#if defined(__x86_64__)
+    ThreadState* s = t_state;
+    const uint32_t bits = g_slow.bits.load(std::memory_order_acquire);
+    if (PMT_UNLIKELY(!fast_path_allowed(bits) || !s || (addr(p) >> rec::kTagShift) != 0))
+        return false;
+    s->busy.store(1, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (PMT_UNLIKELY(s->collecting.load(std::memory_order_acquire) || !s->rec.fast_fits())) {
+        release(s);
+        return false;
+    }
+    s->rec.fast_free(tsc_trace_ns(event_tsc(!(bits & kSlowRdtscp))), addr(p));
+    release(s);
+    return true;
+#else
+    (void)p;
+    return false;
+#endif
+}
+
+[[gnu::cold, gnu::noinline]] void alloc_general(AllocKind kind, const void* p, uint64_t size) {
+    if (g_slow.bits.load(std::memory_order_relaxed) & kSlowClock) clock_events_ready();
+    record_alloc(kind, p, size);
+}
+
+[[gnu::cold, gnu::noinline]] void free_general(const void* p) {
+    if (g_slow.bits.load(std::memory_order_relaxed) & kSlowClock) clock_events_ready();
+    record_free(p);
+}
+
 void* w_malloc(void* ctx, size_t n) {
     const Wrap& w = *static_cast<const Wrap*>(ctx);
     if (pass()) return w.prev.malloc(w.prev.ctx, n);
     t_in_hook = kGuardOwn;
     void* p = w.prev.malloc(w.prev.ctx, n);
     t_in_hook = kGuardHook;
-    if (p) record_alloc(w.malloc_kind, p, n);
+    if (PMT_LIKELY(p != nullptr) && !fast_alloc(w.malloc_kind, p, n))
+        alloc_general(w.malloc_kind, p, n);
     end_traced();
     return p;
 }
@@ -130,7 +190,7 @@ void w_free(void* ctx, void* p) {
     const Wrap& w = *static_cast<const Wrap*>(ctx);
     if (!p || pass()) return w.prev.free(w.prev.ctx, p);
     t_in_hook = kGuardHook;
-    record_free(p);
+    if (!fast_free(p)) free_general(p);
     t_in_hook = kGuardOwn;
     w.prev.free(w.prev.ctx, p);
     end_traced();
