@@ -342,6 +342,11 @@ RecPosition WriterCycle::decode_direct(const uint64_t* p, const uint64_t* end, u
                     continue;
                 }
             }
+            if (run_may_start(ta)) {
+                const uint64_t* const at = p;
+                event_run(p, end, t, tid);
+                if (p != at) continue;
+            }
             if (v.alloc(kind, ta, addr, p[2], p[3]) == RecNext::StopBefore) return {p, t, true};
             t = ta;
             p += 4;
@@ -349,6 +354,11 @@ RecPosition WriterCycle::decode_direct(const uint64_t* p, const uint64_t* end, u
         }
         if (tag == rec::kFree && left >= 2) {
             const uint64_t tf = p[1] > t ? p[1] : t;
+            if (run_may_start(tf)) {
+                const uint64_t* const at = p;
+                event_run(p, end, t, tid);
+                if (p != at) continue;
+            }
             if (v.free(tf, addr) == RecNext::StopBefore) return {p, t, true};
             t = tf;
             p += 2;
@@ -461,6 +471,159 @@ void WriterCycle::pair_run(const uint64_t*& p, const uint64_t* end, uint64_t& t)
     peak_time_ns_ = peak_t;
     p = q;
     t = tq;
+}
+
+// The streamed thread's allocs and frees from p on (p at one), each as feed_alloc / feed_free
+// would feed it, with the replay's and the encoder's state in locals (StreamEncoder::Cursor):
+// stores to the columns' bytes would otherwise make every member be reloaded. A new block
+// enters blocks_ at once instead of waiting as the pending block: the next record would
+// settle it anyway, unless it is the block's free, and such a PAIR goes to the caller. Stops,
+// before the record, at the first one that needs anything else: another record, a queued
+// event or the cut before it (gate_), a TICK, the size check, a table that must grow, an
+// address still live or not live, a PAIR, the last few words of the payload. Leaves p and t
+// after the last one fed.
+void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t, uint32_t tid) {
+    constexpr size_t kAhead = 12;  // words, as decode_direct
+    // At most 255 - since_check_ records (the size check comes after the next one); check_ref
+    // for each: the thread index fits and the seqs stay below 2^40. Not worth its setup unless its
+    // first three records are allocs and frees before any queued event or TICK, no PAIR among them
+    // (regex's pairs come in runs at one address, reuse_ set after one; a few threads' events are
+    // interleaved).
+    if (end - p <= static_cast<ptrdiff_t>(kAhead) || since_check_ >= 255 || reuse_ ||
+        !enc_.is_current(tid) || !enc_.cursor_ok() ||
+        ((enc_.next_seq() + 256) >> 40 | cur_ >> 24) != 0)
+        return;
+    const uint64_t lim = std::min(gate_, enc_.tick_at_ns());
+    const uint64_t* n = p;
+    for (int k = 0; k < 3; ++k) {  // words within p[0, kAhead]
+        const unsigned tag = static_cast<unsigned>(n[0] >> rec::kTagShift);
+        if (n[1] >= lim) return;
+        if (tag == rec::kFree) {
+            n += 2;
+        } else {
+            if (tag - rec::kAlloc >= rec::kKinds ||
+                n[4] == (rec::tag(rec::kFree) | (n[0] & rec::kLowMask)))
+                return;
+            n += 4;
+        }
+    }
+    if (pending_) {
+        // The pending block is settled first, as the record at p would (unless it frees it).
+        if (p[0] == (rec::tag(rec::kFree) | pending_block_.addr) ||
+            pending_slot_ == LiveBlockTable::kZero || 2 * blocks_.used_ >= blocks_.mask_)
+            return;
+        settle_pending();
+    }
+    const unsigned most = 255 - since_check_;
+    StreamEncoder::Cursor c(enc_, most);
+    const uint64_t cur = cur_;
+    LiveBlockTable::Slot* const s = blocks_.s_;
+    const size_t mask = blocks_.mask_;
+    const unsigned shift = blocks_.shift_;
+    auto home = [&](uint64_t a) {
+        return static_cast<size_t>((a * 0x9E3779B97F4A7C15ull) >> shift);
+    };
+    // The slot of a live address a (!= 0), or the empty slot where it would go.
+    auto find = [&](uint64_t a, bool& live) {
+        for (size_t i = home(a);; i = (i + 1) & mask) {
+            if (s[i].addr == a) {
+                live = true;
+                return i;
+            }
+            if (s[i].addr == 0) {
+                live = false;
+                return i;
+            }
+        }
+    };
+    size_t used = blocks_.used_;  // one more makes the table grow once 2 * used >= mask
+    uint64_t live_bytes = heap_live_, peak_t = peak_time_ns_;
+    // The peak of heap_live_ alone while the mappings' bytes stay as they are (the peak is at
+    // least the live bytes now, so at least the mappings').
+    uint64_t heap_peak = peak_bytes_ - maps_.live_bytes();
+    const uint64_t* q = p;
+    // Each record is 2 words or more: at most `most` of them end before q0 + 2 * most.
+    const uint64_t* const q0 = q;
+    const uint64_t seq0 = c.next_seq();
+    const uint64_t* const stop = std::min(end - kAhead, q + 2 * static_cast<size_t>(most));
+    uint64_t tq = t;
+    bool bad = false;
+    // The tags of a free and an alloc (below 64), as bits.
+    constexpr uint64_t kEventTags = uint64_t(1) << rec::kFree | ((uint64_t(1) << rec::kKinds) - 1)
+                                                                    << rec::kAlloc;
+    static_assert(rec::kAlloc + rec::kKinds <= 64);
+    while (q < stop) {
+        {
+            // A free or an alloc a few records on (a wrong guess only loads a useless line).
+            const uint64_t x = q[kAhead];
+            if (kEventTags >> ((x >> rec::kTagShift) & 63) & 1)
+                __builtin_prefetch(&s[home(x & rec::kLowMask)]);
+        }
+        const uint64_t w = q[0];
+        const unsigned tag = static_cast<unsigned>(w >> rec::kTagShift);
+        const uint64_t addr = w & rec::kLowMask;
+        if (tag - rec::kAlloc < rec::kKinds) {
+            const uint64_t ta = q[1] > tq ? q[1] : tq;
+            if (ta >= lim || q[4] == (rec::tag(rec::kFree) | addr) || 2 * used >= mask) break;
+            // new_block_slot (address 0 is found "live" in an empty slot: replace's case too)
+            bool live;
+            const size_t slot = find(addr, live);
+            if (live) break;  // replace()
+            const uint64_t size = q[2];
+            const uint64_t seq = c.alloc(static_cast<AllocKind>(tag - rec::kAlloc), size, q[3]);
+            s[slot] = LiveBlockTable::Slot{addr, size, seq << 24 | cur};
+            ++used;
+            live_bytes += size;
+            if (live_bytes > heap_peak) {
+                heap_peak = live_bytes;
+                peak_t = ta;
+            }
+            tq = ta;
+            q += 4;
+        } else if (tag == rec::kFree) {
+            const uint64_t tf = q[1] > tq ? q[1] : tq;
+            if (tf >= lim || addr == 0) break;
+            bool live;
+            size_t i = find(addr, live);
+            if (!live) break;  // free_unknown
+            const uint64_t ref = s[i].ref;
+            live_bytes -= s[i].size;
+            // LiveBlockTable::erase_at
+            for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+                if (s[j].addr == 0) break;
+                if (((j - home(s[j].addr)) & mask) >= ((j - i) & mask)) {
+                    s[i] = s[j];
+                    i = j;
+                }
+            }
+            s[i] = LiveBlockTable::Slot{0, 0, 0};
+            --used;
+            if (!c.free(static_cast<uint32_t>(ref & 0xFFFFFF), ref >> 24)) {
+                bad = true;
+                break;
+            }
+            tq = tf;
+            q += 2;
+        } else {
+            break;
+        }
+    }
+    c.close();
+    blocks_.used_ = used;
+    heap_live_ = live_bytes;
+    const uint64_t peak = heap_peak + maps_.live_bytes();
+    if (peak != peak_bytes_) {
+        peak_bytes_ = peak;
+        peak_time_ns_ = peak_t;
+    }
+    // allocs: one seq each; frees: the rest of the words, two each
+    const uint64_t allocs = c.next_seq() - seq0;
+    const uint64_t fed = allocs + (static_cast<uint64_t>(q - q0) - 4 * allocs) / 2;
+    events_ += fed;
+    since_check_ += static_cast<unsigned>(fed);
+    p = q;
+    t = tq;
+    if (bad) bad_block();
 }
 
 // An address still live (its free was not seen) is freed first, so the reader's accounting

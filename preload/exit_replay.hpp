@@ -68,6 +68,7 @@ public:
     size_t size() const { return used_ + (zero_live_ ? 1 : 0); }
 
 private:
+    friend class WriterCycle;  // its run of allocs and frees keeps the table's state in locals
     size_t home(uint64_t addr) const {
         return static_cast<size_t>((addr * 0x9E3779B97F4A7C15ull) >> shift_);
     }
@@ -201,6 +202,12 @@ private:
                    uint64_t stack);
     void feed_free(uint32_t tid, uint64_t t, uint64_t addr, AllocKind kind);
     void pair_run(const uint64_t*& p, const uint64_t* end, uint64_t& t);
+    void event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t, uint32_t tid);
+    // The cheap part of event_run's tests, inline: the record at p (time t) is before the next
+    // queued event, the cut and a TICK; the size check is not due; no reuse_.
+    bool run_may_start(uint64_t t) const {
+        return t < gate_ && since_check_ < 255 && !reuse_ && !enc_.may_tick(t);
+    }
     // The empty slot of blocks_ for a new block at addr (the pending one settled first; a block
     // still live there freed first).
     size_t new_block_slot(uint64_t addr) {

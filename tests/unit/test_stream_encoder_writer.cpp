@@ -3,6 +3,7 @@
 // encoder; time() emits a TICK exactly when the format's rule says, up to times near 2^64.
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <tuple>
 #include <utility>
@@ -281,4 +282,92 @@ TEST_CASE("writer encoder: pair() and pairs() write alloc() and free()'s bytes",
         for (uint32_t th = 0; th < a.thread_count(); ++th)
             REQUIRE(a.live_blocks(th) == c.live_blocks(th));
     }
+}
+
+// The same event stream fed with alloc() and free(owner, seq, Malloc), or with the frees and
+// allocs in runs through a Cursor (closed at a random point, then TICKs, thread switches,
+// frees of other kinds, definitions through the encoder): allocations left live, frees of them
+// by their owner or another thread, allocs freed at once (PAIRs), sizes and stacks of every
+// varint length, columns growing.
+static std::vector<std::vector<uint8_t>> cursor_script(StreamEncoder& enc, uint64_t seed,
+                                                       bool cursor) {
+    std::mt19937_64 rng(seed);
+    std::vector<std::pair<uint32_t, uint64_t>> live;
+    std::vector<std::vector<uint8_t>> payloads;
+    uint64_t t = 0;
+    uint32_t cur = enc.thread(100);
+    auto value = [&rng] { return rng() % 3 ? rng() % 300 : rng() >> (rng() % 64); };
+    for (int i = 0; i < 2000; ++i) {
+        const unsigned r = static_cast<unsigned>(rng() % 100);
+        if (r < 60) {
+            // A run of allocs and Malloc frees of the current thread's, with nothing between.
+            const size_t k = 1 + rng() % 300;
+            std::vector<std::tuple<int, AllocKind, uint64_t, uint64_t, size_t>> run;
+            for (size_t j = 0; j < k; ++j) {
+                const unsigned x = static_cast<unsigned>(rng() % 10);
+                run.emplace_back(x < 5   ? 0
+                                 : x < 7 ? 1
+                                         : 2,
+                                 static_cast<AllocKind>(rng() % 9), value(), value(),
+                                 static_cast<size_t>(rng()));
+            }
+            REQUIRE(enc.cursor_ok());
+            std::optional<StreamEncoder::Cursor> c;
+            if (cursor) c.emplace(enc, k);
+            for (auto& [what, kind, size, stack, pick] : run) {
+                if (what == 0 || live.empty()) {  // alloc
+                    live.emplace_back(
+                        cur, c ? c->alloc(kind, size, stack) : enc.alloc(kind, size, stack));
+                } else {  // free: the newest block (a PAIR when it is the held ALLOC) or any
+                    const size_t j = what == 1 ? live.size() - 1 : pick % live.size();
+                    const auto [owner, seq] = live[j];
+                    REQUIRE((c ? c->free(owner, seq) : enc.free(owner, seq)));
+                    live[j] = live.back();
+                    live.pop_back();
+                }
+            }
+            if (c) c->close();
+        } else if (r < 70 && !live.empty()) {
+            const size_t j = rng() % live.size();
+            REQUIRE(enc.free(live[j].first, live[j].second, static_cast<AllocKind>(rng() % 9)));
+            live[j] = live.back();
+            live.pop_back();
+        } else if (r < 85) {
+            cur = enc.thread(100 + static_cast<uint32_t>(rng() % 4));
+        } else if (r < 92) {
+            t += uint64_t(1) << 30;  // a TICK
+            enc.time(t);
+        } else {
+            enc.string(i, "name", 4);
+        }
+        if (rng() % 50 == 0) payloads.push_back(finish(enc));
+    }
+    payloads.push_back(finish(enc));
+    return payloads;
+}
+
+TEST_CASE("writer encoder: a Cursor writes alloc() and free()'s bytes", "[trace][v4][encoder]") {
+    for (uint64_t seed = 1; seed <= 6; ++seed) {
+        StreamEncoder a(10, 10, kStreamFormatVersion, false);
+        StreamEncoder b(10, 10, kStreamFormatVersion, false);
+        const auto pa = cursor_script(a, seed, false);
+        const auto pb = cursor_script(b, seed, true);
+        REQUIRE(pa.size() == pb.size());
+        for (size_t i = 0; i < pa.size(); ++i) REQUIRE(pa[i] == pb[i]);
+        REQUIRE(a.next_seq() == b.next_seq());
+        REQUIRE(a.pending_bytes() == b.pending_bytes());
+        REQUIRE(a.thread_count() == b.thread_count());
+        for (uint32_t th = 0; th < a.thread_count(); ++th)
+            REQUIRE(a.live_blocks(th) == b.live_blocks(th));
+    }
+    // Only without the live-seq set and with a current thread.
+    StreamEncoder checking(10, 10, kStreamFormatVersion, true);
+    checking.thread(1);
+    REQUIRE_FALSE(checking.cursor_ok());
+    StreamEncoder none(10, 10, kStreamFormatVersion, false);
+    REQUIRE_FALSE(none.cursor_ok());
+    none.thread(1);
+    REQUIRE(none.cursor_ok());
+    REQUIRE(none.is_current(1));
+    REQUIRE_FALSE(none.is_current(2));
 }

@@ -134,6 +134,17 @@ public:
         next_seq_ += n;
         return n;
     }
+    // alloc() and free(owner, seq, Malloc) of the current thread over and over with the
+    // encoder's state (the columns' write positions, the held ALLOC, the current thread's free
+    // predictors) held in the cursor's locals: a caller keeping the cursor on its stack feeds
+    // a run of them without the encoder's members being reloaded after every byte stored.
+    // Only while cursor_ok(): version 4 without check_frees and with a current thread. Nothing
+    // else may be called on the encoder until close(); the same bytes and state as the calls.
+    bool cursor_ok() const {
+        return !check_frees_ && has_cur() && (!pending_ || pend_.seq + 1 == next_seq_);
+    }
+    bool is_current(uint32_t tid) const { return cur_key_ == tid; }
+    class Cursor;
     void free_unknown(uint64_t addr, AllocKind kind = AllocKind::Malloc);
     void mmap(uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags, int64_t fd,
               uint64_t stack);
@@ -268,6 +279,102 @@ private:
     bool pending_ = false;
     Pending pend_{};
     uint8_t head_[7 * 10];
+};
+
+class StreamEncoder::Cursor {
+public:
+    // Room for max_records calls (alloc or free) is made in the columns first (a column grown a
+    // little earlier than it would be: the same bytes), so none is checked per byte.
+    Cursor(StreamEncoder& e, size_t max_records)
+        : e_(e),
+          th_(e.threads_[e.cur_]),
+          next_seq_(e.next_seq_),
+          next_free_(th_.next_free),
+          next_alloc_(th_.next_alloc),
+          psize_(e.pend_.size),
+          pstack_(e.pend_.stack),
+          pkind_(e.pend_.kind),
+          cur_(e.cur_),
+          pending_(e.pending_) {
+        // Most bytes one call writes per column: a held ALLOC and a FREE (two opcodes, a size,
+        // a stack, a FREE_OTHER's owner and reference).
+        static constexpr size_t kMost[kUsed] = {2, kVarintMax, kVarintMax, 2 * kVarintMax};
+        for (size_t i = 0; i < kUsed; ++i) {
+            Column& col = e.cols_[i];
+            const size_t need = kMost[i] * max_records;
+            if (static_cast<size_t>(col.end - col.w) < need) e.grow(col, need);
+            w_[i] = col.w;
+        }
+    }
+    uint64_t next_seq() const { return next_seq_; }
+    [[gnu::always_inline]] uint64_t alloc(AllocKind kind, uint64_t size, uint64_t stack) {
+        if (pending_) write_pending();
+        psize_ = size;
+        pstack_ = stack;
+        pkind_ = kind;
+        pending_ = true;
+        return next_seq_++;  // the held ALLOC's seq stays next_seq_ - 1
+    }
+    // free(owner, seq, Malloc): false (nothing written) when the owner index is unknown.
+    [[gnu::always_inline]] bool free(uint32_t owner, uint64_t seq) {
+        if (pending_) {
+            if (seq == next_seq_ - 1 && owner == cur_) {
+                op(op3_pair(pkind_));
+                put(kSizes, psize_);
+                put(kStacks, pstack_);
+                pending_ = false;
+                return true;
+            }
+            write_pending();
+        }
+        uint64_t r;
+        if (owner == cur_) {
+            const uint64_t from_free = detail::zigzag(static_cast<int64_t>(seq - next_free_));
+            const uint64_t back = next_alloc_ - 1 - seq;
+            next_free_ = seq + 1;
+            --th_.live_count;
+            r = seq < next_alloc_ && back < from_free ? 2 * back + 1 : 2 * from_free;
+            op(op3_free(Op3::Free, AllocKind::Malloc));
+        } else {
+            if (owner >= e_.n_threads_) return false;
+            r = free_code(e_.threads_[owner], seq);
+            op(op3_free(Op3::FreeOther, AllocKind::Malloc));
+            put(kRefs, owner);
+        }
+        put(kRefs, r);
+        return true;
+    }
+    // Stores the state back into the encoder.
+    void close() {
+        for (size_t i = 0; i < kUsed; ++i) e_.cols_[i].w = w_[i];
+        e_.next_seq_ = next_seq_;
+        th_.next_free = next_free_;
+        th_.next_alloc = next_alloc_;
+        e_.pending_ = pending_;
+        if (pending_) e_.pend_ = Pending{psize_, pstack_, next_seq_ - 1, pkind_};
+    }
+
+private:
+    static constexpr size_t kUsed = kRefs + 1;  // ops, sizes, stacks, refs
+    [[gnu::always_inline]] void write_pending() {
+        pending_ = false;
+        op(op3_alloc(pkind_));
+        put(kSizes, psize_);
+        put(kStacks, pstack_);
+        next_alloc_ = next_seq_;
+        ++th_.live_count;
+    }
+    [[gnu::always_inline]] void op(uint8_t o) { *w_[kOps]++ = o; }
+    [[gnu::always_inline]] void put(Col c, uint64_t v) { w_[c] = detail::put_varint(w_[c], v); }
+
+    StreamEncoder& e_;
+    Thread& th_;
+    uint8_t* w_[kUsed];
+    uint64_t next_seq_, next_free_, next_alloc_;
+    uint64_t psize_, pstack_;  // the held ALLOC (its seq: next_seq_ - 1)
+    AllocKind pkind_;
+    uint32_t cur_;
+    bool pending_;
 };
 
 }  // namespace pmt
