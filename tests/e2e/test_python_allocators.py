@@ -98,6 +98,15 @@ class PythonAllocators(e2e.E2ETest):
         self.assertLess(blocks, N // 10, e2e.describe_at_peak(report))
         self.assertGreater(report["peak"]["bytes"], 2 * FLOATS + 2 * TABLE)
 
+    def test_non_python_process_ignores_it(self):
+        # No interpreter: nothing to wrap; the C library's calls are traced as always.
+        run = e2e.run_traced(self, ["/bin/ls", "-l", "/"], env_extra=ON)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        report = e2e.report_json(self, run.only_trace(self))
+        self.assertFalse(report["trace"]["python_allocators"], report["trace"])
+        self.assertIsNone(report["trace"]["python"])
+        self.assertGreater(report["totals"]["allocations"], 0)
+
     def test_run_flag(self):
         path = e2e.script("pyalloc_floats.py")
         out = os.path.join(self.tmp(), "t.pmt")
