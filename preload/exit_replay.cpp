@@ -10,6 +10,7 @@
 #include <new>
 #include <stdexcept>
 
+#include "own_blocks.hpp"
 #include "pmt/record_decoder.hpp"  // mmap_event, munmap_event, mremap_event
 #include "thread_records.hpp"
 
@@ -650,6 +651,8 @@ inline void WriterCycle::free_table(uint64_t addr, AllocKind kind) {
         heap_live_ -= s.size;
         reuse_ = false;
         blocks_.erase_at(slot);
+    } else if (own_block_freed(addr)) {
+        --events_;  // one of our blocks, not the program's (own_blocks.hpp): dropped
     } else {
         enc_.free_unknown(addr, kind);
     }

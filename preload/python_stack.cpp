@@ -13,6 +13,7 @@
 #include <cstring>
 #include <new>
 
+#include "own_blocks.hpp"
 #include "pyalloc.hpp"
 
 namespace pmt::preload {
@@ -82,6 +83,7 @@ int on_audit_event(const char* event, PyObject*, void*);
     if (!e) return;  // then as before
     *e = **link;
     *link = e;
+    note_own_block(e, true);  // its free at finalisation is not the program's
 }
 
 // Audit events of CPython 3.11 that precede making code objects (compiling source,
@@ -113,6 +115,11 @@ void install_code_watch() {
         reinterpret_cast<decltype(g_get_allocator)>(dlsym(RTLD_DEFAULT, "PyMem_GetAllocator"));
     if (g_get_allocator) g_get_allocator(PYMEM_DOMAIN_RAW, &g_raw_at_install);
     g_code_watched = add_hook(on_audit_event, nullptr) == 0;
+    if (g_code_watched && g_runtime_hooks) {  // our entry: its free is not the program's
+        auto* e = reinterpret_cast<const _Py_AuditHookEntry*>(*g_runtime_hooks);
+        while (e && e->hookCFunction != on_audit_event) e = e->next;
+        note_own_block(e, initialized());
+    }
     g_entry_checked = !g_code_watched || initialized();
 }
 
