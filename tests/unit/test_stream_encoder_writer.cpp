@@ -26,17 +26,28 @@ std::vector<uint8_t> finish(StreamEncoder& enc) {
     return out;
 }
 
+// A block the random streams below left live: its owner's thread index and its seq.
+struct LiveBlock {
+    uint32_t owner;
+    uint64_t seq;
+};
+
+// Frees a random one of the live blocks (by the thread that made it or not) with a random kind
+// (0-8) and forgets it.
+void free_random(StreamEncoder& enc, std::vector<LiveBlock>& live, std::mt19937_64& rng) {
+    const size_t j = rng() % live.size();
+    REQUIRE(enc.free(live[j].owner, live[j].seq, static_cast<AllocKind>(rng() % 9)));
+    live[j] = live.back();
+    live.pop_back();
+}
+
 // A random version-4 event stream (threads, allocations, frees of live blocks by their owner or
 // another thread, PAIR candidates, unknown frees, mappings, definitions), fed to enc; the
 // payloads it made, cut every ~cut_every events.
 std::vector<std::vector<uint8_t>> script(StreamEncoder& enc, uint64_t seed, size_t events,
                                          size_t cut_every) {
     std::mt19937_64 rng(seed);
-    struct Block {
-        uint32_t owner;
-        uint64_t seq;
-    };
-    std::vector<Block> live;
+    std::vector<LiveBlock> live;
     std::vector<std::vector<uint8_t>> payloads;
     uint64_t t = 0;
     uint32_t cur = enc.thread(100);
@@ -47,17 +58,14 @@ std::vector<std::vector<uint8_t>> script(StreamEncoder& enc, uint64_t seed, size
         enc.time(t);
         if (r < 45) {
             const auto kind = static_cast<AllocKind>(rng() % 9);
-            live.push_back(Block{cur, enc.alloc(kind, rng() % 5000, rng() % 300)});
+            live.push_back(LiveBlock{cur, enc.alloc(kind, rng() % 5000, rng() % 300)});
             if (rng() % 2) {  // freed at once: a PAIR when its kind allows
                 enc.time(t);
                 REQUIRE(enc.free(cur, live.back().seq, static_cast<AllocKind>(rng() % 9)));
                 live.pop_back();
             }
         } else if (r < 80 && !live.empty()) {
-            const size_t j = rng() % live.size();
-            REQUIRE(enc.free(live[j].owner, live[j].seq, static_cast<AllocKind>(rng() % 9)));
-            live[j] = live.back();
-            live.pop_back();
+            free_random(enc, live, rng);
         } else if (r < 85) {
             enc.free_unknown(rng() % (uint64_t(1) << 47), static_cast<AllocKind>(rng() % 9));
         } else if (r < 90) {
@@ -204,7 +212,7 @@ TEST_CASE("writer encoder: put_varint writes the shortest form", "[trace][encode
 // between them allocations left live, frees of them, TICKs, thread switches, definitions.
 static std::vector<std::vector<uint8_t>> pair_script(StreamEncoder& enc, uint64_t seed, int how) {
     std::mt19937_64 rng(seed);
-    std::vector<std::pair<uint32_t, uint64_t>> live;
+    std::vector<LiveBlock> live;
     std::vector<std::vector<uint8_t>> payloads;
     uint64_t t = 0;
     uint32_t cur = enc.thread(100);
@@ -247,12 +255,10 @@ static std::vector<std::vector<uint8_t>> pair_script(StreamEncoder& enc, uint64_
                 std::apply(one, run[j++]);  // pairs() stopped before a column grows
             }
         } else if (r < 70) {
-            live.emplace_back(cur, enc.alloc(static_cast<AllocKind>(rng() % 9), value(), value()));
+            live.push_back(
+                LiveBlock{cur, enc.alloc(static_cast<AllocKind>(rng() % 9), value(), value())});
         } else if (r < 85 && !live.empty()) {
-            const size_t j = rng() % live.size();
-            REQUIRE(enc.free(live[j].first, live[j].second, static_cast<AllocKind>(rng() % 9)));
-            live[j] = live.back();
-            live.pop_back();
+            free_random(enc, live, rng);
         } else if (r < 92) {
             cur = enc.thread(100 + static_cast<uint32_t>(rng() % 4));
         } else if (r < 95) {
@@ -292,7 +298,7 @@ TEST_CASE("writer encoder: pair() and pairs() write alloc() and free()'s bytes",
 static std::vector<std::vector<uint8_t>> cursor_script(StreamEncoder& enc, uint64_t seed,
                                                        bool cursor) {
     std::mt19937_64 rng(seed);
-    std::vector<std::pair<uint32_t, uint64_t>> live;
+    std::vector<LiveBlock> live;
     std::vector<std::vector<uint8_t>> payloads;
     uint64_t t = 0;
     uint32_t cur = enc.thread(100);
@@ -316,8 +322,8 @@ static std::vector<std::vector<uint8_t>> cursor_script(StreamEncoder& enc, uint6
             if (cursor) c.emplace(enc, k);
             for (auto& [what, kind, size, stack, pick] : run) {
                 if (what == 0 || live.empty()) {  // alloc
-                    live.emplace_back(
-                        cur, c ? c->alloc(kind, size, stack) : enc.alloc(kind, size, stack));
+                    live.push_back(LiveBlock{
+                        cur, c ? c->alloc(kind, size, stack) : enc.alloc(kind, size, stack)});
                 } else {  // free: the newest block (a PAIR when it is the held ALLOC) or any
                     const size_t j = what == 1 ? live.size() - 1 : pick % live.size();
                     const auto [owner, seq] = live[j];
@@ -328,10 +334,7 @@ static std::vector<std::vector<uint8_t>> cursor_script(StreamEncoder& enc, uint6
             }
             if (c) c->close();
         } else if (r < 70 && !live.empty()) {
-            const size_t j = rng() % live.size();
-            REQUIRE(enc.free(live[j].first, live[j].second, static_cast<AllocKind>(rng() % 9)));
-            live[j] = live.back();
-            live.pop_back();
+            free_random(enc, live, rng);
         } else if (r < 85) {
             cur = enc.thread(100 + static_cast<uint32_t>(rng() % 4));
         } else if (r < 92) {
