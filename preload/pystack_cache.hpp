@@ -129,16 +129,22 @@ struct PyStackCache {
     uint64_t next_code_serial = 1;
     pystack::Memo memo[pystack::kMaxDepth];
     // The innermost frames of recent walks, by (code, instruction, stack id of the frames
-    // outside): a frame that alternates between a few allocating instructions while its
-    // callers stay put (a loop body) finds its stack id here instead of in the hash tables.
-    // Trusted within one code-creation generation, like memo; cleared with it.
+    // outside): a frame that alternates between allocating instructions while its callers stay
+    // put (a loop body) finds its stack id here instead of in the hash tables. Direct-mapped by
+    // (instruction, parent): a loop body allocating at more sites than a short list holds
+    // (object, buffer and int allocations at one line each take their own instruction) keeps
+    // them all. Trusted within one code-creation generation, like memo; cleared with it.
     struct Recent {
         pystack::Level key;
         uint64_t parent, code_serial, location_id, stack_id;
     };
-    static constexpr unsigned kRecent = 4;
+    static constexpr unsigned kRecentBits = 6;
+    static constexpr unsigned kRecent = 1u << kRecentBits;
     Recent recent[kRecent];
-    unsigned recent_next = 0;
+    static unsigned recent_slot(const _Py_CODEUNIT* instr, uint64_t parent) {
+        uint64_t h = (reinterpret_cast<uintptr_t>(instr) ^ parent << 24) * 0x9e3779b97f4a7c15ULL;
+        return unsigned(h >> (64 - kRecentBits));
+    }
     void forget_recent() {
         for (Recent& r : recent) r.key.code = nullptr;  // a walk never has a null code
     }

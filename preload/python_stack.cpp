@@ -206,12 +206,11 @@ bool must_reset(const PyStackCache* c) {
     if (k == m - 1) {  // only the innermost frame differs from the previous walk
         const Level& l = cur[0];
         uint64_t parent = k ? c->memo[k - 1].stack_id : 0;
-        for (const PyStackCache::Recent& r : c->recent) {
-            if (r.key.code == l.code && r.key.instr == l.instr && r.parent == parent) {
-                c->memo[k].set(l, r.code_serial, r.location_id, r.stack_id);
-                c->depth = m;
-                return r.stack_id;
-            }
+        const PyStackCache::Recent& r = c->recent[PyStackCache::recent_slot(l.instr, parent)];
+        if (r.key.code == l.code && r.key.instr == l.instr && r.parent == parent) {
+            c->memo[k].set(l, r.code_serial, r.location_id, r.stack_id);
+            c->depth = m;
+            return r.stack_id;
         }
     }
     ErrnoGuard keep;                    // interning allocates
@@ -257,9 +256,9 @@ bool must_reset(const PyStackCache* c) {
     c->depth = m;
     if (m) {
         const Memo& inner = c->memo[m - 1];
-        c->recent[c->recent_next++ % PyStackCache::kRecent] =
-            PyStackCache::Recent{inner.key, m > 1 ? c->memo[m - 2].stack_id : 0, inner.code_serial,
-                                 inner.location_id, inner.stack_id};
+        const uint64_t outer = m > 1 ? c->memo[m - 2].stack_id : 0;
+        c->recent[PyStackCache::recent_slot(inner.key.instr, outer)] = PyStackCache::Recent{
+            inner.key, outer, inner.code_serial, inner.location_id, inner.stack_id};
     }
     return parent;
 }
