@@ -189,6 +189,18 @@ bool must_reset(const PyStackCache* c) {
     return c->text.bytes() > pystack::kMaxTextBytes || c->stacks.size() > kMaxStackNodes;
 }
 
+// A walk of m frames that equals the memo's outer m-1 levels: the stack id of its innermost
+// frame l from the recent innermost frames (the memo's level m-1 set from it), or 0.
+inline uint64_t recent_hit(PyStackCache* c, const Level& l, int m) {
+    const int k = m - 1;
+    const uint64_t parent = k ? c->memo[k - 1].stack_id : 0;
+    const PyStackCache::Recent& r = c->recent[PyStackCache::recent_slot(l.instr, parent)];
+    if (r.key.code != l.code || r.key.instr != l.instr || r.parent != parent) return 0;
+    c->memo[k].set(l, r.code_serial, r.location_id, r.stack_id);
+    c->depth = m;
+    return r.stack_id;
+}
+
 // Levels k..m-1 (outermost first) of a walk of m frames whose outer k frames equal the memo's
 // (the previous walk had n levels): their ids, the memo and the recent innermost frames
 // updated. cur holds the walk innermost first; only cur[0..m-1-k] is read unless the caches
@@ -204,14 +216,7 @@ bool must_reset(const PyStackCache* c) {
         k = 0;
     }
     if (k == m - 1) {  // only the innermost frame differs from the previous walk
-        const Level& l = cur[0];
-        uint64_t parent = k ? c->memo[k - 1].stack_id : 0;
-        const PyStackCache::Recent& r = c->recent[PyStackCache::recent_slot(l.instr, parent)];
-        if (r.key.code == l.code && r.key.instr == l.instr && r.parent == parent) {
-            c->memo[k].set(l, r.code_serial, r.location_id, r.stack_id);
-            c->depth = m;
-            return r.stack_id;
-        }
+        if (uint64_t id = recent_hit(c, cur[0], m)) return id;
     }
     ErrnoGuard keep;                    // interning allocates
     if (PMT_UNLIKELY(must_reset(c))) {  // (the fast path never passes a partial cur here)
@@ -317,6 +322,10 @@ bool must_reset(const PyStackCache* c) {
             Level l{code, instr};
             c->memo_plain = plain;
             c->memo[n - 1].frame = f0;
+            // The recent frames were forgotten when the memo went stale (checked_stack_id).
+            if (PMT_LIKELY(!c->memo_stale)) {
+                if (uint64_t id = recent_hit(c, l, n)) return id;
+            }
             return intern_walk(c, sink, &l, n, n - 1, n);
         }
     }
