@@ -11,8 +11,6 @@ namespace {
 constexpr uint64_t kMinBytes = uint64_t{1} << 20;  // smaller generations are noise
 constexpr uint64_t kSizeableBytes = 64 << 10;      // blocks that can open a window
 
-bool is_realloc(AllocKind k) { return is_realloc_kind(k); }
-
 }  // namespace
 
 void WindowAnalysis::begin(const TraceReader& reader) { frames_.attach(&reader); }
@@ -159,7 +157,7 @@ void WindowAnalysis::step_alloc(const Event& e, const LiveHeap& heap, const Live
     const bool pending = th.realloc_pending;
     th.realloc_pending = false;          // a realloc's two halves are adjacent on their thread
     if (th.burst.active) end_burst(th);  // the thread moved on
-    const bool grown = is_realloc(e.kind) && pending;
+    const bool grown = is_realloc_kind(e.kind) && pending;
     if (__builtin_expect(changes.size() == 1 && changes[0].live && !grown, 1))
         add(changes[0].block, nullptr, e.seq, heap);  // most events: a new block
     else
@@ -186,7 +184,7 @@ void WindowAnalysis::step_rest(const Event& e, const LiveHeap& heap, const LiveC
                                                         const LiveChanges& changes) {
     if (e.type == EventType::Alloc)
         step_alloc(e, heap, changes);
-    else if (e.type == EventType::Free && !is_realloc(e.kind))
+    else if (e.type == EventType::Free && !is_realloc_kind(e.kind))
         step_free(e, heap, changes);
     else
         step_rest(e, heap, changes);
