@@ -26,26 +26,6 @@ inline uint64_t addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
 // call that can set errno; each cold path that can (thread creation, throttle_wait,
 // acquire_slow, hand_off_full, the stack walker's interning, the clock's set-up) holds an
 // ErrnoGuard (runtime.hpp), so no hook pays for __errno_location on every event.
-// Inlined into each hook: as a call, its own register saves and restores cost ~17 of the
-// ~112 instructions malloc took per allocation besides the stack walk (callgrind, churn).
-[[gnu::always_inline]] inline void record_alloc(AllocKind kind, const void* p, uint64_t size) {
-    if (ThreadState* s = thread_state()) {
-        acquire(s);
-        uint64_t stack = capture_stack(s);
-        uint64_t t = event_now_ns();
-        emit(s, [&](RecordWriter& e) { return e.alloc(kind, t, addr(p), size, stack); });
-        release(s);
-    }
-}
-
-void record_free(const void* p) {
-    if (ThreadState* s = thread_state()) {
-        acquire(s);
-        uint64_t t = event_now_ns();
-        emit(s, [&](RecordWriter& e) { return e.free(t, addr(p)); });
-        release(s);
-    }
-}
 
 // --- The fast path of malloc, calloc and free ---
 // The common event: tracing, the thread has its state, none of g_slow's reasons (recorder.hpp:

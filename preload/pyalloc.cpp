@@ -46,27 +46,6 @@ Api g_api;
 PyObjectArenaAllocator g_prev_arena;
 bool g_active = false;
 
-// The recording steps of hooks.cpp's record_alloc / record_free / traced_realloc, called with
-// t_in_hook == kGuardHook (a signal handler's allocations in between go to the side ring).
-void record_alloc(AllocKind kind, const void* p, uint64_t size) {
-    if (ThreadState* s = thread_state()) {
-        acquire(s);
-        uint64_t stack = capture_stack(s);
-        uint64_t t = event_now_ns();
-        emit(s, [&](RecordWriter& e) { return e.alloc(kind, t, addr(p), size, stack); });
-        release(s);
-    }
-}
-
-void record_free(const void* p) {
-    if (ThreadState* s = thread_state()) {
-        acquire(s);
-        uint64_t t = event_now_ns();
-        emit(s, [&](RecordWriter& e) { return e.free(t, addr(p)); });
-        release(s);
-    }
-}
-
 // Not traced: our own code, a hook's nested call, or tracing off. (Any other guard value is a
 // state that a call from the program's code ends, as this one is: it is traced.)
 inline bool guarded() { return t_in_hook == kGuardOwn || t_in_hook == kGuardHook; }
