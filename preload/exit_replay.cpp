@@ -25,20 +25,7 @@ void LiveBlockTable::erase_at(size_t i) {
         zero_live_ = false;
         return;
     }
-    Slot* const s = s_;
-    const size_t mask = mask_;
-    // Backward-shift deletion: move later members of the probe run into the hole when the hole
-    // lies on their way from their home slot, so no tombstones are needed.
-    for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
-        if (s[j].addr == 0) break;
-        // Movable when its home is not after the hole, cyclically: its distance from home
-        // reaches back to the hole.
-        if (((j - home(s[j].addr)) & mask) >= ((j - i) & mask)) {
-            s[i] = s[j];
-            i = j;
-        }
-    }
-    s[i] = Slot{0, 0, 0};
+    erase_in(s_, mask_, shift_, i);
     --used_;
 }
 
@@ -521,21 +508,8 @@ void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t
     LiveBlockTable::Slot* const s = blocks_.s_;
     const size_t mask = blocks_.mask_;
     const unsigned shift = blocks_.shift_;
-    auto home = [&](uint64_t a) {
-        return static_cast<size_t>((a * 0x9E3779B97F4A7C15ull) >> shift);
-    };
-    // The slot of a live address a (!= 0), or the empty slot where it would go.
-    auto find = [&](uint64_t a, bool& live) {
-        for (size_t i = home(a);; i = (i + 1) & mask) {
-            if (s[i].addr == a) {
-                live = true;
-                return i;
-            }
-            if (s[i].addr == 0) {
-                live = false;
-                return i;
-            }
-        }
+    auto find = [&](uint64_t a, bool& live) {  // a != 0
+        return LiveBlockTable::find_in(s, mask, shift, a, &live);
     };
     size_t used = blocks_.used_;  // one more makes the table grow once 2 * used >= mask
     uint64_t live_bytes = heap_live_, peak_t = peak_time_ns_;
@@ -558,7 +532,7 @@ void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t
             // A free or an alloc a few records on (a wrong guess only loads a useless line).
             const uint64_t x = q[kAhead];
             if (kEventTags >> ((x >> rec::kTagShift) & 63) & 1)
-                __builtin_prefetch(&s[home(x & rec::kLowMask)]);
+                __builtin_prefetch(&s[LiveBlockTable::home_in(x & rec::kLowMask, shift)]);
         }
         const uint64_t w = q[0];
         const unsigned tag = static_cast<unsigned>(w >> rec::kTagShift);
@@ -589,15 +563,7 @@ void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t
             if (!live) break;  // free_unknown
             const uint64_t ref = s[i].ref;
             live_bytes -= s[i].size;
-            // LiveBlockTable::erase_at
-            for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
-                if (s[j].addr == 0) break;
-                if (((j - home(s[j].addr)) & mask) >= ((j - i) & mask)) {
-                    s[i] = s[j];
-                    i = j;
-                }
-            }
-            s[i] = LiveBlockTable::Slot{0, 0, 0};
+            LiveBlockTable::erase_in(s, mask, shift, i);
             --used;
             if (!c.free(static_cast<uint32_t>(ref & 0xFFFFFF), ref >> 24)) {
                 bad = true;

@@ -38,17 +38,7 @@ public:
             *live = zero_live_;
             return kZero;
         }
-        const Slot* const s = s_;
-        for (size_t i = home(addr);; i = (i + 1) & mask_) {
-            if (s[i].addr == addr) {
-                *live = true;
-                return i;
-            }
-            if (s[i].addr == 0) {
-                *live = false;
-                return i;
-            }
-        }
+        return find_in(s_, mask_, shift_, addr, live);
     }
     Slot& at(size_t slot) { return __builtin_expect(slot == kZero, 0) ? zero_ : s_[slot]; }
     // Makes addr live in the empty slot find gave for it; the table must not have changed since.
@@ -67,11 +57,42 @@ public:
     void prefetch(uint64_t addr) const { __builtin_prefetch(&s_[home(addr)]); }
     size_t size() const { return used_ + (zero_live_ ? 1 : 0); }
 
+    // The probing itself, on an array of mask + 1 slots given explicitly: the member functions
+    // use it, and so does WriterCycle::event_run, which keeps the array, mask and shift in
+    // registers while it feeds a run of records. A nonzero addr's home slot; its slot if live,
+    // else (*live false) the empty slot where it would go; backward-shift deletion of slot i.
+    static size_t home_in(uint64_t addr, unsigned shift) {
+        return static_cast<size_t>((addr * 0x9E3779B97F4A7C15ull) >> shift);
+    }
+    static size_t find_in(const Slot* s, size_t mask, unsigned shift, uint64_t addr, bool* live) {
+        for (size_t i = home_in(addr, shift);; i = (i + 1) & mask) {
+            if (s[i].addr == addr) {
+                *live = true;
+                return i;
+            }
+            if (s[i].addr == 0) {
+                *live = false;
+                return i;
+            }
+        }
+    }
+    static void erase_in(Slot* s, size_t mask, unsigned shift, size_t i) {
+        // Move later members of the probe run into the hole when the hole lies on their way
+        // from their home slot (their distance from home reaches back to it), so no
+        // tombstones are needed.
+        for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+            if (s[j].addr == 0) break;
+            if (((j - home_in(s[j].addr, shift)) & mask) >= ((j - i) & mask)) {
+                s[i] = s[j];
+                i = j;
+            }
+        }
+        s[i] = Slot{0, 0, 0};
+    }
+
 private:
     friend class WriterCycle;  // its run of allocs and frees keeps the table's state in locals
-    size_t home(uint64_t addr) const {
-        return static_cast<size_t>((addr * 0x9E3779B97F4A7C15ull) >> shift_);
-    }
+    size_t home(uint64_t addr) const { return home_in(addr, shift_); }
     [[gnu::noinline]] void grow();
 
     std::vector<Slot> slots_;

@@ -131,11 +131,7 @@ inline constexpr uint64_t kFlagPythonAllocators = 2;
 inline constexpr uint8_t op3_alloc(AllocKind k) { return uint8_t(Op3::Alloc) + uint8_t(k); }
 inline constexpr uint8_t op3_pair(AllocKind k) { return uint8_t(Op3::Pair) + uint8_t(k); }
 inline constexpr unsigned op3_free_group(AllocKind k) {
-    return k == AllocKind::ReallocArray ? 2
-           : k == AllocKind::Realloc || k == AllocKind::PyMemRealloc ||
-                   k == AllocKind::PyObjectRealloc
-               ? 1
-               : 0;
+    return k == AllocKind::ReallocArray ? 2 : is_realloc_kind(k) ? 1 : 0;
 }
 // base is Op3::Free, Op3::FreeOther or Op3::FreeUnknown.
 inline constexpr uint8_t op3_free(Op3 base, AllocKind k) {
