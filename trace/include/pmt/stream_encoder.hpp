@@ -209,12 +209,16 @@ private:
     uint64_t rank_code(Thread& owner, uint64_t seq);  // version 3; LiveRank::kNotLive if not live
     // Version 4's reference to block seq of thread th, which it makes freed.
     static uint64_t free_code(Thread& th, uint64_t seq) {
-        // Even: the distance from f (zigzag), odd: back from the last allocation; the shorter.
-        const uint64_t from_free = detail::zigzag(static_cast<int64_t>(seq - th.next_free));
-        const uint64_t back = th.next_alloc - 1 - seq;  // wraps (never chosen) if seq >= a
-        th.next_free = seq + 1;
         --th.live_count;
-        return seq < th.next_alloc && back < from_free ? 2 * back + 1 : 2 * from_free;
+        return free_ref(seq, th.next_free, th.next_alloc);
+    }
+    // The reference a free of seq writes, given its thread's predictors (next_free is moved on).
+    // Even: the distance from next_free (zigzag), odd: back from the last allocation; the shorter.
+    static uint64_t free_ref(uint64_t seq, uint64_t& next_free, uint64_t next_alloc) {
+        const uint64_t from_free = detail::zigzag(static_cast<int64_t>(seq - next_free));
+        const uint64_t back = next_alloc - 1 - seq;  // wraps (never chosen) if seq >= next_alloc
+        next_free = seq + 1;
+        return seq < next_alloc && back < from_free ? 2 * back + 1 : 2 * from_free;
     }
     // The bookkeeping of an ALLOC and a free with check_frees_ (and version 3), or of an ALLOC
     // without a current thread: out of line, so the inline paths stay short.
@@ -329,11 +333,8 @@ public:
         }
         uint64_t r;
         if (owner == cur_) {
-            const uint64_t from_free = detail::zigzag(static_cast<int64_t>(seq - next_free_));
-            const uint64_t back = next_alloc_ - 1 - seq;
-            next_free_ = seq + 1;
             --th_.live_count;
-            r = seq < next_alloc_ && back < from_free ? 2 * back + 1 : 2 * from_free;
+            r = free_ref(seq, next_free_, next_alloc_);
             op(op3_free(Op3::Free, AllocKind::Malloc));
         } else {
             if (owner >= e_.n_threads_) return false;
