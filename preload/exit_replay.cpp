@@ -18,19 +18,10 @@ namespace pmt::preload {
 // --- LiveBlockTable --------------------------------------------------------------------------
 
 LiveBlockTable::LiveBlockTable()
-    : slots_(1024, Slot{0, 0, 0}), s_(slots_.data()), mask_(1024 - 1), shift_(64 - 10) {}
-
-void LiveBlockTable::erase_at(size_t i) {
-    if (i == kZero) {
-        zero_live_ = false;
-        return;
-    }
-    erase_in(s_, mask_, shift_, i);
-    --used_;
-}
+    : slots_(1024, Slot{0, 0}), s_(slots_.data()), mask_(1024 - 1), shift_(64 - 10) {}
 
 void LiveBlockTable::grow() {
-    std::vector<Slot> old(slots_.size() * 2, Slot{0, 0, 0});
+    std::vector<Slot> old(slots_.size() * 2, Slot{0, 0});
     old.swap(slots_);
     s_ = slots_.data();
     mask_ = slots_.size() - 1;
@@ -42,6 +33,32 @@ void LiveBlockTable::grow() {
         while (slots_[i].addr != 0) i = (i + 1) & mask;
         slots_[i] = s;
     }
+}
+
+LiveBlockTable::Block LiveBlockTable::at_slow(size_t slot, uint64_t addr) const {
+    if (slot == kZero) return zero_;
+    return spilled_.at(addr);
+}
+
+void LiveBlockTable::insert_slow(size_t slot, const Block& b) {
+    if (slot == kZero) {
+        zero_ = b;
+        zero_live_ = true;
+        return;
+    }
+    spilled_[b.addr] = b;
+    s_[slot] = Slot{b.addr, kSpilled};
+    if (++used_ * 2 > mask_ + 1) grow();
+}
+
+void LiveBlockTable::erase_slow(size_t slot, uint64_t addr) {
+    if (slot == kZero) {
+        zero_live_ = false;
+        return;
+    }
+    spilled_.erase(addr);
+    erase_in(s_, mask_, shift_, slot);
+    --used_;
 }
 
 // --- decoding -----------------------------------------------------------------------------------
@@ -92,7 +109,8 @@ struct WriterCycle::Visitor {
 
     // The streamed thread's allocs and frees test one bound, gate_ = min(cut, lim_), before
     // the cut and the queued threads' next event.
-    RecNext alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack) {
+    [[gnu::always_inline]] RecNext alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size,
+                                         uint64_t stack) {
         if constexpr (Direct) {
             if (__builtin_expect(t >= w.gate_, 0)) {
                 if (t >= cut) return RecNext::StopBefore;
@@ -377,8 +395,9 @@ void WriterCycle::bad_block() {
 // A heap block made live by thread tid (inline: with the free of the pending block, the
 // common pair; the rest is out of line). The new block waits as pending, counted but not in
 // blocks_: most are freed by the next event and never enter it.
-inline void WriterCycle::feed_alloc(uint32_t tid, AllocKind kind, uint64_t t, uint64_t addr,
-                                    uint64_t size, uint64_t stack) {
+[[gnu::always_inline]] inline void WriterCycle::feed_alloc(uint32_t tid, AllocKind kind, uint64_t t,
+                                                           uint64_t addr, uint64_t size,
+                                                           uint64_t stack) {
     set_thread(tid);
     enc_.time(t);
     const size_t slot = new_block_slot(addr);
@@ -386,7 +405,7 @@ inline void WriterCycle::feed_alloc(uint32_t tid, AllocKind kind, uint64_t t, ui
     check_ref(seq);
     pending_ = true;
     pending_slot_ = slot;
-    pending_block_ = LiveBlockTable::Slot{addr, size, seq << 24 | cur_};
+    pending_block_ = LiveBlockTable::Block{addr, size, seq << 24 | cur_};
     heap_live_ += size;
     ++events_;
     grew(t);
@@ -473,13 +492,13 @@ void WriterCycle::pair_run(const uint64_t*& p, const uint64_t* end, uint64_t& t)
 void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t, uint32_t tid) {
     constexpr size_t kAhead = 12;  // words, as decode_direct
     // At most 255 - since_check_ records (the size check comes after the next one); check_ref
-    // for each: the thread index fits and the seqs stay below 2^40. Not worth its setup unless its
-    // first three records are allocs and frees before any queued event or TICK, no PAIR among them
-    // (regex's pairs come in runs at one address, reuse_ set after one; a few threads' events are
-    // interleaved).
+    // for each: the seqs stay below 2^40 (and the thread index below kSpilled, so the blocks
+    // table's slots hold it). Not worth its setup unless its first three records are allocs and
+    // frees before any queued event or TICK, no PAIR among them (regex's pairs come in runs at one
+    // address, reuse_ set after one; a few threads' events are interleaved).
     if (end - p <= static_cast<ptrdiff_t>(kAhead) || since_check_ >= 255 || reuse_ ||
-        !enc_.is_current(tid) || !enc_.cursor_ok() ||
-        ((enc_.next_seq() + 256) >> 40 | cur_ >> 24) != 0)
+        !enc_.is_current(tid) || !enc_.cursor_ok() || (enc_.next_seq() + 256) >> 40 != 0 ||
+        cur_ >= LiveBlockTable::kSpilled)
         return;
     const uint64_t lim = std::min(gate_, enc_.tick_at_ns());
     const uint64_t* n = p;
@@ -539,14 +558,17 @@ void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t
         const uint64_t addr = w & rec::kLowMask;
         if (tag - rec::kAlloc < rec::kKinds) {
             const uint64_t ta = q[1] > tq ? q[1] : tq;
-            if (ta >= lim || q[4] == (rec::tag(rec::kFree) | addr) || 2 * used >= mask) break;
+            const uint64_t size = q[2];
+            // A size the slot cannot hold: spilled, as insert_at keeps it.
+            if (ta >= lim || q[4] == (rec::tag(rec::kFree) | addr) || 2 * used >= mask ||
+                size > LiveBlockTable::kMaxSize)
+                break;
             // new_block_slot (address 0 is found "live" in an empty slot: replace's case too)
             bool live;
             const size_t slot = find(addr, live);
             if (live) break;  // replace()
-            const uint64_t size = q[2];
             const uint64_t seq = c.alloc(static_cast<AllocKind>(tag - rec::kAlloc), size, q[3]);
-            s[slot] = LiveBlockTable::Slot{addr, size, seq << 24 | cur};
+            s[slot] = LiveBlockTable::Slot{addr, seq << 24 | size << 8 | cur};
             ++used;
             live_bytes += size;
             if (live_bytes > heap_peak) {
@@ -561,11 +583,12 @@ void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t
             bool live;
             size_t i = find(addr, live);
             if (!live) break;  // free_unknown
-            const uint64_t ref = s[i].ref;
-            live_bytes -= s[i].size;
+            const uint64_t w = s[i].word;
+            if ((w & 0xFF) == LiveBlockTable::kSpilled) break;  // in spilled_
+            live_bytes -= (w >> 8) & LiveBlockTable::kMaxSize;
             LiveBlockTable::erase_in(s, mask, shift, i);
             --used;
-            if (!c.free(static_cast<uint32_t>(ref & 0xFFFFFF), ref >> 24)) {
+            if (!c.free(static_cast<uint32_t>(w & 0xFF), w >> 24)) {
                 bad = true;
                 break;
             }
@@ -596,13 +619,13 @@ void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t
 // An address still live (its free was not seen) is freed first, so the reader's accounting
 // replaces the block as the replay does. Returns the empty slot for the new block.
 size_t WriterCycle::replace(size_t slot, uint64_t addr) {
-    LiveBlockTable::Slot& s = blocks_.at(slot);
-    free_block(s.ref, AllocKind::Malloc);
-    heap_live_ -= s.size;
+    const LiveBlockTable::Block b = blocks_.at(slot, addr);
+    free_block(b.ref, AllocKind::Malloc);
+    heap_live_ -= b.size;
     ++events_;
     ++replaced_;
     reuse_ = false;
-    blocks_.erase_at(slot);
+    blocks_.erase_at(slot, addr);
     bool live;
     return blocks_.find(addr, &live);
 }
@@ -612,11 +635,11 @@ inline void WriterCycle::free_table(uint64_t addr, AllocKind kind) {
     bool live;
     size_t slot = blocks_.find(addr, &live);
     if (live) {
-        LiveBlockTable::Slot& s = blocks_.at(slot);
-        free_block(s.ref, kind);
-        heap_live_ -= s.size;
+        const LiveBlockTable::Block b = blocks_.at(slot, addr);
+        free_block(b.ref, kind);
+        heap_live_ -= b.size;
         reuse_ = false;
-        blocks_.erase_at(slot);
+        blocks_.erase_at(slot, addr);
     } else if (own_block_freed(addr)) {
         --events_;  // one of our blocks, not the program's (own_blocks.hpp): dropped
     } else {

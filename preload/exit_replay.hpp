@@ -19,17 +19,30 @@
 
 namespace pmt::preload {
 
-// Live heap blocks by address: open addressing, linear probing, backward-shift deletion.
-// A slot is 24 bytes (address, size, and the block's name in the stream: owner thread index
-// and seq packed), at most half the slots used.
+// Live heap blocks by address: open addressing, linear probing, backward-shift deletion, at
+// most half the slots used. A slot is 16 bytes: the address, and the block's name in the
+// stream (seq << 24 | owner thread index) with its size packed into the owner's unused bits
+// (seq << 24 | size << 8 | owner) when the size is below 2^16 and the owner index below 255.
+// Other blocks have the owner field 255 (kSpilled): their size and name are in spilled_. Those
+// go through out-of-line functions.
 class LiveBlockTable {
 public:
-    struct Slot {
-        uint64_t addr;  // 0: empty (address 0 lives in zero_)
+    struct Block {
+        uint64_t addr;
         uint64_t size;
         uint64_t ref;  // seq << 24 | owner thread index
     };
-    static constexpr size_t kZero = SIZE_MAX;  // the slot of address 0
+    struct Slot {
+        uint64_t addr;  // 0: empty (address 0 lives in zero_)
+        uint64_t word;  // seq << 24 | size << 8 | owner, or owner kSpilled
+    };
+    static constexpr uint64_t kSpilled = 0xFF;
+    static constexpr uint64_t kMaxSize = 0xFFFF;  // the largest size a slot holds
+    static constexpr size_t kZero = SIZE_MAX;     // the slot of address 0
+    // The slot's word for a block, if it fits (else kSpilled).
+    static uint64_t pack(uint64_t size, uint64_t ref) {
+        return size <= kMaxSize && (ref & 0xFFFFFF) < kSpilled ? ref | size << 8 : kSpilled;
+    }
 
     LiveBlockTable();
     // The slot of a live addr, or (*live false) the empty slot where it would go.
@@ -40,19 +53,30 @@ public:
         }
         return find_in(s_, mask_, shift_, addr, live);
     }
-    Slot& at(size_t slot) { return __builtin_expect(slot == kZero, 0) ? zero_ : s_[slot]; }
-    // Makes addr live in the empty slot find gave for it; the table must not have changed since.
-    void insert_at(size_t slot, const Slot& s) {
-        if (__builtin_expect(slot == kZero, 0)) {
-            zero_ = s;
-            zero_live_ = true;
-            return;
+    // The live block find gave for addr.
+    Block at(size_t slot, uint64_t addr) const {
+        if (__builtin_expect(slot != kZero, 1)) {
+            const uint64_t w = s_[slot].word;
+            if (__builtin_expect((w & 0xFF) != kSpilled, 1))
+                return Block{addr, (w >> 8) & kMaxSize, w & ~uint64_t(0xFFFF00)};
         }
-        s_[slot] = s;
+        return at_slow(slot, addr);
+    }
+    // Makes b.addr live in the empty slot find gave for it; the table must not have changed
+    // since.
+    void insert_at(size_t slot, const Block& b) {
+        const uint64_t w = pack(b.size, b.ref);
+        if (__builtin_expect(slot == kZero || w == kSpilled, 0)) return insert_slow(slot, b);
+        s_[slot] = Slot{b.addr, w};
         if (++used_ * 2 > mask_ + 1) grow();
     }
-    // Removes the live block find gave.
-    void erase_at(size_t slot);
+    // Removes the live block find gave for addr.
+    void erase_at(size_t slot, uint64_t addr) {
+        if (__builtin_expect(slot == kZero || (s_[slot].word & 0xFF) == kSpilled, 0))
+            return erase_slow(slot, addr);
+        erase_in(s_, mask_, shift_, slot);
+        --used_;
+    }
     // Starts loading the slot where find(addr) begins (the writer looks a few records ahead).
     void prefetch(uint64_t addr) const { __builtin_prefetch(&s_[home(addr)]); }
     size_t size() const { return used_ + (zero_live_ ? 1 : 0); }
@@ -87,13 +111,16 @@ public:
                 i = j;
             }
         }
-        s[i] = Slot{0, 0, 0};
+        s[i] = Slot{0, 0};
     }
 
 private:
     friend class WriterCycle;  // its run of allocs and frees keeps the table's state in locals
     size_t home(uint64_t addr) const { return home_in(addr, shift_); }
     [[gnu::noinline]] void grow();
+    [[gnu::noinline]] Block at_slow(size_t slot, uint64_t addr) const;
+    [[gnu::noinline]] void insert_slow(size_t slot, const Block& b);
+    [[gnu::noinline]] void erase_slow(size_t slot, uint64_t addr);
 
     std::vector<Slot> slots_;
     Slot* s_;      // slots_.data()
@@ -101,7 +128,9 @@ private:
     size_t used_ = 0;
     unsigned shift_;
     bool zero_live_ = false;  // address 0 (only a damaged stream has it) lives outside the array
-    Slot zero_{0, 0, 0};
+    Block zero_{0, 0, 0};
+    // The size and name (Block::size, Block::ref) of each kSpilled slot's block, by address.
+    std::unordered_map<uint64_t, Block> spilled_;
 };
 
 // Where the cycle's chunks go, in file order.
@@ -300,7 +329,7 @@ private:
     // next event and never enter it); the empty slot find gave for it.
     bool pending_ = false;
     size_t pending_slot_ = 0;
-    LiveBlockTable::Slot pending_block_{0, 0, 0};
+    LiveBlockTable::Block pending_block_{0, 0, 0};
     // reuse_: blocks_ has not changed since the pending block at reuse_addr_ was freed, so
     // that address is not live and reuse_slot_ is still the empty slot find gives for it (an
     // allocator hands the block just freed out again: regex's malloc/free pairs, one address).

@@ -111,10 +111,11 @@ bool check_file(const char* what, FileSink& file, const Reference& ref,
         const Event& b = ref.seen[i];
         std::printf(
             "%s: event %zu (read back %zu) differs (%s): tid %u/%u type %d/%d addr %llx/%llx "
-            "at %llu (ns %llu)\n",
+            "at %llu (ns %llu) kind %d/%d size %llu/%llu\n",
             what, i, j, why, a.tid, b.tid, int(a.type), int(b.type), (unsigned long long)a.addr,
             (unsigned long long)b.addr, (unsigned long long)a.time_ns,
-            (unsigned long long)b.time_ns);
+            (unsigned long long)b.time_ns, int(a.kind), int(b.kind), (unsigned long long)a.size,
+            (unsigned long long)b.size);
         return false;
     };
     const uint64_t below = uint64_t(1) << (kShift + file.tick);
@@ -141,7 +142,11 @@ bool check_file(const char* what, FileSink& file, const Reference& ref,
             a.type == b.type && a.tid == b.tid &&
             (b.type == EventType::Free || (a.size == b.size && a.stack_id == b.stack_id)) &&
             a.old_addr == b.old_addr && a.old_size == b.old_size &&
-            (!is_heap(a) || a.kind == b.kind) &&
+            // A free's kind: its group, as the stream keeps it (a domain realloc's free half
+            // reads back as Realloc's)
+            (!is_heap(a) ||
+             (b.type == EventType::Free ? op3_free_group(a.kind) == op3_free_group(b.kind)
+                                        : a.kind == b.kind)) &&
             (a.type != EventType::Mmap || (a.prot == b.prot && a.flags == b.flags && a.fd == b.fd));
         if (!same) return differs(i, j, "event");
         if (b.type == EventType::Alloc) {
@@ -246,16 +251,42 @@ struct Scenario {
             return;
         }
         // A small address pool: reuse, replaced blocks; a few addresses of 57 bits or more
-        // (the records' wide forms).
-        uint64_t a = (pick(30) == 0 ? 0xFE00000000000000 : 0x10000) + pick(64) * 16;
+        // (the records' wide forms), a few from 2^48 on and a few just below (the writer's
+        // table holds 48-bit addresses; the others live outside its array).
+        const uint64_t base = pick(30) == 0   ? 0xFE00000000000000
+                              : pick(30) == 0 ? uint64_t(1) << 48
+                              : pick(30) == 0 ? (uint64_t(1) << 48) - 64 * 16
+                                              : 0x10000;
+        uint64_t a = base + pick(64) * 16;
+        // Sizes: mostly small; a few at and past the 16 bits the table's slot holds.
+        auto size_of = [&](uint64_t most) {
+            switch (pick(40)) {
+                case 0:
+                    return uint64_t(0xFFFE) + pick(3);
+                case 1:
+                    return uint64_t(1) << (16 + pick(24));
+                case 2:
+                    return (uint64_t(1) << 40) + pick(9);
+                default:
+                    return 1 + pick(most);
+            }
+        };
+        // Heap kinds: C's and Python's allocator domains' (9-14).
+        static constexpr AllocKind kAllocs[] = {
+            AllocKind::Malloc,      AllocKind::Calloc,         AllocKind::PyMemMalloc,
+            AllocKind::PyMemCalloc, AllocKind::PyObjectMalloc, AllocKind::PyObjectCalloc};
+        static constexpr AllocKind kReallocs[] = {AllocKind::Realloc, AllocKind::ReallocArray,
+                                                  AllocKind::PyMemRealloc,
+                                                  AllocKind::PyObjectRealloc};
         uint64_t m = 0x7f0000000000 + pick(16) * 4096;
         switch (pick(15)) {
             case 0:
             case 1:
             case 2:
             case 3: {
-                uint64_t size = 1 + pick(5000), stack = pick(9);
-                emit(t, [&](auto& e) { return e.alloc(AllocKind::Malloc, now, a, size, stack); });
+                uint64_t size = size_of(5000), stack = pick(9);
+                const AllocKind kind = pick(2) ? AllocKind::Malloc : kAllocs[pick(6)];
+                emit(t, [&](auto& e) { return e.alloc(kind, now, a, size, stack); });
                 live.push_back(a);
                 break;
             }
@@ -268,9 +299,9 @@ struct Scenario {
             }
             case 7: {
                 uint64_t old = live.empty() || pick(4) == 0 ? 0 : live[pick(live.size())];
-                uint64_t n = pick(5) == 0 ? 0 : 1 + pick(9000);
+                uint64_t n = pick(5) == 0 ? 0 : size_of(9000);
                 uint64_t after = now + pick(2) * 4096;  // later records may read earlier
-                AllocKind kind = pick(3) ? AllocKind::Realloc : AllocKind::ReallocArray;
+                AllocKind kind = kReallocs[pick(4)];
                 emit(t, [&](auto& e) { return e.realloc(kind, now, after, old, n ? a : 0, n, 1); });
                 t.last_t = std::max(t.last_t, after);
                 if (n) live.push_back(a);
@@ -302,9 +333,9 @@ struct Scenario {
             case 14: {  // a run of malloc/free pairs at one address (the writer's PAIR runs)
                 uint64_t b = pick(3) ? a : live.empty() ? 0 : live[pick(live.size())];
                 for (uint64_t k = 1 + pick(40); k > 0; --k) {
-                    uint64_t size = 1 + pick(3000), stack = pick(9), at = now;
-                    emit(t,
-                         [&](auto& e) { return e.alloc(AllocKind::Malloc, at, b, size, stack); });
+                    uint64_t size = size_of(3000), stack = pick(9), at = now;
+                    const AllocKind kind = pick(2) ? AllocKind::Malloc : kAllocs[pick(6)];
+                    emit(t, [&](auto& e) { return e.alloc(kind, at, b, size, stack); });
                     emit(t, [&](auto& e) { return e.free(at, b); });
                     if (pick(8) == 0) now += 4096 * (1 + pick(64));  // TICKs, cuts between
                 }
@@ -487,9 +518,79 @@ bool run_malformed(int how) {
 
 }  // namespace
 
+// The writer's table of live blocks against a map: random inserts, erases and lookups, with
+// sizes and names its 16-byte slots hold and the ones they do not (sizes from 2^16 on, owner
+// thread indexes from 255 on: kept aside), address 0, and enough blocks to grow it several
+// times. Every live block must come back with exactly its size and name.
+bool run_table() {
+    std::mt19937_64 rng(99);
+    auto pick = [&](uint64_t n) { return rng() % n; };
+    preload::LiveBlockTable table;
+    std::unordered_map<uint64_t, preload::LiveBlockTable::Block> ref;
+    std::vector<uint64_t> addrs;
+    for (int op = 0; op < 400000; ++op) {
+        const bool add = op < 150000 ? pick(4) != 0 : pick(2) != 0;
+        uint64_t a;
+        if (add || addrs.empty())
+            a = pick(1000) == 0 ? 0
+                : pick(50) == 0 ? ~uint64_t(0) - pick(64) * 16
+                                : 16 * (1 + pick(1 << 22));
+        else
+            a = addrs[pick(addrs.size())];
+        bool live;
+        const size_t slot = table.find(a, &live);
+        auto it = ref.find(a);
+        if (live != (it != ref.end())) {
+            std::printf("table: op %d addr %llx live %d, reference %d\n", op, (unsigned long long)a,
+                        live, it != ref.end());
+            return false;
+        }
+        if (live) {
+            const preload::LiveBlockTable::Block b = table.at(slot, a);
+            if (b.size != it->second.size || b.ref != it->second.ref) {
+                std::printf("table: op %d addr %llx size %llu/%llu ref %llx/%llx\n", op,
+                            (unsigned long long)a, (unsigned long long)b.size,
+                            (unsigned long long)it->second.size, (unsigned long long)b.ref,
+                            (unsigned long long)it->second.ref);
+                return false;
+            }
+            if (!add) {
+                table.erase_at(slot, a);
+                ref.erase(it);
+            }
+        } else if (add) {
+            static constexpr uint64_t kSizes[] = {0, 1, 0xFFFE, 0xFFFF, 0x10000, uint64_t(1) << 40};
+            static constexpr uint64_t kOwners[] = {0, 1, 2, 254, 255, 256, 0xFFFFFF};
+            const uint64_t size = pick(8) == 0 ? kSizes[pick(6)] : pick(5000);
+            const uint64_t owner = pick(8) == 0 ? kOwners[pick(7)] : pick(6);
+            const uint64_t seq = pick(8) == 0 ? (uint64_t(1) << 40) - 1 - pick(3) : pick(1 << 30);
+            const preload::LiveBlockTable::Block b{a, size, seq << 24 | owner};
+            table.insert_at(slot, b);
+            ref[a] = b;
+            addrs.push_back(a);
+        }
+        if (table.size() != ref.size()) {
+            std::printf("table: op %d size %zu, reference %zu\n", op, table.size(), ref.size());
+            return false;
+        }
+    }
+    for (const auto& [a, b] : ref) {  // every block still there, exactly
+        bool live;
+        const size_t slot = table.find(a, &live);
+        const preload::LiveBlockTable::Block got = live ? table.at(slot, a) : b;
+        if (!live || got.size != b.size || got.ref != b.ref) {
+            std::printf("table: at the end addr %llx lost or altered\n", (unsigned long long)a);
+            return false;
+        }
+    }
+    return true;
+}
+
 int main(int argc, char** argv) {
     int n = argc > 1 ? std::atoi(argv[1]) : 3000;
-    if (!run_many_blocks() || !run_malformed(0) || !run_malformed(1) || !run_malformed(2)) return 1;
+    if (!run_table() || !run_many_blocks() || !run_malformed(0) || !run_malformed(1) ||
+        !run_malformed(2))
+        return 1;
     for (int i = 0; i < n; ++i)
         if (!run(static_cast<uint64_t>(i) * 7919 + 1)) return 1;
     std::printf(
