@@ -136,10 +136,41 @@ void* w_calloc(void* ctx, size_t nelem, size_t elsize) {
 // As traced_realloc (hooks.cpp): the buffer flag held across the call. The domains' realloc
 // never frees and returns NULL (a size of 0 is served as 1 byte): NULL is a failure, the old
 // block stays live, nothing is recorded.
+// The common case takes fast_alloc's path: none of g_slow's reasons and the thread has its
+// state, so the flag is set in its light form and both readings are the TSC's, made into trace
+// time as event_now_ns would (tsc_trace_ns); the record is the same. (regex with the option:
+// 236 K reallocs, ~213 instructions each besides the real call and the stack walk; callgrind.)
 void* w_realloc(void* ctx, void* old, size_t n) {
     const Wrap& w = *static_cast<const Wrap*>(ctx);
     if (pass()) return w.prev.realloc(w.prev.ctx, old, n);
     t_in_hook = kGuardHook;
+#if defined(__x86_64__)
+    if (ThreadState* f = t_state) {
+        const uint32_t bits = g_slow.bits.load(std::memory_order_acquire);
+        if (PMT_LIKELY(fast_path_allowed(bits))) {
+            f->busy.store(1, std::memory_order_relaxed);  // set_busy's light form
+            std::atomic_signal_fence(std::memory_order_seq_cst);
+            if (PMT_UNLIKELY(f->collecting.load(std::memory_order_acquire))) acquire_slow(f);
+            const uint64_t tsc0 = event_tsc(!(bits & kSlowRdtscp));
+            t_in_hook = kGuardOwn;
+            void* p = w.prev.realloc(w.prev.ctx, old, n);
+            t_in_hook = kGuardHook;
+            if (p) {
+                const uint64_t stack = capture_stack(f);
+                // After the call and the walk, as event_now_ns reads g_event_rdtsc then.
+                const uint32_t now = g_slow.bits.load(std::memory_order_acquire);
+                const uint64_t t1 = tsc_trace_ns(event_tsc(!(now & kSlowRdtscp)));
+                const uint64_t t0 = tsc_trace_ns(tsc0);
+                emit(f, [&](RecordWriter& e) {
+                    return e.realloc(w.realloc_kind, t0, t1, addr(old), addr(p), n, stack);
+                });
+            }
+            release(f);
+            end_traced();
+            return p;
+        }
+    }
+#endif
     ThreadState* s = thread_state();
     if (!s) {
         t_in_hook = kGuardOwn;
