@@ -48,7 +48,7 @@ void LiveBlockTable::insert_slow(size_t slot, const Block& b) {
     }
     spilled_[b.addr] = b;
     s_[slot] = Slot{b.addr, kSpilled};
-    if (++used_ * 2 > mask_ + 1) grow();
+    if (++used_ > limit(mask_)) grow();
 }
 
 void LiveBlockTable::erase_slow(size_t slot, uint64_t addr) {
@@ -517,7 +517,8 @@ void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t
     if (pending_) {
         // The pending block is settled first, as the record at p would (unless it frees it).
         if (p[0] == (rec::tag(rec::kFree) | pending_block_.addr) ||
-            pending_slot_ == LiveBlockTable::kZero || 2 * blocks_.used_ >= blocks_.mask_)
+            pending_slot_ == LiveBlockTable::kZero ||
+            blocks_.used_ >= LiveBlockTable::limit(blocks_.mask_))
             return;
         settle_pending();
     }
@@ -530,7 +531,8 @@ void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t
     auto find = [&](uint64_t a, bool& live) {  // a != 0
         return LiveBlockTable::find_in(s, mask, shift, a, &live);
     };
-    size_t used = blocks_.used_;  // one more makes the table grow once 2 * used >= mask
+    size_t used = blocks_.used_;  // one more makes the table grow once used >= most_used
+    const size_t most_used = LiveBlockTable::limit(mask);
     uint64_t live_bytes = heap_live_, peak_t = peak_time_ns_;
     // The peak of heap_live_ alone while the mappings' bytes stay as they are (the peak is at
     // least the live bytes now, so at least the mappings').
@@ -560,7 +562,7 @@ void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t
             const uint64_t ta = q[1] > tq ? q[1] : tq;
             const uint64_t size = q[2];
             // A size the slot cannot hold: spilled, as insert_at keeps it.
-            if (ta >= lim || q[4] == (rec::tag(rec::kFree) | addr) || 2 * used >= mask ||
+            if (ta >= lim || q[4] == (rec::tag(rec::kFree) | addr) || used >= most_used ||
                 size > LiveBlockTable::kMaxSize)
                 break;
             // new_block_slot (address 0 is found "live" in an empty slot: replace's case too)

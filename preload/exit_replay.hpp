@@ -20,7 +20,7 @@
 namespace pmt::preload {
 
 // Live heap blocks by address: open addressing, linear probing, backward-shift deletion, at
-// most half the slots used. A slot is 16 bytes: the address, and the block's name in the
+// most two thirds of the slots used. A slot is 16 bytes: the address, and the block's name in the
 // stream (seq << 24 | owner thread index) with its size packed into the owner's unused bits
 // (seq << 24 | size << 8 | owner) when the size is below 2^16 and the owner index below 255.
 // Other blocks have the owner field 255 (kSpilled): their size and name are in spilled_. Those
@@ -45,6 +45,8 @@ public:
     }
 
     LiveBlockTable();
+    // The most blocks an array of mask + 1 slots holds: one more makes it grow.
+    static size_t limit(size_t mask) { return (mask + 1) * 2 / 3; }
     // The slot of a live addr, or (*live false) the empty slot where it would go.
     size_t find(uint64_t addr, bool* live) const {
         if (__builtin_expect(addr == 0, 0)) {
@@ -68,7 +70,7 @@ public:
         const uint64_t w = pack(b.size, b.ref);
         if (__builtin_expect(slot == kZero || w == kSpilled, 0)) return insert_slow(slot, b);
         s_[slot] = Slot{b.addr, w};
-        if (++used_ * 2 > mask_ + 1) grow();
+        if (++used_ > limit(mask_)) grow();
     }
     // Removes the live block find gave for addr.
     void erase_at(size_t slot, uint64_t addr) {
