@@ -126,6 +126,9 @@ struct PyStackCache {
     // Code-creation generation (python_stack.cpp) the memo was made in: a new code object may
     // sit where a dead one was, so the memo is only trusted within one generation.
     uint64_t generation = 0;
+    // generation once python_stack_id's fast path may serve this cache (g_fast held when
+    // checked_stack_id last ran), else 0: one compare for both.
+    uint64_t fast_generation = 0;
     uint64_t next_code_serial = 1;
     pystack::Memo memo[pystack::kMaxDepth];
     // The innermost frames of recent walks, by (code, instruction, stack id of the frames

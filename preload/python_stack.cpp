@@ -431,6 +431,8 @@ inline uint64_t walk_from(PyStackCache* c, DefinitionSink& sink, const _PyInterp
         c->memo_plain = false;
         c->forget_recent();
     }
+    // python_stack_id's fast path: this generation once g_fast holds (else 0, never one).
+    c->fast_generation = g_fast.load(std::memory_order_acquire) ? generation : 0;
     // The common case: this thread holds the GIL, so the GIL holder's state is its own (a
     // thread's state is the GIL holder's only between its own swap-in and swap-out), and the
     // interpreter is not finalizing (then the slow path below returns 0). Else:
@@ -489,7 +491,7 @@ inline uint64_t walk_from(PyStackCache* c, DefinitionSink& sink, const _PyInterp
         const Memo* inner = c->memo + (n - 1);
         const Memo* e = inner;
         const _PyInterpreterFrame* g = f0;
-        for (int outer = n - 1; outer; --outer) {
+        while (e != c->memo) {  // (ends at a fixed offset from c: no count to set up)
             --e;
             const _PyInterpreterFrame* next = e->frame;
             if (g->previous != next) return full_walk(c, sink, f0);
@@ -513,9 +515,9 @@ inline uint64_t walk_from(PyStackCache* c, DefinitionSink& sink, const _PyInterp
 // GIL (so the GIL holder's state is its own: a thread's state is the GIL holder's only between its
 // own swap-in and swap-out) and the interpreter is not finalizing. Anything else goes through
 // checked_stack_id.
+// (g_fast is folded into the cache's fast_generation, which checked_stack_id sets.)
 uint64_t python_stack_id(PyStackCache* c, DefinitionSink& sink) {
-    if (PMT_LIKELY(g_fast.load(std::memory_order_acquire) && c &&
-                   c->generation == g_code_generation.load(std::memory_order_acquire) &&
+    if (PMT_LIKELY(c && c->fast_generation == g_code_generation.load(std::memory_order_acquire) &&
                    __atomic_load_n(g_py.finalizing, __ATOMIC_RELAXED) == 0)) {
         auto* ts = reinterpret_cast<const PyThreadState*>(
             __atomic_load_n(g_py.tstate_current, __ATOMIC_RELAXED));
