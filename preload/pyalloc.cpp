@@ -79,10 +79,10 @@ inline bool pass() { return guarded() || !tracing(); }
 #endif
 }
 
-[[gnu::always_inline]] inline bool fast_free(const void* p) {
+// bits: g_slow's word, loaded by the caller before its guard.
+[[gnu::always_inline]] inline bool fast_free(const void* p, uint32_t bits) {
 #if defined(__x86_64__)
     ThreadState* s = t_state;
-    const uint32_t bits = g_slow.bits.load(std::memory_order_acquire);
     if (PMT_UNLIKELY(!fast_path_allowed(bits) || !s || (addr(p) >> rec::kTagShift) != 0))
         return false;
     s->busy.store(1, std::memory_order_relaxed);
@@ -95,7 +95,7 @@ inline bool pass() { return guarded() || !tracing(); }
     release(s);
     return true;
 #else
-    (void)p;
+    (void)p, (void)bits;
     return false;
 #endif
 }
@@ -195,12 +195,15 @@ void* w_realloc(void* ctx, void* old, size_t n) {
     return p;
 }
 
-// Timed before the real free, as the free hook is.
+// Timed before the real free, as the free hook is, which also reads tracing() and the fast
+// path's reasons in one load (kSlowOff mirrors g_tracing).
 void w_free(void* ctx, void* p) {
     const Wrap& w = *static_cast<const Wrap*>(ctx);
-    if (!p || pass()) return w.prev.free(w.prev.ctx, p);
+    if (!p || guarded()) return w.prev.free(w.prev.ctx, p);
+    const uint32_t bits = g_slow.bits.load(std::memory_order_acquire);
+    if (bits & kSlowOff) return w.prev.free(w.prev.ctx, p);
     t_in_hook = kGuardHook;
-    if (!fast_free(p)) free_general(p);
+    if (!fast_free(p, bits)) free_general(p);
     t_in_hook = kGuardOwn;
     w.prev.free(w.prev.ctx, p);
     end_traced();
