@@ -128,7 +128,9 @@ void* w_calloc(void* ctx, size_t nelem, size_t elsize) {
     t_in_hook = kGuardOwn;
     void* p = w.prev.calloc(w.prev.ctx, nelem, elsize);
     t_in_hook = kGuardHook;
-    if (p) record_alloc(w.calloc_kind, p, uint64_t(nelem) * elsize);  // no overflow: p != NULL
+    const uint64_t size = uint64_t(nelem) * elsize;  // no overflow: p != NULL
+    if (PMT_LIKELY(p != nullptr) && !fast_alloc(w.calloc_kind, p, size))
+        alloc_general(w.calloc_kind, p, size);
     end_traced();
     return p;
 }
