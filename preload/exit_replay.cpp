@@ -28,35 +28,36 @@ void LiveBlockTable::grow() {
     --shift_;
     const size_t mask = mask_;
     for (const Slot& s : old) {
-        if (s.addr == 0) continue;
-        size_t i = home(s.addr);
-        while (slots_[i].addr != 0) i = (i + 1) & mask;
+        if (s.key == 0) continue;
+        size_t i = home(s.key);
+        while (slots_[i].key != 0) i = (i + 1) & mask;
         slots_[i] = s;
     }
 }
 
-LiveBlockTable::Block LiveBlockTable::at_slow(size_t slot, uint64_t addr) const {
-    if (slot == kZero) return zero_;
-    return spilled_.at(addr);
+size_t LiveBlockTable::find_outside(uint64_t addr, bool* live) const {
+    *live = spilled_.count(addr) != 0;
+    return kOutside;
 }
 
+LiveBlockTable::Block LiveBlockTable::at_slow(uint64_t addr) const { return spilled_.at(addr); }
+
 void LiveBlockTable::insert_slow(size_t slot, const Block& b) {
-    if (slot == kZero) {
-        zero_ = b;
-        zero_live_ = true;
+    spilled_[b.addr] = b;
+    if (slot == kOutside) {
+        ++outside_;
         return;
     }
-    spilled_[b.addr] = b;
-    s_[slot] = Slot{b.addr, kSpilled};
+    s_[slot] = Slot{b.addr | kSpilledSize << kSizeShift, 0};
     if (++used_ > limit(mask_)) grow();
 }
 
 void LiveBlockTable::erase_slow(size_t slot, uint64_t addr) {
-    if (slot == kZero) {
-        zero_live_ = false;
+    spilled_.erase(addr);
+    if (slot == kOutside) {
+        --outside_;
         return;
     }
-    spilled_.erase(addr);
     erase_in(s_, mask_, shift_, slot);
     --used_;
 }
@@ -492,13 +493,13 @@ void WriterCycle::pair_run(const uint64_t*& p, const uint64_t* end, uint64_t& t)
 void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t, uint32_t tid) {
     constexpr size_t kAhead = 12;  // words, as decode_direct
     // At most 255 - since_check_ records (the size check comes after the next one); check_ref
-    // for each: the seqs stay below 2^40 (and the thread index below kSpilled, so the blocks
-    // table's slots hold it). Not worth its setup unless its first three records are allocs and
-    // frees before any queued event or TICK, no PAIR among them (regex's pairs come in runs at one
-    // address, reuse_ set after one; a few threads' events are interleaved).
+    // for each: the thread index fits and the seqs stay below 2^40. Not worth its setup unless its
+    // first three records are allocs and frees before any queued event or TICK, no PAIR among them
+    // (regex's pairs come in runs at one address, reuse_ set after one; a few threads' events are
+    // interleaved).
     if (end - p <= static_cast<ptrdiff_t>(kAhead) || since_check_ >= 255 || reuse_ ||
-        !enc_.is_current(tid) || !enc_.cursor_ok() || (enc_.next_seq() + 256) >> 40 != 0 ||
-        cur_ >= LiveBlockTable::kSpilled)
+        !enc_.is_current(tid) || !enc_.cursor_ok() ||
+        ((enc_.next_seq() + 256) >> 40 | cur_ >> 24) != 0)
         return;
     const uint64_t lim = std::min(gate_, enc_.tick_at_ns());
     const uint64_t* n = p;
@@ -517,7 +518,7 @@ void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t
     if (pending_) {
         // The pending block is settled first, as the record at p would (unless it frees it).
         if (p[0] == (rec::tag(rec::kFree) | pending_block_.addr) ||
-            pending_slot_ == LiveBlockTable::kZero ||
+            pending_slot_ == LiveBlockTable::kOutside ||
             blocks_.used_ >= LiveBlockTable::limit(blocks_.mask_))
             return;
         settle_pending();
@@ -561,16 +562,18 @@ void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t
         if (tag - rec::kAlloc < rec::kKinds) {
             const uint64_t ta = q[1] > tq ? q[1] : tq;
             const uint64_t size = q[2];
-            // A size the slot cannot hold: spilled, as insert_at keeps it.
+            // A size the slot cannot hold, an address with no slots: spilled, as insert_at
+            // keeps them.
             if (ta >= lim || q[4] == (rec::tag(rec::kFree) | addr) || used >= most_used ||
-                size > LiveBlockTable::kMaxSize)
+                size > LiveBlockTable::kMaxSize || addr > LiveBlockTable::kAddrMask)
                 break;
             // new_block_slot (address 0 is found "live" in an empty slot: replace's case too)
             bool live;
             const size_t slot = find(addr, live);
             if (live) break;  // replace()
             const uint64_t seq = c.alloc(static_cast<AllocKind>(tag - rec::kAlloc), size, q[3]);
-            s[slot] = LiveBlockTable::Slot{addr, seq << 24 | size << 8 | cur};
+            s[slot] =
+                LiveBlockTable::Slot{addr | size << LiveBlockTable::kSizeShift, seq << 24 | cur};
             ++used;
             live_bytes += size;
             if (live_bytes > heap_peak) {
@@ -585,12 +588,13 @@ void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t
             bool live;
             size_t i = find(addr, live);
             if (!live) break;  // free_unknown
-            const uint64_t w = s[i].word;
-            if ((w & 0xFF) == LiveBlockTable::kSpilled) break;  // in spilled_
-            live_bytes -= (w >> 8) & LiveBlockTable::kMaxSize;
+            const LiveBlockTable::Slot e = s[i];
+            const uint64_t size = e.key >> LiveBlockTable::kSizeShift;
+            if (size == LiveBlockTable::kSpilledSize) break;  // in spilled_
+            live_bytes -= size;
             LiveBlockTable::erase_in(s, mask, shift, i);
             --used;
-            if (!c.free(static_cast<uint32_t>(w & 0xFF), w >> 24)) {
+            if (!c.free(static_cast<uint32_t>(e.ref & 0xFFFFFF), e.ref >> 24)) {
                 bad = true;
                 break;
             }

@@ -20,11 +20,14 @@
 namespace pmt::preload {
 
 // Live heap blocks by address: open addressing, linear probing, backward-shift deletion, at
-// most two thirds of the slots used. A slot is 16 bytes: the address, and the block's name in the
-// stream (seq << 24 | owner thread index) with its size packed into the owner's unused bits
-// (seq << 24 | size << 8 | owner) when the size is below 2^16 and the owner index below 255.
-// Other blocks have the owner field 255 (kSpilled): their size and name are in spilled_. Those
-// go through out-of-line functions.
+// most two thirds of the slots used. A slot is 16 bytes: the address with the block's size in
+// its top 16 bits (addr | size << 48), and the block's name in the stream (seq << 24 | owner
+// thread index) whole, so any owner the format allows (below 2^24) is held in the slot. User
+// addresses lie below 2^48 (x86-64, AArch64 with 48-bit virtual addresses). A block larger than
+// kMaxSize has the size field kSpilledSize: its size and name are in spilled_. Address
+// 0 and addresses from 2^48 on (only a damaged stream or another address layout has them) have
+// no slot: they are kept whole in spilled_ (slot kOutside). Those go through out-of-line
+// functions.
 class LiveBlockTable {
 public:
     struct Block {
@@ -33,70 +36,70 @@ public:
         uint64_t ref;  // seq << 24 | owner thread index
     };
     struct Slot {
-        uint64_t addr;  // 0: empty (address 0 lives in zero_)
-        uint64_t word;  // seq << 24 | size << 8 | owner, or owner kSpilled
+        uint64_t key;  // addr | size << 48; 0: empty
+        uint64_t ref;  // seq << 24 | owner thread index (a kSpilledSize slot: unused)
     };
-    static constexpr uint64_t kSpilled = 0xFF;
-    static constexpr uint64_t kMaxSize = 0xFFFF;  // the largest size a slot holds
-    static constexpr size_t kZero = SIZE_MAX;     // the slot of address 0
-    // The slot's word for a block, if it fits (else kSpilled).
-    static uint64_t pack(uint64_t size, uint64_t ref) {
-        return size <= kMaxSize && (ref & 0xFFFFFF) < kSpilled ? ref | size << 8 : kSpilled;
-    }
+    static constexpr unsigned kSizeShift = 48;
+    static constexpr uint64_t kAddrMask = (uint64_t(1) << kSizeShift) - 1;
+    static constexpr uint64_t kSpilledSize = 0xFFFF;        // the size field of a spilled block
+    static constexpr uint64_t kMaxSize = kSpilledSize - 1;  // the largest size a slot holds
+    static constexpr size_t kOutside = SIZE_MAX;  // the "slot" of address 0 and those >= 2^48
+    // Whether addr has slots (else it is kept in spilled_ alone).
+    static bool in_slots(uint64_t addr) { return addr - 1 < kAddrMask; }
 
     LiveBlockTable();
     // The most blocks an array of mask + 1 slots holds: one more makes it grow.
     static size_t limit(size_t mask) { return (mask + 1) * 2 / 3; }
     // The slot of a live addr, or (*live false) the empty slot where it would go.
     size_t find(uint64_t addr, bool* live) const {
-        if (__builtin_expect(addr == 0, 0)) {
-            *live = zero_live_;
-            return kZero;
-        }
+        if (__builtin_expect(!in_slots(addr), 0)) return find_outside(addr, live);
         return find_in(s_, mask_, shift_, addr, live);
     }
     // The live block find gave for addr.
     Block at(size_t slot, uint64_t addr) const {
-        if (__builtin_expect(slot != kZero, 1)) {
-            const uint64_t w = s_[slot].word;
-            if (__builtin_expect((w & 0xFF) != kSpilled, 1))
-                return Block{addr, (w >> 8) & kMaxSize, w & ~uint64_t(0xFFFF00)};
+        if (__builtin_expect(slot != kOutside, 1)) {
+            const Slot e = s_[slot];
+            const uint64_t size = e.key >> kSizeShift;
+            if (__builtin_expect(size != kSpilledSize, 1)) return Block{addr, size, e.ref};
         }
-        return at_slow(slot, addr);
+        return at_slow(addr);
     }
     // Makes b.addr live in the empty slot find gave for it; the table must not have changed
     // since.
     void insert_at(size_t slot, const Block& b) {
-        const uint64_t w = pack(b.size, b.ref);
-        if (__builtin_expect(slot == kZero || w == kSpilled, 0)) return insert_slow(slot, b);
-        s_[slot] = Slot{b.addr, w};
+        if (__builtin_expect(slot == kOutside || b.size > kMaxSize, 0)) return insert_slow(slot, b);
+        s_[slot] = Slot{b.addr | b.size << kSizeShift, b.ref};
         if (++used_ > limit(mask_)) grow();
     }
     // Removes the live block find gave for addr.
     void erase_at(size_t slot, uint64_t addr) {
-        if (__builtin_expect(slot == kZero || (s_[slot].word & 0xFF) == kSpilled, 0))
+        if (__builtin_expect(slot == kOutside || s_[slot].key >> kSizeShift == kSpilledSize, 0))
             return erase_slow(slot, addr);
         erase_in(s_, mask_, shift_, slot);
         --used_;
     }
     // Starts loading the slot where find(addr) begins (the writer looks a few records ahead).
     void prefetch(uint64_t addr) const { __builtin_prefetch(&s_[home(addr)]); }
-    size_t size() const { return used_ + (zero_live_ ? 1 : 0); }
+    size_t size() const { return used_ + outside_; }
 
     // The probing itself, on an array of mask + 1 slots given explicitly: the member functions
     // use it, and so does WriterCycle::event_run, which keeps the array, mask and shift in
-    // registers while it feeds a run of records. A nonzero addr's home slot; its slot if live,
-    // else (*live false) the empty slot where it would go; backward-shift deletion of slot i.
-    static size_t home_in(uint64_t addr, unsigned shift) {
-        return static_cast<size_t>((addr * 0x9E3779B97F4A7C15ull) >> shift);
+    // registers while it feeds a run of records. The home slot of a nonzero addr, or of a
+    // slot's key: the multiplier's low 16 bits are 0, so bits from 2^48 on (the size) do not
+    // count (Fibonacci hashing of the 48-bit address); its slot if live, else (*live false) the
+    // empty slot where it would go (an addr from 2^48 on is never found live; 0 is found "live"
+    // in an empty slot); backward-shift deletion of slot i.
+    static size_t home_in(uint64_t key, unsigned shift) {
+        return static_cast<size_t>((key * 0x9E3779B97F4B0000ull) >> shift);
     }
     static size_t find_in(const Slot* s, size_t mask, unsigned shift, uint64_t addr, bool* live) {
         for (size_t i = home_in(addr, shift);; i = (i + 1) & mask) {
-            if (s[i].addr == addr) {
+            const uint64_t k = s[i].key;
+            if ((k & kAddrMask) == addr) {
                 *live = true;
                 return i;
             }
-            if (s[i].addr == 0) {
+            if (k == 0) {
                 *live = false;
                 return i;
             }
@@ -107,8 +110,8 @@ public:
         // from their home slot (their distance from home reaches back to it), so no
         // tombstones are needed.
         for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
-            if (s[j].addr == 0) break;
-            if (((j - home_in(s[j].addr, shift)) & mask) >= ((j - i) & mask)) {
+            if (s[j].key == 0) break;
+            if (((j - home_in(s[j].key, shift)) & mask) >= ((j - i) & mask)) {
                 s[i] = s[j];
                 i = j;
             }
@@ -118,9 +121,10 @@ public:
 
 private:
     friend class WriterCycle;  // its run of allocs and frees keeps the table's state in locals
-    size_t home(uint64_t addr) const { return home_in(addr, shift_); }
+    size_t home(uint64_t key) const { return home_in(key, shift_); }
     [[gnu::noinline]] void grow();
-    [[gnu::noinline]] Block at_slow(size_t slot, uint64_t addr) const;
+    [[gnu::noinline]] size_t find_outside(uint64_t addr, bool* live) const;
+    [[gnu::noinline]] Block at_slow(uint64_t addr) const;
     [[gnu::noinline]] void insert_slow(size_t slot, const Block& b);
     [[gnu::noinline]] void erase_slow(size_t slot, uint64_t addr);
 
@@ -128,10 +132,9 @@ private:
     Slot* s_;      // slots_.data()
     size_t mask_;  // slots_.size() - 1 (a power of two less one)
     size_t used_ = 0;
+    size_t outside_ = 0;  // blocks of spilled_ with no slot (kOutside)
     unsigned shift_;
-    bool zero_live_ = false;  // address 0 (only a damaged stream has it) lives outside the array
-    Block zero_{0, 0, 0};
-    // The size and name (Block::size, Block::ref) of each kSpilled slot's block, by address.
+    // Each spilled block (kSpilledSize or kOutside) whole, by address.
     std::unordered_map<uint64_t, Block> spilled_;
 };
 

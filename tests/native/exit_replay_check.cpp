@@ -21,6 +21,7 @@
 #include <random>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "exit_replay.hpp"
@@ -120,6 +121,7 @@ bool check_file(const char* what, FileSink& file, const Reference& ref,
     };
     const uint64_t below = uint64_t(1) << (kShift + file.tick);
     std::unordered_map<uint64_t, uint64_t> block;  // reference address -> synthetic address
+    std::unordered_set<uint64_t> synthetic;        // block's values
     uint64_t replaced = 0;
     size_t j = 0;
     for (size_t i = 0; i < ref.seen.size(); ++i, ++j) {
@@ -132,6 +134,7 @@ bool check_file(const char* what, FileSink& file, const Reference& ref,
                 f.kind != AllocKind::Malloc || f.tid != b.tid || f.addr != block[b.addr] ||
                 f.time_ns != got.seen[j + 1].time_ns)
                 return differs(i, j, "replaced block's free");
+            synthetic.erase(block[b.addr]);
             block.erase(b.addr);
             ++replaced;
             ++j;
@@ -151,14 +154,16 @@ bool check_file(const char* what, FileSink& file, const Reference& ref,
         if (!same) return differs(i, j, "event");
         if (b.type == EventType::Alloc) {
             if (!(a.addr >> 63)) return differs(i, j, "not a synthetic address");
-            for (auto& [ra, sa] : block)
-                if (sa == a.addr) return differs(i, j, "synthetic address reused");
+            if (!synthetic.insert(a.addr).second) return differs(i, j, "synthetic address reused");
             block[b.addr] = a.addr;
         } else if (b.type == EventType::Free) {
             auto it = block.find(b.addr);
             if (it != block.end() ? a.addr != it->second : a.addr != b.addr)
                 return differs(i, j, "freed block");
-            if (it != block.end()) block.erase(it);
+            if (it != block.end()) {
+                synthetic.erase(it->second);
+                block.erase(it);
+            }
         } else if (a.addr != b.addr) {
             return differs(i, j, "mapping address");
         }
@@ -457,6 +462,73 @@ bool run_many_blocks() {
     return check_file("many blocks", file, ref, fast);
 }
 
+// Threads one after another, more than 2^16 of them (owner thread indexes past 255 and 65,535):
+// each allocates a few blocks, some large or at addresses from 2^48 on, and frees blocks of
+// earlier threads; one in 50, and the last 200, make a long run of them (the writer's
+// event_run, with few TICKs). Each freed block must read back exactly (check_file). A reader
+// resolves a free by its seq, so a wrong owner index other than the freeing thread's changes
+// the bytes only, which this test does not compare.
+bool run_many_threads() {
+    std::mt19937_64 rng(7);
+    Reference ref;
+    preload::WriterCycle fast(kShift, kWriterTick);  // few TICKs: event_run runs on
+    FileSink file(kWriterTick);
+    std::vector<uint64_t> buf(512);
+    std::vector<uint8_t> ref_buf(4096);
+    std::vector<std::vector<uint64_t>> payloads;
+    std::vector<uint64_t> live;
+    uint64_t t = 0, next = 0x100000;
+    constexpr uint32_t kThreads = 66000;
+    for (uint32_t k = 0; k < kThreads; ++k) {
+        const uint32_t tid = 1000 + k;
+        preload::RecordWriter rec;
+        rec.reset(buf.data(), buf.size(), tid);
+        RecordEncoder enc;
+        enc.reset(ref_buf.data(), ref_buf.size(), tid, t);
+        const bool many = k % 50 == 0 || k + 200 >= kThreads;
+        for (uint64_t e = many ? 30 + rng() % 30 : 1 + rng() % 4; e > 0; --e) {
+            t += 1024;
+            bool ok;
+            if (live.empty() || rng() % 5 < 3) {
+                uint64_t a = (next += 16 * (1 + rng() % 4));
+                if (rng() % 50 == 0) a |= uint64_t(1) << 48;
+                const uint64_t size = rng() % 40 == 0 ? 0xFFFE + rng() % 3 : 1 + rng() % 100;
+                const uint64_t stack = rng() % 4;
+                ok = enc.alloc(AllocKind::Malloc, t, a, size, stack) &&
+                     rec.alloc(AllocKind::Malloc, t, a, size, stack);
+                live.push_back(a);
+            } else {
+                const size_t i = rng() % live.size();
+                ok = enc.free(t, live[i]) && rec.free(t, live[i]);
+                live[i] = live.back();
+                live.pop_back();
+            }
+            if (!ok) std::abort();
+        }
+        ref.merger.add_thread_payload(enc.data(), enc.size());
+        payloads.emplace_back(rec.data(), rec.data() + rec.words());
+        if (many || k % 2000 == 1999) {  // a writer cycle (a long run: its streamed thread)
+            std::vector<preload::PayloadRef> refs;
+            for (auto& p : payloads) refs.push_back({p.data(), p.size()});
+            ref.merger.release_before(t + 1, ref);
+            fast.cycle(refs.data(), refs.size(), t + 1, false, file);
+            payloads.clear();
+            if (fast.failed() || fast.live_bytes() != ref.heap.live_bytes()) {
+                std::printf("many threads: thread %u: live %llu, reference %llu%s\n", k,
+                            (unsigned long long)fast.live_bytes(),
+                            (unsigned long long)ref.heap.live_bytes(),
+                            fast.failed() ? " (failed)" : "");
+                return false;
+            }
+        }
+    }
+    std::vector<preload::PayloadRef> refs;
+    for (auto& p : payloads) refs.push_back({p.data(), p.size()});
+    ref.merger.release_before(UINT64_MAX, ref);
+    file.end(fast, fast.cycle(refs.data(), refs.size(), t + 1, true, file));
+    return check_file("many threads", file, ref, fast);
+}
+
 // A malformed payload (an unknown tag, a record cut short, no header) fails the cycle: the
 // sink is told once, nothing more is written, and the file reads as truncated after the last
 // complete chunk (the first cycle's events, exactly).
@@ -519,9 +591,11 @@ bool run_malformed(int how) {
 }  // namespace
 
 // The writer's table of live blocks against a map: random inserts, erases and lookups, with
-// sizes and names its 16-byte slots hold and the ones they do not (sizes from 2^16 on, owner
-// thread indexes from 255 on: kept aside), address 0, and enough blocks to grow it several
-// times. Every live block must come back with exactly its size and name.
+// sizes and addresses its 16-byte slots hold and the ones they do not (sizes from 0xFFFF on,
+// address 0, addresses from 2^48 on: kept aside), addresses anywhere below 2^48 (the slot's
+// size bits above them), owner thread indexes across 8, 16 and 24 bits and seqs up to 2^40 - 1,
+// and enough blocks to grow it several times. Every live block must come back with exactly its
+// size and name.
 bool run_table() {
     std::mt19937_64 rng(99);
     auto pick = [&](uint64_t n) { return rng() % n; };
@@ -534,6 +608,9 @@ bool run_table() {
         if (add || addrs.empty())
             a = pick(1000) == 0 ? 0
                 : pick(50) == 0 ? ~uint64_t(0) - pick(64) * 16
+                : pick(50) == 0 ? (uint64_t(1) << 48) - 16 * (1 + pick(64))
+                : pick(50) == 0 ? (uint64_t(1) << 48) + 16 * pick(64)
+                : pick(20) == 0 ? 16 * (1 + pick((uint64_t(1) << 44) - 1))
                                 : 16 * (1 + pick(1 << 22));
         else
             a = addrs[pick(addrs.size())];
@@ -559,10 +636,15 @@ bool run_table() {
                 ref.erase(it);
             }
         } else if (add) {
-            static constexpr uint64_t kSizes[] = {0, 1, 0xFFFE, 0xFFFF, 0x10000, uint64_t(1) << 40};
-            static constexpr uint64_t kOwners[] = {0, 1, 2, 254, 255, 256, 0xFFFFFF};
-            const uint64_t size = pick(8) == 0 ? kSizes[pick(6)] : pick(5000);
-            const uint64_t owner = pick(8) == 0 ? kOwners[pick(7)] : pick(6);
+            static constexpr uint64_t kSizes[] = {0,      1,       0xFFFD,  0xFFFE,
+                                                  0xFFFF, 0x10000, 0x1FFFF, uint64_t(1) << 40};
+            static constexpr uint64_t kOwners[] = {0,        1,        2,       254,     255,
+                                                   256,      0xFFFF,   0x10000, 0x10001, 0xFF00FF,
+                                                   0xFFFF00, 0xFFFFFE, 0xFFFFFF};
+            const uint64_t size = pick(8) == 0 ? kSizes[pick(8)] : pick(5000);
+            const uint64_t owner = pick(8) == 0   ? kOwners[pick(13)]
+                                   : pick(2) == 0 ? pick(1 << 24)
+                                                  : pick(6);
             const uint64_t seq = pick(8) == 0 ? (uint64_t(1) << 40) - 1 - pick(3) : pick(1 << 30);
             const preload::LiveBlockTable::Block b{a, size, seq << 24 | owner};
             table.insert_at(slot, b);
@@ -588,8 +670,8 @@ bool run_table() {
 
 int main(int argc, char** argv) {
     int n = argc > 1 ? std::atoi(argv[1]) : 3000;
-    if (!run_table() || !run_many_blocks() || !run_malformed(0) || !run_malformed(1) ||
-        !run_malformed(2))
+    if (!run_table() || !run_many_blocks() || !run_many_threads() || !run_malformed(0) ||
+        !run_malformed(1) || !run_malformed(2))
         return 1;
     for (int i = 0; i < n; ++i)
         if (!run(static_cast<uint64_t>(i) * 7919 + 1)) return 1;
