@@ -228,11 +228,13 @@ void w_arena_free(void*, void* p, size_t n) {
 }
 
 // Wraps the domain's current allocator in a new slot; false when the slots are used up.
+bool complete(const PyMemAllocatorEx& a) { return a.malloc && a.calloc && a.realloc && a.free; }
+
 bool wrap(PyMemAllocatorDomain domain) {
     if (g_wrap_count >= kMaxWraps) return false;
     Wrap& w = g_wraps[g_wrap_count];
     g_api.get(domain, &w.prev);
-    if (!w.prev.malloc || !w.prev.calloc || !w.prev.realloc || !w.prev.free) return false;
+    if (!complete(w.prev)) return false;
     const bool obj = domain == PYMEM_DOMAIN_OBJ;
     w.malloc_kind = obj ? AllocKind::PyObjectMalloc : AllocKind::PyMemMalloc;
     w.calloc_kind = obj ? AllocKind::PyObjectCalloc : AllocKind::PyMemCalloc;
@@ -266,12 +268,22 @@ bool pyalloc_init() {
     g_api.get_arena = sym<decltype(g_api.get_arena)>("PyObject_GetArenaAllocator");
     g_api.set_arena = sym<decltype(g_api.set_arena)>("PyObject_SetArenaAllocator");
     if (!g_api.get || !g_api.set || !g_api.get_arena || !g_api.set_arena) return false;
+    // Both domains or neither: MEM wrapped alone would record Python's blocks in a trace
+    // whose header says they are not traced (the flag below is set only on success).
+    for (PyMemAllocatorDomain d : {PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ}) {
+        PyMemAllocatorEx cur;
+        g_api.get(d, &cur);
+        if (!complete(cur)) return false;
+    }
     g_api.get_arena(&g_prev_arena);
     if (g_prev_arena.alloc && g_prev_arena.free) {
         PyObjectArenaAllocator mine{nullptr, w_arena_alloc, w_arena_free};
         g_api.set_arena(&mine);
     }
-    if (!wrap(PYMEM_DOMAIN_MEM) || !wrap(PYMEM_DOMAIN_OBJ)) return false;
+    // Cannot fail now: both are complete and no slot is used yet (g_active is false, so this
+    // is the first wrapping).
+    wrap(PYMEM_DOMAIN_MEM);
+    wrap(PYMEM_DOMAIN_OBJ);
     g_active = true;
     g_pyalloc_on.store(true, std::memory_order_relaxed);
     return true;
