@@ -227,9 +227,10 @@ void w_arena_free(void*, void* p, size_t n) {
     t_in_hook = saved;
 }
 
-// Wraps the domain's current allocator in a new slot; false when the slots are used up.
+// An allocator with all four functions (only such a one can be wrapped).
 bool complete(const PyMemAllocatorEx& a) { return a.malloc && a.calloc && a.realloc && a.free; }
 
+// Wraps the domain's current allocator in a new slot; false when the slots are used up.
 bool wrap(PyMemAllocatorDomain domain) {
     if (g_wrap_count >= kMaxWraps) return false;
     Wrap& w = g_wraps[g_wrap_count];
