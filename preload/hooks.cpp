@@ -74,7 +74,7 @@ inline uint64_t addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
     if (PMT_UNLIKELY(s->collecting.load(std::memory_order_acquire))) acquire_slow(s);
     // The clock is read before the stack walk, whose loads and stores then run while the
     // reading completes (the buffer flag is held, the real call is over: both rules hold).
-    const uint64_t tsc = event_tsc(!(w & kSlowRdtscp));
+    const uint64_t tsc = event_tsc(!(w & kSlowOrdered));
     const uint64_t stack = capture_stack(s);
     // After the walk: it may have stored definitions, even handed the buffer off. (The
     // address is tested here too: before the call its test kept a register over the call.)
@@ -278,7 +278,7 @@ PMT_EXPORT void free(void* p) noexcept {
         release(s);
         return free_general(p);
     }
-    s->rec.fast_free(tsc_trace_ns(event_tsc(!(w & kSlowRdtscp))), addr(p));
+    s->rec.fast_free(tsc_trace_ns(event_tsc(!(w & kSlowOrdered))), addr(p));
     release(s);
     g_real.free(p);
     end_traced();

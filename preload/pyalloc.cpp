@@ -63,7 +63,7 @@ inline bool pass() { return guarded() || !tracing(); }
     s->busy.store(1, std::memory_order_relaxed);  // set_busy's light form (kSlowHeavy clear)
     std::atomic_signal_fence(std::memory_order_seq_cst);
     if (PMT_UNLIKELY(s->collecting.load(std::memory_order_acquire))) acquire_slow(s);
-    const uint64_t tsc = event_tsc(!(bits & kSlowRdtscp));
+    const uint64_t tsc = event_tsc(!(bits & kSlowOrdered));
     const uint64_t stack = capture_stack(s);
     if (PMT_UNLIKELY(!s->rec.fast_fits())) {  // the walk's definitions filled the buffer
         const uint64_t t = event_now_ns();
@@ -91,7 +91,7 @@ inline bool pass() { return guarded() || !tracing(); }
         release(s);
         return false;
     }
-    s->rec.fast_free(tsc_trace_ns(event_tsc(!(bits & kSlowRdtscp))), addr(p));
+    s->rec.fast_free(tsc_trace_ns(event_tsc(!(bits & kSlowOrdered))), addr(p));
     release(s);
     return true;
 #else
@@ -153,7 +153,7 @@ void* w_realloc(void* ctx, void* old, size_t n) {
             f->busy.store(1, std::memory_order_relaxed);  // set_busy's light form
             std::atomic_signal_fence(std::memory_order_seq_cst);
             if (PMT_UNLIKELY(f->collecting.load(std::memory_order_acquire))) acquire_slow(f);
-            const uint64_t tsc0 = event_tsc(!(bits & kSlowRdtscp));
+            const uint64_t tsc0 = event_tsc(!(bits & kSlowOrdered));
             t_in_hook = kGuardOwn;
             void* p = w.prev.realloc(w.prev.ctx, old, n);
             t_in_hook = kGuardHook;
@@ -161,7 +161,7 @@ void* w_realloc(void* ctx, void* old, size_t n) {
                 const uint64_t stack = capture_stack(f);
                 // After the call and the walk, as event_now_ns reads g_event_rdtsc then.
                 const uint32_t now = g_slow.bits.load(std::memory_order_acquire);
-                const uint64_t t1 = tsc_trace_ns(event_tsc(!(now & kSlowRdtscp)));
+                const uint64_t t1 = tsc_trace_ns(event_tsc(!(now & kSlowOrdered)));
                 const uint64_t t0 = tsc_trace_ns(tsc0);
                 emit(f, [&](RecordWriter& e) {
                     return e.realloc(w.realloc_kind, t0, t1, addr(old), addr(p), n, stack);

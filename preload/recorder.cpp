@@ -28,7 +28,7 @@ std::atomic<uint32_t> g_throttle{0};
 std::atomic<bool> g_light_acquire{false};
 std::atomic<bool> g_event_rdtsc{false};
 TraceClock g_clock;
-SlowWord g_slow{{kSlowHeavy | kSlowClock | kSlowRdtscp | kSlowOff}};
+SlowWord g_slow{{kSlowHeavy | kSlowClock | kSlowOrdered | kSlowOff}};
 
 namespace {
 // Sets (on) or clears one bit of g_slow, after the flag it mirrors has been stored.
@@ -42,7 +42,7 @@ void slow_bit(uint32_t bit, bool on) {
 // The two flags whose every store goes with its g_slow bit.
 void set_event_rdtsc(bool on) {
     g_event_rdtsc.store(on);
-    slow_bit(kSlowRdtscp, !on);
+    slow_bit(kSlowOrdered, !on);
 }
 void set_light_acquire(bool on) {
     g_light_acquire.store(on);
@@ -80,22 +80,44 @@ constexpr size_t kThrottleBytes = 2048u << 10;
 // --- The trace clock (runtime.hpp) ---
 
 #if defined(__x86_64__)
+// PYMEMTRACE_CLOCK=report: one line on stderr says which clock the trace uses and why.
+bool g_clock_report = false;
+char g_clocksource[40] = "?";
+
+// Clocksources whose CLOCK_MONOTONIC the vDSO computes from the reading CPU's TSC: the TSC
+// itself, and the paravirtual clocks that scale it (kvm-clock's pvclock, Xen's, Hyper-V's TSC
+// page). With any other (hpet, acpi_pm) the kernel keeps the TSC out for a reason a one-time
+// check could not see (it drifts, or stops), so the trace keeps CLOCK_MONOTONIC.
+bool tsc_clocksource(const char* name) {
+    static const char* const kNames[] = {"tsc", "kvm-clock", "xen", "hyperv_clocksource_tsc_page"};
+    for (const char* n : kNames)
+        if (strcmp(name, n) == 0) return true;
+    return false;
+}
+
 // Whether the TSC may stand in for CLOCK_MONOTONIC: invariant (CPUID: constant rate, runs in
-// deep C-states) and the kernel's clocksource, which it only is while the kernel finds the
-// TSCs of all CPUs in step. PYMEMTRACE_CLOCK=monotonic keeps CLOCK_MONOTONIC.
+// deep C-states) and read by the kernel's clocksource. A candidate only: the writer switches
+// after clock_check_cpus has found every CPU's TSC in step with CLOCK_MONOTONIC.
+// PYMEMTRACE_CLOCK=monotonic keeps CLOCK_MONOTONIC.
 bool tsc_usable() {
     const char* force = secure_getenv("PYMEMTRACE_CLOCK");  // not honoured when setuid
     if (force && strcmp(force, "monotonic") == 0) return false;
-    unsigned a, b, c, d;
-    if (!__get_cpuid(0x80000007, &a, &b, &c, &d) || !(d & (1u << 8))) return false;
-    if (!__get_cpuid(0x80000001, &a, &b, &c, &d) || !(d & (1u << 27))) return false;  // rdtscp
+    g_clock_report = force && strcmp(force, "report") == 0;
     int fd = open("/sys/devices/system/clocksource/clocksource0/current_clocksource",
                   O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    char buf[16] = {};
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    return n >= 4 && std::memcmp(buf, "tsc\n", 4) == 0;
+    if (fd >= 0) {
+        ssize_t n = read(fd, g_clocksource, sizeof g_clocksource - 1);
+        close(fd);
+        g_clocksource[n > 0 ? n : 0] = 0;
+        if (char* nl = strchr(g_clocksource, '\n')) *nl = 0;
+    }
+    unsigned a, b, c, d;
+    bool invariant = __get_cpuid(0x80000007, &a, &b, &c, &d) && (d & (1u << 8));
+    bool ok = invariant && fd >= 0 && tsc_clocksource(g_clocksource);
+    if (!ok && g_clock_report)
+        say("pymemtrace: trace clock: CLOCK_MONOTONIC (clocksource %s%s)", g_clocksource,
+            invariant ? "" : ", no invariant TSC");
+    return ok;
 }
 
 // A (TSC, CLOCK_MONOTONIC) pair: the TSC halfway between two ordered readings around the
@@ -103,16 +125,19 @@ bool tsc_usable() {
 void tsc_pair(uint64_t& tsc, uint64_t& mono, uint64_t& width) {
     width = UINT64_MAX;
     for (int i = 0; i < 7; ++i) {
-        unsigned aux;
-        uint64_t a = __builtin_ia32_rdtscp(&aux);
+        uint64_t a = rdtsc_ordered();
         uint64_t m = vdso_mono_ns();
-        uint64_t b = __builtin_ia32_rdtscp(&aux);
+        uint64_t b = rdtsc_ordered();
         if (b >= a && b - a < width) {
             width = b - a;
             tsc = a + (b - a) / 2;
             mono = m;
         }
     }
+}
+
+uint64_t ticks_ns(uint64_t ticks, uint64_t mult) {
+    return static_cast<uint64_t>((static_cast<unsigned __int128>(ticks) * mult) >> 32);
 }
 
 uint64_t g_clock_width0 = 0;  // width of the first pair
@@ -127,8 +152,87 @@ void clock_setup(uint64_t now) {
     }
 }
 
-// Measures the rate over the time since the first pair and switches to the TSC when it is
-// known to within 2 ppm; otherwise tries again after twice as long.
+// Beyond the two pairs' own uncertainty, how far a CPU's reading of the calibrated map may be
+// from its CLOCK_MONOTONIC. Where CLOCK_MONOTONIC is the same linear function of every CPU's
+// TSC (the only case the check is to pass), the map's error is within the pairs' widths and
+// 2 ppm of the time since the anchor pair (a few ns over the check's milliseconds); the slack
+// covers the kernel's rounding and the small changes of its rate that NTP makes meanwhile. It
+// is kept well below the ~1 us the switch sets the clock ahead (clock_switch), so a reading
+// made on one CPU before the switch stays below every reading after it on any other; and below
+// the time one thread's event reading takes to reach another CPU as a handed-over block
+// (a cache-line transfer and the rest of two hooks), so a TSC offset that passes the check
+// cannot put a free before its malloc. Virtual machines' TSC offsets differ by whole
+// microseconds or more when they differ at all.
+constexpr uint64_t kClockCheckSlackNs = 250;
+constexpr uint64_t kClockCheckMaxWidthNs = 500;  // a pair this wide (7 interrupted tries) fails
+
+struct CpuCheck {
+    int cpus = 0;             // CPUs checked
+    int bad_cpu = -1;         // the first that failed, or -1
+    int64_t worst_ns = 0;     // map minus CLOCK_MONOTONIC with the largest magnitude
+    uint64_t allowed_ns = 0;  // the bound it was checked against (at the failure, or the largest)
+    const char* why = nullptr;
+};
+
+// The writer thread (clock_switch) moves itself to each CPU of its allowed set in turn and
+// checks there that the map ns = mono1 + (tsc - tsc1) * mult agrees with CLOCK_MONOTONIC;
+// then restores its affinity. A program thread never runs this: its affinity is the program's.
+// Our threads inherit the affinity of the program thread that started them, so the set is the
+// CPUs the program was allowed when tracing started.
+bool clock_check_cpus(uint64_t tsc1, uint64_t mono1, uint64_t width1, uint64_t mult, CpuCheck& r) {
+    cpu_set_t orig, one;
+    if (sched_getaffinity(0, sizeof orig, &orig) != 0) {
+        r.why = "sched_getaffinity failed";
+        return false;
+    }
+    bool ok = true;
+    for (int cpu = 0; cpu < CPU_SETSIZE && ok; ++cpu) {
+        if (!CPU_ISSET(cpu, &orig)) continue;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        if (sched_setaffinity(0, sizeof one, &one) != 0 || sched_getcpu() != cpu) {
+            r.bad_cpu = cpu;
+            r.why = "cannot move there";
+            ok = false;
+            break;
+        }
+        uint64_t tsc = 0, mono = 0, width = 0;
+        tsc_pair(tsc, mono, width);
+        ++r.cpus;
+        const uint64_t width_ns = ticks_ns(width, mult);
+        const uint64_t since = tsc > tsc1 ? ticks_ns(tsc - tsc1, mult) : ticks_ns(tsc1 - tsc, mult);
+        const uint64_t allowed =
+            ticks_ns(width1, mult) / 2 + width_ns / 2 + since / 500000 + kClockCheckSlackNs;
+        const int64_t off = tsc >= tsc1
+                                ? static_cast<int64_t>(mono1 + ticks_ns(tsc - tsc1, mult) - mono)
+                                : static_cast<int64_t>(mono1 - ticks_ns(tsc1 - tsc, mult) - mono);
+        const uint64_t mag = off < 0 ? static_cast<uint64_t>(-off) : static_cast<uint64_t>(off);
+        const uint64_t worst =
+            r.worst_ns < 0 ? static_cast<uint64_t>(-r.worst_ns) : static_cast<uint64_t>(r.worst_ns);
+        if (mag >= worst) r.worst_ns = off;
+        if (allowed > r.allowed_ns) r.allowed_ns = allowed;
+        if (width_ns > kClockCheckMaxWidthNs || mag > allowed) {
+            r.bad_cpu = cpu;
+            r.worst_ns = off;
+            r.allowed_ns = allowed;
+            r.why = width_ns > kClockCheckMaxWidthNs ? "no narrow pair" : "TSC off";
+            ok = false;
+        }
+    }
+    if (sched_setaffinity(0, sizeof orig, &orig) != 0) {
+        // Our own thread, left on one CPU: the trace is no less right for it.
+    }
+    if (r.cpus == 0 && ok) {
+        r.why = "no CPU in the affinity mask";
+        ok = false;
+    }
+    return ok;
+}
+
+// The writer thread's part (clock_writer_tick): measures the rate over the time since the
+// first pair and, when it is known to within 2 ppm and clock_check_cpus passes, switches to
+// the TSC; a rate not yet known that well is measured again after twice as long, a failed
+// check keeps CLOCK_MONOTONIC for good. Runs with g_clock.mode == kClockCalibrating.
 void clock_switch(uint64_t now) {
     uint64_t tsc1 = 0, mono1 = 0, width1 = 0;
     tsc_pair(tsc1, mono1, width1);
@@ -143,8 +247,7 @@ void clock_switch(uint64_t now) {
     }
     uint64_t uncertainty_ns = 0;
     if (ok) {
-        uncertainty_ns = static_cast<uint64_t>(
-            (static_cast<unsigned __int128>(g_clock_width0 + width1) * mult) >> 32);
+        uncertainty_ns = ticks_ns(g_clock_width0 + width1, mult);
         ok = uncertainty_ns < dm / 500000;  // rate error < 2 ppm
     }
     if (!ok) {
@@ -154,13 +257,30 @@ void clock_switch(uint64_t now) {
         g_clock.mode.store(kClockMonotonic, std::memory_order_release);
         return;
     }
+    CpuCheck check;
+    if (!clock_check_cpus(tsc1, mono1, width1, mult, check)) {
+        if (g_clock_report)
+            say("pymemtrace: trace clock: CLOCK_MONOTONIC (clocksource %s; CPU %d: %s, map %+lld "
+                "ns from CLOCK_MONOTONIC, allowed %llu)",
+                g_clocksource, check.bad_cpu, check.why, static_cast<long long>(check.worst_ns),
+                static_cast<unsigned long long>(check.allowed_ns));
+        g_clock.calibrate_at.store(UINT64_MAX, std::memory_order_relaxed);
+        g_clock.mode.store(kClockMonotonic, std::memory_order_release);
+        return;
+    }
     g_clock.base_tsc = tsc1;
     // Ahead of CLOCK_MONOTONIC by more than the pair's uncertainty: readings taken just before
-    // the switch are never above those taken after it.
+    // the switch are never above those taken after it (on any CPU: clock_check_cpus).
     g_clock.base_ns = mono1 + uncertainty_ns + 1000;
     g_clock.mult = mult;
     g_clock.mode.store(kClockTsc, std::memory_order_release);
     clock_events_ready();
+    if (g_clock_report)
+        say("pymemtrace: trace clock: the TSC from %.3f s (clocksource %s; %d CPUs agree with "
+            "CLOCK_MONOTONIC, worst %+lld ns, allowed %llu)",
+            static_cast<double>(now - g_settings.start_mono_ns) / 1e9, g_clocksource, check.cpus,
+            static_cast<long long>(check.worst_ns),
+            static_cast<unsigned long long>(check.allowed_ns));
 }
 #endif
 
@@ -170,25 +290,42 @@ uint64_t clock_slow_ns() {
     ErrnoGuard keep;
     uint64_t now = vdso_mono_ns();
 #if defined(__x86_64__)
+    // The first reading sets the clock up; the switch is the writer's (clock_writer_tick).
     uint32_t m = g_clock.mode.load(std::memory_order_acquire);
-    if (PMT_UNLIKELY(m == kClockUnset)) {
-        if (g_clock.mode.compare_exchange_strong(m, kClockCalibrating)) {
-            clock_setup(now);
-            g_clock.mode.store(kClockMonotonic, std::memory_order_release);
-        }
-    } else if (m == kClockMonotonic &&
-               PMT_UNLIKELY(now >= g_clock.calibrate_at.load(std::memory_order_relaxed))) {
-        if (g_clock.mode.compare_exchange_strong(m, kClockCalibrating)) clock_switch(now);
+    if (PMT_UNLIKELY(m == kClockUnset) &&
+        g_clock.mode.compare_exchange_strong(m, kClockCalibrating)) {
+        clock_setup(now);
+        g_clock.mode.store(kClockMonotonic, std::memory_order_release);
     }
 #endif
     return now;
 }
 
+uint64_t clock_switch_due() {
+#if defined(__x86_64__)
+    if (g_clock.mode.load(std::memory_order_acquire) == kClockMonotonic)
+        return g_clock.calibrate_at.load(std::memory_order_relaxed);
+#endif
+    return UINT64_MAX;
+}
+
+void clock_writer_tick() {
+#if defined(__x86_64__)
+    uint32_t m = g_clock.mode.load(std::memory_order_acquire);
+    if (m != kClockMonotonic) return;
+    ErrnoGuard keep;
+    uint64_t now = vdso_mono_ns();
+    if (now < g_clock.calibrate_at.load(std::memory_order_relaxed)) return;
+    // Program threads only ever move the mode from kClockUnset; a fork child starts again.
+    if (g_clock.mode.compare_exchange_strong(m, kClockCalibrating)) clock_switch(now);
+#endif
+}
+
 void clock_events_ready() {
 #if defined(__x86_64__)
-    // start_mono_ns is the trace's (set before tracing starts, and the clock switches 50 ms
-    // after the first reading, which is the one start_mono_ns took); a fork child's trace
-    // starts again with the bit set.
+    // start_mono_ns is the trace's (set before tracing starts, and the clock switches at the
+    // writer's cycle at least 50 ms after the first reading, which is the one start_mono_ns
+    // took); a fork child's trace starts again with the bit set.
     if (g_clock.mode.load(std::memory_order_acquire) != kClockTsc) return;
     g_clock.event_base.store(g_clock.base_ns - g_settings.start_mono_ns, std::memory_order_relaxed);
     slow_bit(kSlowClock, false);  // a seq_cst RMW: the fast path's acquire load sees the base
@@ -196,10 +333,11 @@ void clock_events_ready() {
 }
 
 void clock_fork_child() {
-    // The thread that was setting up or switching the clock is not in the child.
+    // The thread that was setting the clock up or switching it (the writer) is not in the
+    // child: the child's first reading sets it up again, its own writer switches.
     if (g_clock.mode.load() == kClockCalibrating) {
         g_clock.calibrate_at.store(UINT64_MAX);
-        g_clock.mode.store(kClockMonotonic);
+        g_clock.mode.store(kClockUnset);
     }
 }
 
@@ -399,8 +537,8 @@ void ThreadState::define_stack(uint64_t id, uint64_t parent_id, uint64_t locatio
 // The Epoch promise (FORMAT.md, "Epoch chunk"): the writer reads the clock, T, then collects;
 // every record whose clock reading c is below T must be in what it collects. A record is
 //   thread X:  busy = 1; compiler barrier; if (collecting) acquire_slow (ends with lfence);
-//              c = clock (rdtscp, or rdtsc: runtime.hpp, g_event_rdtsc); ...; busy = 0
-//   writer:    T = rdtscp; lfence; collecting = 1 (every thread); membarrier; for each
+//              c = clock (lfence; rdtsc, or rdtsc: runtime.hpp, g_event_rdtsc); ...; busy = 0
+//   writer:    T = lfence; rdtsc; lfence; collecting = 1 (every thread); membarrier; for each
 //              thread: wait for busy == 0; take the buffer; collecting = 0
 // membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) returns only after every thread of the process
 // has passed a point P (an interrupt, or not running at all) where its memory accesses before
@@ -415,7 +553,7 @@ void ThreadState::define_stack(uint64_t id, uint64_t parent_id, uint64_t locatio
 // - after P: X's load of collecting and its clock reading come after P: c > T.
 // So c < T implies the record is collected. Without membarrier the thread's store is an
 // xchg and the writer's a seq_cst fence (the same mutual exclusion by full barriers), and
-// X's clock is rdtscp, which waits for the xchg and the load of collecting.
+// X's clock is the ordered reading, whose lfence waits for the xchg and the load of collecting.
 namespace {
 bool membarrier_register() {
     long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
@@ -455,7 +593,7 @@ void wait_idle(ThreadState* s) {
 
 void collect_buffers(std::vector<Buffer*>& out) {
 #if defined(__x86_64__)
-    // The caller's T (rdtscp) is read before anything below starts, membarrier's interrupts
+    // The caller's T (lfence; rdtsc) is read before anything below starts, membarrier's interrupts
     // included: a thread that rdtsc times after its interrupt (case "after P") reads above T.
     __builtin_ia32_lfence();
 #endif

@@ -51,21 +51,21 @@ extern __thread ThreadState* t_state __attribute__((tls_model("initial-exec")));
 // the general path reads (g_throttle, g_light_acquire, g_clock.mode, g_event_rdtsc), so that
 // the fast path tests one word where it loaded and tested four. The flag is stored first,
 // then its bit (recorder.cpp, slow_bit); a record that loaded the word before a change goes on
-// with the old value, as it did with the flag it had loaded. kSlowRdtscp does not leave the
-// fast path: it only makes it read the clock with rdtscp (runtime.hpp, g_event_rdtsc).
+// with the old value, as it did with the flag it had loaded. kSlowOrdered does not leave the
+// fast path: it only makes it read the clock ordered (runtime.hpp, g_event_rdtsc).
 // Alone on its cache line: nothing the writer stores evicts it from the recording threads.
 enum : uint32_t {
     kSlowThrottle = 1,  // g_throttle: the writer fell behind, recording threads wait
     kSlowHeavy = 2,     // !g_light_acquire: the thread's buffer flag needs a full barrier
     kSlowClock = 4,     // the trace clock is not (yet) the TSC, or g_clock.event_base not set
-    kSlowRdtscp = 8,    // !g_event_rdtsc: events are timed with rdtscp
+    kSlowOrdered = 8,   // !g_event_rdtsc: events are timed with lfence; rdtsc
     kSlowOff = 16,      // !g_tracing: free reads it with the others, before its guard
 };
 struct alignas(64) SlowWord {
     std::atomic<uint32_t> bits;
 };
 extern SlowWord g_slow;
-inline bool fast_path_allowed(uint32_t w) { return (w & ~uint32_t(kSlowRdtscp)) == 0; }
+inline bool fast_path_allowed(uint32_t w) { return (w & ~uint32_t(kSlowOrdered)) == 0; }
 
 // The general path's part of kSlowClock: once the clock is the TSC, sets g_clock.event_base
 // for the current trace start and clears the bit (cold; a fork child's trace sets the bit

@@ -120,16 +120,25 @@ inline uint64_t vdso_mono_ns() {
     return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-// The trace clock: CLOCK_MONOTONIC, or, where the TSC is invariant and the kernel's own
-// clocksource (so the kernel found the TSCs of all CPUs in step), the TSC converted to ns with a
-// rate calibrated against CLOCK_MONOTONIC. The process starts on CLOCK_MONOTONIC and switches
-// once, kClockCalibrateNs after its first reading, to a little ahead (never back) of it; the
-// rate then stays fixed, so the clock only rises and is the same on every core.
+// The trace clock: CLOCK_MONOTONIC, or, where the TSC is invariant, the TSC converted to ns
+// with a rate calibrated against CLOCK_MONOTONIC. The process starts on CLOCK_MONOTONIC and
+// switches once, at the writer thread's first cycle from kClockCalibrateNs after its first
+// reading on, to a little ahead (never back) of it; the rate then stays fixed, so the clock
+// only rises and is the same on every core. Before the switch the writer hops to each CPU it
+// may run on and checks that the calibrated map agrees with CLOCK_MONOTONIC there
+// (recorder.cpp, clock_check_cpus): with the kernel's clocksource `tsc` the kernel has checked
+// the TSCs itself; with another one reading the TSC (kvm-clock, Hyper-V's TSC page) the check
+// is what shows that CLOCK_MONOTONIC is the same function of every CPU's TSC.
 //
-// The TSC is read with rdtscp, which waits for every earlier instruction: a reading follows
-// the loads before it, like the vDSO's. That is what keeps a free timed after the malloc that
-// another thread handed its block over from, and the epoch promise (FORMAT.md: the flag is
-// won before the clock is read). rdtscp costs ~19 ns here against ~24 ns for the vDSO call.
+// The TSC is read ordered (rdtsc_ordered): lfence waits until every earlier instruction has
+// completed (its loads have their values), and rdtsc does not start before it (on AMD CPUs
+// lfence does so once the kernel has made it dispatch-serializing, which it does at boot and
+// relies on itself); the kernel's own ordered reading, the vDSO's where the CPU has no rdtscp,
+// is the same sequence. rdtscp orders no more than this (its wait is for earlier loads too,
+// not stores), and one sequence serves every CPU, rdtscp or not. That is what
+// keeps a free timed after the malloc that another thread handed its block over from, and the
+// epoch promise (FORMAT.md: the flag is won before the clock is read). ~18 ns here (AMD, a VM
+// without rdtscp) against ~27 ns for the vDSO call and ~11 ns for a plain rdtsc.
 enum : uint32_t { kClockUnset = 0, kClockMonotonic, kClockCalibrating, kClockTsc };
 inline constexpr uint64_t kClockCalibrateNs = 50u * 1000000u;
 struct TraceClock {
@@ -145,10 +154,20 @@ struct TraceClock {
 };
 extern TraceClock g_clock;
 
-uint64_t clock_slow_ns();  // recorder.cpp: CLOCK_MONOTONIC, setting up or switching the clock
-void clock_fork_child();   // recorder.cpp: a switch in progress in another thread never ends
+uint64_t clock_slow_ns();  // recorder.cpp: CLOCK_MONOTONIC, setting the clock up at first
+// The writer thread's, once a cycle: switches the clock to the TSC once it is time and the TSC
+// passes the checks (recorder.cpp). clock_switch_due: CLOCK_MONOTONIC time it will be time.
+void clock_writer_tick();
+uint64_t clock_switch_due();
+void clock_fork_child();  // recorder.cpp: a set-up or switch cut off by fork starts over
 
 #if defined(__x86_64__)
+// lfence; rdtsc, with the memory clobber keeping it after the compiler's loads and stores too.
+inline uint64_t rdtsc_ordered() {
+    uint32_t lo, hi;
+    asm volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi) : : "memory");
+    return uint64_t(hi) << 32 | lo;
+}
 inline uint64_t tsc_to_ns(uint64_t tsc) {
     uint64_t d = tsc - g_clock.base_tsc;
     if (static_cast<int64_t>(d) < 0) d = 0;  // not expected: the TSC is in step on all CPUs
@@ -160,10 +179,8 @@ inline uint64_t tsc_to_ns(uint64_t tsc) {
 // Absolute trace-clock time (ns); the writer and sampler pace themselves with it too.
 inline uint64_t mono_ns() {
 #if defined(__x86_64__)
-    if (PMT_LIKELY(g_clock.mode.load(std::memory_order_acquire) == kClockTsc)) {
-        unsigned aux;
-        return tsc_to_ns(__builtin_ia32_rdtscp(&aux));
-    }
+    if (PMT_LIKELY(g_clock.mode.load(std::memory_order_acquire) == kClockTsc))
+        return tsc_to_ns(rdtsc_ordered());
 #endif
     return clock_slow_ns();
 }
@@ -175,27 +192,23 @@ inline uint64_t now_ns() {
 
 // Set while plain rdtsc may time the hooks' events (recorder.cpp keeps it): the writer orders
 // its collections with membarrier, and at most one program thread has ever recorded.
-// rdtscp's wait for every earlier instruction (~27 ns here against ~10 ns for rdtsc) does two
-// jobs. (1) Between threads: a free timed after the malloc that another thread handed its
-// block over from; with a single recording thread there is no other thread. (2) The Epoch
-// promise; with membarrier that argument no longer needs the wait (recorder.cpp,
+// The ordered reading's wait for every earlier instruction (~18 ns here against ~11 ns for
+// rdtsc) does two jobs. (1) Between threads: a free timed after the malloc that another thread
+// handed its block over from; with a single recording thread there is no other thread. (2) The
+// Epoch promise; with membarrier that argument no longer needs the wait (recorder.cpp,
 // collect_buffers). A reading that rdtsc takes early is harmless in itself: a thread's own
 // times are clamped to never decrease (by the writer, which reads them: thread_records.hpp).
 // The second program thread clears the flag before its first clock reading; a block it hands
 // over carries that store with it (x86 stores are seen in order), so the receiving thread then
-// times with rdtscp too.
+// times with the ordered reading too.
 extern std::atomic<bool> g_event_rdtsc;
 
 #if defined(__x86_64__)
-// A hook's TSC reading once the clock is the TSC: rdtsc, or rdtscp when the flag above is
-// clear.
+// A hook's TSC reading once the clock is the TSC: rdtsc, or the ordered reading when the flag
+// above is clear.
 inline uint64_t event_tsc(bool plain_rdtsc) {
     if (PMT_LIKELY(plain_rdtsc)) return __builtin_ia32_rdtsc();
-    // rdtscp without the builtin's stack slot for the processor id (which made every hook
-    // set up a frame for it); the memory clobber keeps it after the loads and stores before.
-    uint32_t lo, hi;
-    asm volatile("rdtscp" : "=a"(lo), "=d"(hi) : : "rcx", "memory");
-    return uint64_t(hi) << 32 | lo;
+    return rdtsc_ordered();
 }
 // Trace time of a hook's event once the clock is the TSC.
 inline uint64_t tsc_event_ns(bool plain_rdtsc) {

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -203,9 +204,11 @@ void* writer_main(void*) {
     while (!g_stop.load()) {
         uint32_t seq = g_wake_seq.load();
         uint64_t now = mono_ns();
-        if (now < next) {
-            timespec ts{static_cast<time_t>((next - now) / 1000000000u),
-                        static_cast<long>((next - now) % 1000000000u)};
+        // Awake for the clock's switch too (runtime.hpp, TraceClock), ~50 ms after start.
+        const uint64_t due = std::min(next, clock_switch_due());
+        if (now < due) {
+            timespec ts{static_cast<time_t>((due - now) / 1000000000u),
+                        static_cast<long>((due - now) % 1000000000u)};
             syscall(SYS_futex, &g_wake_seq, FUTEX_WAIT_PRIVATE, seq, &ts, nullptr, 0);
             if (g_stop.load()) break;
         }
@@ -214,6 +217,7 @@ void* writer_main(void*) {
             if (!g_w->io_failed) run_cycle();
             release_trace_fd(*g_w);
         }
+        clock_writer_tick();
         now = mono_ns();
         if (now >= next) next = now + interval_ns;
     }

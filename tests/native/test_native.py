@@ -300,11 +300,17 @@ class NativeTests(unittest.TestCase):
                   "    marks.append((a, time.monotonic_ns()))\n"
                   "    time.sleep(0.2)\n"
                   "print(marks)\n")
-        for clock in ("", "monotonic"):
+        for clock in ("", "monotonic", "report"):
             with self.subTest(clock=clock or "default"):
                 with unittest.mock.patch.dict(os.environ, PYMEMTRACE_CLOCK=clock):
                     run = Traced(self, ["/usr/bin/python3", "-c", script])
                 self.assertEqual(run.proc.returncode, 0, run.proc.stderr)
+                said = [l for l in run.proc.stderr.splitlines() if "trace clock:" in l]
+                if clock == "report" and os.uname().machine == "x86_64":
+                    self.assertEqual(len(said), 1, run.proc.stderr)
+                    self.check_clock_report(said[0])
+                else:
+                    self.assertEqual(said, [])
                 marks = eval(run.proc.stdout)
                 info = dump(run.traces[0], events=True)
                 times = []
@@ -320,6 +326,29 @@ class NativeTests(unittest.TestCase):
                         hi = marks[j][1] - marks[i][0] + 5000
                         self.assertTrue(lo <= times[j] - times[i] <= hi,
                                         (i, j, lo, times[j] - times[i], hi))
+
+    def check_clock_report(self, line):
+        # With an invariant TSC read by the kernel's clocksource (the TSC, or a paravirtual
+        # clock such as kvm-clock) the writer checks every CPU and switches, or names the CPU
+        # whose TSC disagrees: it never leaves such a machine unchecked.
+        try:
+            with open("/sys/devices/system/clocksource/clocksource0/current_clocksource") as f:
+                source = f.read().strip()
+            with open("/proc/cpuinfo") as f:
+                flags = set(next(l for l in f if l.startswith("flags")).split(":")[1].split())
+        except (OSError, StopIteration):
+            return
+        tsc_source = source in ("tsc", "kvm-clock", "xen", "hyperv_clocksource_tsc_page")
+        if not (tsc_source and {"constant_tsc", "nonstop_tsc"} <= flags):
+            self.assertIn("CLOCK_MONOTONIC (clocksource", line)
+            return
+        m = re.search(r"the TSC from ([0-9.]+) s \(clocksource (\S+); (\d+) CPUs agree", line)
+        if m:
+            self.assertGreaterEqual(float(m.group(1)), 0.05, line)
+            self.assertEqual(m.group(2), source)
+            self.assertEqual(int(m.group(3)), len(os.sched_getaffinity(0)), line)
+        else:
+            self.assertRegex(line, r"CLOCK_MONOTONIC \(clocksource \S+; CPU \d+: ")
 
 
 if __name__ == "__main__":
