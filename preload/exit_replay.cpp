@@ -14,6 +14,12 @@
 #include "pmt/record_decoder.hpp"  // mmap_event, munmap_event, mremap_event
 #include "thread_records.hpp"
 
+#ifdef PMT_WRITER_RUN_STATS
+#define PMT_RUN_STAT(x) (run_stats_.x)
+#else
+#define PMT_RUN_STAT(x) ((void)0)
+#endif
+
 namespace pmt::preload {
 // --- LiveBlockTable --------------------------------------------------------------------------
 
@@ -235,9 +241,12 @@ struct WriterCycle::Visitor {
     }
 };
 
-WriterCycle::WriterCycle(unsigned time_shift, unsigned tick_shift, size_t payload_bytes)
+WriterCycle::WriterCycle(unsigned time_shift, unsigned tick_shift, size_t payload_bytes,
+                         bool fast_runs)
     : enc_(time_shift, tick_shift, kStreamFormatVersion, /*check_frees=*/false),
-      payload_bytes_(payload_bytes) {}
+      payload_bytes_(payload_bytes),
+      run_gate_(fast_runs ? UINT64_MAX : 0),
+      fast_runs_(fast_runs) {}
 WriterCycle::~WriterCycle() = default;
 
 // Records [p, end) of thread tid, and first the second half of a split realloc, become a
@@ -341,7 +350,7 @@ RecPosition WriterCycle::decode_direct(const uint64_t* p, const uint64_t* end, u
             const uint64_t ta = p[1] > t ? p[1] : t;
             if (left >= 6 && p[4] == (rec::tag(rec::kFree) | addr)) {
                 const uint64_t tf = p[5] > ta ? p[5] : ta;
-                if (tf < gate_ && since_check_ < 254 && !enc_.may_tick(tf)) {
+                if (tf < run_gate_ && since_check_ < 254 && !enc_.may_tick(tf)) {
                     feed_pair(tid, kind, ta, addr, p[2], p[3]);
                     t = tf;
                     p += 6;
@@ -426,6 +435,7 @@ inline void WriterCycle::feed_pair(uint32_t tid, AllocKind kind, uint64_t t, uin
     reuse_slot_ = slot;
     events_ += 2;
     since_check_ += 2;
+    PMT_RUN_STAT(pair += 2);
     const uint64_t live = heap_live_ + size + maps_.live_bytes();
     if (live > peak_bytes_) {
         peak_bytes_ = live;
@@ -474,6 +484,7 @@ void WriterCycle::pair_run(const uint64_t*& p, const uint64_t* end, uint64_t& t)
     });
     if (n == 0) return;
     events_ += 2 * n;
+    PMT_RUN_STAT(pair_run += 2 * n);
     since_check_ = since;
     peak_bytes_ = peak;
     peak_time_ns_ = peak_t;
@@ -616,6 +627,7 @@ void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t
     const uint64_t allocs = c.next_seq() - seq0;
     const uint64_t fed = allocs + (static_cast<uint64_t>(q - q0) - 4 * allocs) / 2;
     events_ += fed;
+    PMT_RUN_STAT(event_run += fed);
     since_check_ += static_cast<unsigned>(fed);
     p = q;
     t = tq;
@@ -753,6 +765,7 @@ void WriterCycle::set_lim() {
         lim_ = r.p->t + (big_tid_ < r.th->tid ? 1 : 0);  // ties: the smaller tid first
     }
     gate_ = std::min(lim_, cut_);
+    run_gate_ = fast_runs_ ? gate_ : 0;
 }
 
 // Feeds the queued events before the streamed thread's next event at t (t = UINT64_MAX: all

@@ -163,9 +163,11 @@ class WriterCycle {
 public:
     static constexpr size_t kPayloadBytes = 4u << 20;
 
-    // A stream payload is ended once its column form passes payload_bytes.
+    // A stream payload is ended once its column form passes payload_bytes. fast_runs false
+    // (tests only): every record goes through the general path (feed_alloc, feed_free, ...),
+    // never feed_pair, pair_run or event_run, which must give the same bytes and replay.
     explicit WriterCycle(unsigned time_shift = kWriterTimeShift, unsigned tick_shift = kTickShift,
-                         size_t payload_bytes = kPayloadBytes);
+                         size_t payload_bytes = kPayloadBytes, bool fast_runs = true);
     ~WriterCycle();
 
     // One writer cycle: payloads are the buffers collected after the clock read t_ns (each
@@ -185,6 +187,13 @@ public:
     // cycle). 0, the default: every cycle ends its payload.
     void set_payload_interval(uint64_t interval_ns) { payload_interval_ns_ = interval_ns; }
 
+#ifdef PMT_WRITER_RUN_STATS
+    // (Test builds only.) Events fed by feed_pair, pair_run and event_run.
+    struct RunStats {
+        uint64_t pair = 0, pair_run = 0, event_run = 0;
+    };
+    const RunStats& run_stats() const { return run_stats_; }
+#endif
     bool failed() const { return failed_; }
     uint64_t events() const { return events_; }  // every event written so far, as read back
     uint64_t peak_bytes() const { return peak_bytes_; }
@@ -261,7 +270,7 @@ private:
     // The cheap part of event_run's tests, inline: the record at p (time t) is before the next
     // queued event, the cut and a TICK; the size check is not due; no reuse_.
     bool run_may_start(uint64_t t) const {
-        return t < gate_ && since_check_ < 255 && !reuse_ && !enc_.may_tick(t);
+        return t < run_gate_ && since_check_ < 255 && !reuse_ && !enc_.may_tick(t);
     }
     // The empty slot of blocks_ for a new block at addr (the pending one settled first; a block
     // still live there freed first).
@@ -324,8 +333,12 @@ private:
     uint64_t lim_ = UINT64_MAX;   // the streamed thread's event at t goes first iff t < lim_
     uint64_t cut_ = UINT64_MAX;   // this cycle's cut (events at or after it are held)
     uint64_t gate_ = UINT64_MAX;  // min(lim_, cut_), kept by set_lim
-    uint32_t big_tid_ = 0;        // the streamed thread
-    uint64_t last_t_ = 0;         // the latest event time fed
+    // gate_, or 0 with the fast runs off: the bound a PAIR or event_run's first record must
+    // be before (no extra test on the hot path).
+    uint64_t run_gate_ = UINT64_MAX;
+    const bool fast_runs_;
+    uint32_t big_tid_ = 0;  // the streamed thread
+    uint64_t last_t_ = 0;   // the latest event time fed
 
     LiveBlockTable blocks_;
     LiveHeap maps_;  // anonymous mappings (its heap-block side stays unused)
@@ -346,6 +359,9 @@ private:
     uint64_t peak_bytes_ = 0;
     uint64_t peak_time_ns_ = 0;
     bool failed_ = false;
+#ifdef PMT_WRITER_RUN_STATS
+    RunStats run_stats_;
+#endif
 };
 
 }  // namespace pmt::preload
