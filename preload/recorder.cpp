@@ -158,11 +158,14 @@ void clock_setup(uint64_t now) {
 // 2 ppm of the time since the anchor pair (a few ns over the check's milliseconds); the slack
 // covers the kernel's rounding and the small changes of its rate that NTP makes meanwhile. It
 // is kept well below the ~1 us the switch sets the clock ahead (clock_switch), so a reading
-// made on one CPU before the switch stays below every reading after it on any other; and below
-// the time one thread's event reading takes to reach another CPU as a handed-over block
-// (a cache-line transfer and the rest of two hooks), so a TSC offset that passes the check
-// cannot put a free before its malloc. Virtual machines' TSC offsets differ by whole
-// microseconds or more when they differ at all.
+// made on one CPU before the switch stays below every reading after it on any other. What the
+// check promises is that the map is CLOCK_MONOTONIC within this much on every CPU: where the
+// kernel's clock is computed from the local TSC, an offset between two CPUs' TSCs is in
+// CLOCK_MONOTONIC itself, and the trace's order between threads is as good as it was with it.
+// An offset the kernel corrects (per-CPU pvclock data) shows as a disagreement; measured here
+// |map - CLOCK_MONOTONIC| is 1-11 ns (kvm-clock, 2 CPUs). A block handed from one thread to
+// another usually takes more than 250 ns from the malloc's clock reading (taken before its
+// stack walk) to the free's: a cache-line transfer, the rest of one hook, the start of another.
 constexpr uint64_t kClockCheckSlackNs = 250;
 constexpr uint64_t kClockCheckMaxWidthNs = 500;  // a pair this wide (7 interrupted tries) fails
 
@@ -172,6 +175,7 @@ struct CpuCheck {
     int64_t worst_ns = 0;     // map minus CLOCK_MONOTONIC with the largest magnitude
     uint64_t allowed_ns = 0;  // the bound it was checked against (at the failure, or the largest)
     const char* why = nullptr;
+    bool retry = false;  // no narrow pair on some CPU: try again later
 };
 
 // The writer thread (clock_switch) moves itself to each CPU of its allowed set in turn and
@@ -216,6 +220,7 @@ bool clock_check_cpus(uint64_t tsc1, uint64_t mono1, uint64_t width1, uint64_t m
             r.worst_ns = off;
             r.allowed_ns = allowed;
             r.why = width_ns > kClockCheckMaxWidthNs ? "no narrow pair" : "TSC off";
+            r.retry = width_ns > kClockCheckMaxWidthNs;
             ok = false;
         }
     }
@@ -231,8 +236,9 @@ bool clock_check_cpus(uint64_t tsc1, uint64_t mono1, uint64_t width1, uint64_t m
 
 // The writer thread's part (clock_writer_tick): measures the rate over the time since the
 // first pair and, when it is known to within 2 ppm and clock_check_cpus passes, switches to
-// the TSC; a rate not yet known that well is measured again after twice as long, a failed
-// check keeps CLOCK_MONOTONIC for good. Runs with g_clock.mode == kClockCalibrating.
+// the TSC; a rate not yet known that well (or a CPU without a narrow pair) is measured again
+// after twice as long, a CPU whose TSC disagrees keeps CLOCK_MONOTONIC for good. Runs with
+// g_clock.mode == kClockCalibrating.
 void clock_switch(uint64_t now) {
     uint64_t tsc1 = 0, mono1 = 0, width1 = 0;
     tsc_pair(tsc1, mono1, width1);
@@ -250,15 +256,17 @@ void clock_switch(uint64_t now) {
         uncertainty_ns = ticks_ns(g_clock_width0 + width1, mult);
         ok = uncertainty_ns < dm / 500000;  // rate error < 2 ppm
     }
-    if (!ok) {
+    auto again_later = [&] {
         uint64_t wait = dm < kClockCalibrateNs ? kClockCalibrateNs : dm;
         g_clock.calibrate_at.store(dt > 0 && wait < (uint64_t(1) << 62) ? now + wait : UINT64_MAX,
                                    std::memory_order_relaxed);
         g_clock.mode.store(kClockMonotonic, std::memory_order_release);
-        return;
-    }
+    };
+    if (!ok) return again_later();
     CpuCheck check;
     if (!clock_check_cpus(tsc1, mono1, width1, mult, check)) {
+        // Every try interrupted (or a valgrind run, where no pair is narrow): not an answer.
+        if (check.retry) return again_later();
         if (g_clock_report)
             say("pymemtrace: trace clock: CLOCK_MONOTONIC (clocksource %s; CPU %d: %s, map %+lld "
                 "ns from CLOCK_MONOTONIC, allowed %llu)",
