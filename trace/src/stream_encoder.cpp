@@ -51,6 +51,21 @@ void StreamEncoder::grow(Column& c, size_t need) {
     c.lim = c.end - (kVarintMax - 1);  // n >= kInitialColumn
 }
 
+void StreamEncoder::reserve(size_t bytes) {
+    for (Column& c : cols_) {
+        const size_t cap = static_cast<size_t>(c.end - c.buf.get());
+        if (cap >= bytes) continue;
+        const size_t used = c.size();
+        const size_t n = bytes < kInitialColumn ? kInitialColumn : bytes;
+        std::unique_ptr<uint8_t[]> b(new uint8_t[n]);  // not zero-filled
+        if (used) std::memcpy(b.get(), c.buf.get(), used);
+        c.buf = std::move(b);
+        c.w = c.buf.get() + used;
+        c.end = c.buf.get() + n;
+        c.lim = c.end - (kVarintMax - 1);
+    }
+}
+
 void StreamEncoder::address(uint64_t addr) {
     put(kAddrs, detail::zigzag(static_cast<int64_t>(addr - a_)));
     a_ = addr;
