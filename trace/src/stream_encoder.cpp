@@ -40,30 +40,25 @@ StreamEncoder::~StreamEncoder() = default;
 
 void StreamEncoder::grow(Column& c, size_t need) {
     const size_t used = c.size();
-    const size_t cap = static_cast<size_t>(c.end - c.buf.get());
-    size_t n = cap < kInitialColumn ? kInitialColumn : cap * 2;
+    size_t n = c.capacity() < kInitialColumn ? kInitialColumn : c.capacity() * 2;
     while (n - used < need) n *= 2;
-    std::unique_ptr<uint8_t[]> b(new uint8_t[n]);  // not zero-filled
+    set_capacity(c, n);
+}
+
+void StreamEncoder::reserve(size_t bytes) {
+    for (Column& c : cols_)
+        if (c.capacity() < bytes) set_capacity(c, bytes < kInitialColumn ? kInitialColumn : bytes);
+}
+
+// The column's bytes moved to a new array of n >= kInitialColumn bytes (not zero-filled).
+void StreamEncoder::set_capacity(Column& c, size_t n) {
+    const size_t used = c.size();
+    std::unique_ptr<uint8_t[]> b(new uint8_t[n]);
     if (used) std::memcpy(b.get(), c.buf.get(), used);
     c.buf = std::move(b);
     c.w = c.buf.get() + used;
     c.end = c.buf.get() + n;
-    c.lim = c.end - (kVarintMax - 1);  // n >= kInitialColumn
-}
-
-void StreamEncoder::reserve(size_t bytes) {
-    for (Column& c : cols_) {
-        const size_t cap = static_cast<size_t>(c.end - c.buf.get());
-        if (cap >= bytes) continue;
-        const size_t used = c.size();
-        const size_t n = bytes < kInitialColumn ? kInitialColumn : bytes;
-        std::unique_ptr<uint8_t[]> b(new uint8_t[n]);  // not zero-filled
-        if (used) std::memcpy(b.get(), c.buf.get(), used);
-        c.buf = std::move(b);
-        c.w = c.buf.get() + used;
-        c.end = c.buf.get() + n;
-        c.lim = c.end - (kVarintMax - 1);
-    }
+    c.lim = c.end - (kVarintMax - 1);
 }
 
 void StreamEncoder::address(uint64_t addr) {

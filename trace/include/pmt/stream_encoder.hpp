@@ -194,6 +194,7 @@ private:
         uint8_t* end = nullptr;
         uint8_t* lim = nullptr;  // end - (kVarintMax - 1): below it a varint fits
         size_t size() const { return static_cast<size_t>(w - buf.get()); }
+        size_t capacity() const { return static_cast<size_t>(end - buf.get()); }
     };
     struct Thread {
         uint32_t tid;
@@ -249,6 +250,7 @@ private:
     }
     [[gnu::noinline]] void write_alloc();
     [[gnu::noinline]] void grow(Column& c, size_t need);
+    void set_capacity(Column& c, size_t n);
     static constexpr size_t kVarintMax = 10;
     uint8_t* room(Col c, size_t n) {
         Column& col = cols_[c];
