@@ -150,8 +150,9 @@ inline void record_free(const void* p) {
     }
 }
 
-// Writer side. Takes every thread's full buffers and a copy of its current one (in record
-// order per thread) and appends them to out; empty threads contribute nothing.
+// Writer side. Takes every thread's full buffers and its current one (in record order per
+// thread) and appends them to out; empty threads contribute nothing. return_buffers gives them
+// back to the pool once the writer is done with them.
 void collect_buffers(std::vector<Buffer*>& out);
 void return_buffers(std::vector<Buffer*>& bufs);
 
