@@ -48,6 +48,9 @@ public:
     static bool in_slots(uint64_t addr) { return addr - 1 < kAddrMask; }
 
     LiveBlockTable();
+    ~LiveBlockTable();
+    LiveBlockTable(const LiveBlockTable&) = delete;
+    LiveBlockTable& operator=(const LiveBlockTable&) = delete;
     // The most blocks an array of mask + 1 slots holds: one more makes it grow.
     static size_t limit(size_t mask) { return (mask + 1) * 2 / 3; }
     // The slot of a live addr, or (*live false) the empty slot where it would go.
@@ -128,9 +131,17 @@ private:
     [[gnu::noinline]] void insert_slow(size_t slot, const Block& b);
     [[gnu::noinline]] void erase_slow(size_t slot, uint64_t addr);
 
-    std::vector<Slot> slots_;
-    Slot* s_;      // slots_.data()
-    size_t mask_;  // slots_.size() - 1 (a power of two less one)
+    // The slot array: mask_ + 1 slots at s_ inside a mapping of its own (map_, map_bytes_).
+    struct Mapping {
+        void* base;
+        size_t bytes;
+        Slot* slots;
+    };
+    static Mapping map_slots(size_t n);
+    static void unmap_slots(const Mapping& m);
+    Mapping map_;
+    Slot* s_;
+    size_t mask_;  // the slot count less one (a power of two less one)
     size_t used_ = 0;
     size_t outside_ = 0;  // blocks of spilled_ with no slot (kOutside)
     unsigned shift_;
