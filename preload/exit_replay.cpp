@@ -14,6 +14,7 @@
 
 #include "own_blocks.hpp"
 #include "pmt/record_decoder.hpp"  // mmap_event, munmap_event, mremap_event
+#include "populate.hpp"
 #include "thread_records.hpp"
 
 #ifdef PMT_WRITER_RUN_STATS
@@ -32,9 +33,6 @@ namespace pmt::preload {
 // asks for transparent huge pages (where the kernel gives them on request), which also spares
 // the probes of a large table most of their TLB misses.
 LiveBlockTable::Mapping LiveBlockTable::map_slots(size_t n) {
-#ifndef MADV_POPULATE_WRITE
-    constexpr int MADV_POPULATE_WRITE = 23;
-#endif
     constexpr size_t kHuge = size_t(2) << 20;
     const size_t bytes = n * sizeof(Slot);
     const bool huge = bytes >= kHuge;
@@ -47,7 +45,7 @@ LiveBlockTable::Mapping LiveBlockTable::map_slots(size_t n) {
             reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(base) + kHuge - 1) & ~(kHuge - 1));
         madvise(at, bytes, MADV_HUGEPAGE);
     }
-    madvise(at, bytes, MADV_POPULATE_WRITE);
+    populate_pages(at, bytes);
     return Mapping{base, len, reinterpret_cast<Slot*>(at)};
 }
 

@@ -10,7 +10,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -20,6 +19,7 @@
 #include <mutex>
 #include <new>
 
+#include "populate.hpp"
 #include "side_ring.hpp"
 #include "writer.hpp"
 
@@ -379,20 +379,6 @@ void evict_lines_init() {}
 void evict_lines(const void*, size_t) {}
 #endif
 
-// Makes the whole pages of [p, p + bytes) present with one madvise instead of a page fault at
-// each first store (Linux 5.14+; older kernels refuse, and the pages fault in as before). On a
-// KVM guest with shadow paging a first touch costs ~11 us a page, populate ~0.8 us and the
-// first access after it ~5.5 us. The caller keeps errno (hand_off_full, the writer).
-void populate(void* p, size_t bytes) {
-#ifndef MADV_POPULATE_WRITE
-    constexpr int MADV_POPULATE_WRITE = 23;
-#endif
-    constexpr uintptr_t kPage = 4096;
-    const uintptr_t a = (reinterpret_cast<uintptr_t>(p) + kPage - 1) & ~(kPage - 1);
-    const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kPage - 1);
-    if (e > a) madvise(reinterpret_cast<void*>(a), e - a, MADV_POPULATE_WRITE);
-}
-
 // Buffers and states come from the real allocator: never traced, no recursion.
 Buffer* buffer_get() {
     {
@@ -406,7 +392,7 @@ Buffer* buffer_get() {
         }
     }
     void* mem = g_real.malloc(sizeof(Buffer));
-    if (mem) populate(mem, sizeof(Buffer));
+    if (mem) populate_pages(mem, sizeof(Buffer));  // (populate.hpp) the caller keeps errno
     return mem ? new (mem) Buffer : nullptr;
 }
 
