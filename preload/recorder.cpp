@@ -414,17 +414,12 @@ void start_buffer(ThreadState* s, Buffer* b) {
     s->rec.reset(b->data, kBufferWords, s->tid);
 }
 
-void put_chain(Buffer* b) {
-    while (b) {
+void destroy_state(ThreadState* s) {
+    for (Buffer* b = s->pending_head; b;) {
         Buffer* n = b->next;
         buffer_put(b);
         b = n;
     }
-}
-
-void destroy_state(ThreadState* s) {
-    put_chain(s->pending_head);
-    put_chain(s->handed);
     if (s->current) buffer_put(s->current);
     if (s->cache) pystack_cache_free(s->cache);
     s->~ThreadState();
@@ -509,64 +504,17 @@ void hand_off_full(ThreadState* s) {
     if (pending >= kWakeBytes) writer_wake();
 }
 
-namespace {
-// The thread's side of a collection (collecting == kCollectHanding, its flag held): its full
-// buffers and its current one go to `handed`, and it goes on in a fresh buffer. False, with
-// nothing changed, when no buffer is to be had.
-bool hand_over(ThreadState* s) {
-    Buffer* head = s->pending_head;
-    if (!s->rec.empty()) {
-        Buffer* fresh = buffer_get();
-        if (!fresh) return false;
-        Buffer* cur = s->current;
-        cur->words = s->rec.words();
-        cur->next = nullptr;
-        // Counted like a full buffer: the writer subtracts every handed one.
-        g_pending_bytes.fetch_add(cur->words * sizeof(uint64_t), std::memory_order_relaxed);
-        if (s->pending_tail)
-            s->pending_tail->next = cur;
-        else
-            head = cur;
-        start_buffer(s, fresh);
-    }
-    s->handed = head;
-    s->pending_head = s->pending_tail = nullptr;
-    return true;
-}
-}  // namespace
-
-// Called with the flag held and collecting seen set. The writer asking: the thread hands its
-// buffers over and goes on at once. The writer taking them (or asking, when this thread has no
-// buffer to spare): it waits, and a hook that waits holds no flag: a signal handler's calls
-// meanwhile are recorded as usual rather than through the side ring, which a long wait would
-// overflow (side_ring.hpp).
+// A hook that waits here holds no flag: a signal handler's calls meanwhile are recorded as
+// usual rather than through the side ring, which a long wait would overflow (side_ring.hpp).
 void acquire_slow(ThreadState* s) {
-    ErrnoGuard keep;  // sched_yield, buffer_get
+    ErrnoGuard keep;  // sched_yield
     const uint8_t guard = t_in_hook;
-    bool may_hand = true;
     for (unsigned spins = 0;; ++spins) {
-        uint32_t c = s->collecting.load(std::memory_order_acquire);
-        if (c == kCollectAsk && may_hand &&
-            s->collecting.compare_exchange_strong(c, kCollectHanding)) {
-            may_hand = hand_over(s);
-            c = may_hand ? kCollectHanded : kCollectAsk;
-            s->collecting.store(c, std::memory_order_release);
-        }
-        if (c == kCollectNone || c == kCollectHanded) {
-#if defined(__x86_64__)
-            // The caller's clock reading (maybe rdtsc) follows this load and the one that
-            // sent us here (collect_buffers has the argument).
-            __builtin_ia32_lfence();
-#endif
-            return;
-        }
         s->busy.store(0, std::memory_order_release);  // the writer may go on
         if (guard == kGuardHook) t_in_hook = 0;
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        for (;; ++spins) {
-            c = s->collecting.load(std::memory_order_relaxed);
-            if (c == kCollectNone || c == kCollectHanded || (c == kCollectAsk && may_hand)) break;
-            if (spins < 200)
+        while (s->collecting.load(std::memory_order_relaxed)) {
+            if (++spins < 200)
                 __builtin_ia32_pause();
             else
                 sched_yield();
@@ -574,6 +522,14 @@ void acquire_slow(ThreadState* s) {
         t_in_hook = guard;  // before the buffer may be ours
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
         set_busy(s);
+        if (!s->collecting.load(std::memory_order_acquire)) {
+#if defined(__x86_64__)
+            // The caller's clock reading (maybe rdtsc) follows this load and the one that
+            // sent us here (collect_buffers has the argument).
+            __builtin_ia32_lfence();
+#endif
+            return;
+        }
     }
 }
 
@@ -619,9 +575,8 @@ void ThreadState::define_stack(uint64_t id, uint64_t parent_id, uint64_t locatio
 // every record whose clock reading c is below T must be in what it collects. A record is
 //   thread X:  busy = 1; compiler barrier; if (collecting) acquire_slow (ends with lfence);
 //              c = clock (lfence; rdtsc, or rdtsc: runtime.hpp, g_event_rdtsc); ...; busy = 0
-//   writer:    T = lfence; rdtsc; lfence; collecting = Ask (every thread); membarrier; for
-//              each thread: wait for busy == 0; take the buffers (CAS Ask -> Taking), or wait
-//              for the thread's hand-over (Handed) and take `handed`; collecting = None
+//   writer:    T = lfence; rdtsc; lfence; collecting = 1 (every thread); membarrier; for each
+//              thread: wait for busy == 0; take the buffer; collecting = 0
 // membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) returns only after every thread of the process
 // has passed a point P (an interrupt, or not running at all) where its memory accesses before
 // P are visible to all and those after P see what the writer stored before the call; what X
@@ -629,12 +584,9 @@ void ThreadState::define_stack(uint64_t id, uint64_t parent_id, uint64_t locatio
 // the writer's lfence, so after T was read. Take a record of X and its store busy = 1:
 // - before P: the writer's load of busy after the call sees it or a later store of X. Seeing
 //   1, it waits for a 0. A 0 that is a record's release makes this record visible (release/
-//   acquire): it is in X's buffers, which the writer then takes, or which X hands over (all
-//   its records so far go to `handed`, published by its release store of Handed, which the
-//   writer acquires): it is collected. A 0 from acquire_slow means X saw collecting set,
-//   which the writer did after T, and waits for the writer; X's records after a load that saw
-//   it set (those after its hand-over, in the fresh buffer) read the clock after acquire_slow's
-//   lfence: c > T, the record is left for the next cycle.
+//   acquire): it is collected. A 0 from acquire_slow means X saw collecting == 1, which the
+//   writer stored after T, and waits for the writer's 0; its lfence then keeps its clock
+//   reading after both loads: c > T, the record is left for the next cycle.
 // - after P: X's load of collecting and its clock reading come after P: c > T.
 // So c < T implies the record is collected. Without membarrier the thread's store is an
 // xchg and the writer's a seq_cst fence (the same mutual exclusion by full barriers), and
@@ -676,48 +628,6 @@ void wait_idle(ThreadState* s) {
 }
 }  // namespace
 
-namespace {
-void take_chain(Buffer* b, std::vector<Buffer*>& out) {
-    for (; b; b = b->next) {
-        out.push_back(b);
-        g_pending_bytes.fetch_sub(b->words * sizeof(uint64_t), std::memory_order_relaxed);
-    }
-}
-
-// The writer's side of a thread's collection, once no record of it is in progress: it takes
-// the buffers itself unless the thread is handing them over (then it waits for `handed`). A
-// thread that is gone records nothing more: what it recorded after its hand-over is taken
-// too, before its state goes.
-void take_buffers(ThreadState* s, std::vector<Buffer*>& out, bool gone) {
-    for (unsigned spins = 0;; ++spins) {
-        uint32_t c = kCollectAsk;
-        if (s->collecting.compare_exchange_strong(c, kCollectTaking)) break;
-        if (c == kCollectHanded) {
-            take_chain(s->handed, out);
-            s->handed = nullptr;
-            if (!gone) return;
-            break;
-        }
-        if (spins < 200)  // kCollectHanding: the thread is at it
-            __builtin_ia32_pause();
-        else
-            sched_yield();
-    }
-    take_chain(s->pending_head, out);
-    s->pending_head = s->pending_tail = nullptr;
-    // The current buffer itself goes to the writer and the thread goes on in a fresh one
-    // (from the pool: lines no other core holds, see return_buffers). Without a buffer to
-    // spare it stays where it is, collected next cycle.
-    if (!s->rec.empty()) {
-        if (Buffer* fresh = buffer_get()) {
-            s->current->words = s->rec.words();
-            out.push_back(s->current);
-            start_buffer(s, fresh);
-        }
-    }
-}
-}  // namespace
-
 void collect_buffers(std::vector<Buffer*>& out) {
 #if defined(__x86_64__)
     // The caller's T (lfence; rdtsc) is read before anything below starts, membarrier's interrupts
@@ -726,15 +636,29 @@ void collect_buffers(std::vector<Buffer*>& out) {
 #endif
     std::lock_guard<std::mutex> lock(g_registry_mutex);
     for (ThreadState* s = g_threads; s; s = s->next_registered)
-        s->collecting.store(kCollectAsk, std::memory_order_relaxed);
+        s->collecting.store(1, std::memory_order_relaxed);
     heavy_barrier();
     ThreadState** link = &g_threads;
     while (ThreadState* s = *link) {
         // Read before collecting: a thread seen exited and gone has recorded its last event.
         bool gone = s->exited.load() && thread_is_gone(s->tid);
         wait_idle(s);
-        take_buffers(s, out, gone);
-        s->collecting.store(kCollectNone, std::memory_order_release);
+        for (Buffer* b = s->pending_head; b; b = b->next) {
+            out.push_back(b);
+            g_pending_bytes.fetch_sub(b->words * sizeof(uint64_t), std::memory_order_relaxed);
+        }
+        s->pending_head = s->pending_tail = nullptr;
+        // The current buffer itself goes to the writer and the thread goes on in a fresh one
+        // (from the pool: lines no other core holds, see return_buffers). Without a buffer to
+        // spare it stays where it is, collected next cycle.
+        if (!s->rec.empty()) {
+            if (Buffer* fresh = buffer_get()) {
+                s->current->words = s->rec.words();
+                out.push_back(s->current);
+                start_buffer(s, fresh);
+            }
+        }
+        s->collecting.store(0, std::memory_order_release);
         if (gone) {
             *link = s->next_registered;
             destroy_state(s);
@@ -803,9 +727,12 @@ void recorder_fork_child() {
     set_event_rdtsc(g_light_acquire.load());
     if (!self) return;
     // This thread's records belong to the parent's trace (the parent writes them).
-    put_chain(self->pending_head);
-    put_chain(self->handed);
-    self->pending_head = self->pending_tail = self->handed = nullptr;
+    for (Buffer* b = self->pending_head; b;) {
+        Buffer* n = b->next;
+        buffer_put(b);
+        b = n;
+    }
+    self->pending_head = self->pending_tail = nullptr;
     self->busy.store(0);
     self->collecting.store(0);
     self->tid = static_cast<uint32_t>(syscall(SYS_gettid));

@@ -24,31 +24,16 @@ struct Buffer {
     uint64_t data[kBufferWords];
 };
 
-// ThreadState::collecting. Only the writer stores kCollectAsk (at its cycle's start) and
-// kCollectNone (at its end); the two ways out of kCollectAsk are compare-and-swaps, so exactly
-// one side gets the buffers: the thread (kCollectHanding, then kCollectHanded once its buffers
-// are in `handed`) or the writer (kCollectTaking).
-enum : uint32_t {
-    kCollectNone = 0,
-    kCollectAsk = 1,
-    kCollectHanding = 2,
-    kCollectTaking = 3,
-    kCollectHanded = 4,
-};
-
 struct alignas(64) ThreadState final : DefinitionSink {
     // 1 while the thread records: set before it reads the clock, cleared once the record is
     // complete (the Epoch promise, FORMAT.md). Written by this thread only.
     std::atomic<uint32_t> busy{0};
-    // Where the writer's collection of this thread's buffers stands (kCollect*): it asks at the
-    // start of its cycle (kCollectAsk); then either the thread hands its buffers over itself
-    // and goes on, or the writer takes them; the writer ends it (kCollectNone).
+    // 1 while the writer collects this thread's buffers. Written by the writer only.
     std::atomic<uint32_t> collecting{0};
     RecordWriter rec;
     Buffer* current = nullptr;
     Buffer* pending_head = nullptr;  // full buffers, oldest first (guarded by the flags)
     Buffer* pending_tail = nullptr;
-    Buffer* handed = nullptr;  // what the thread handed over (kCollectHanded), oldest first
     uint32_t tid = 0;
     PyStackCache* cache = nullptr;
     ThreadState* next_registered = nullptr;  // guarded by the registry mutex
@@ -108,12 +93,9 @@ inline ThreadState* thread_state() {
 // argument): with membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) registered, the thread's
 // store-load order is kept by a compiler barrier only and the writer's membarrier call forces
 // it on every running thread; without it (old kernel, seccomp), the thread's store is a full
-// barrier (xchg) and the writer uses a fence. A thread that finds the writer asking does not
-// wait for it (the writer's membarrier alone took ~55 us on a KVM guest): it hands its buffers
-// over itself and goes on in a fresh one (acquire_slow). It waits only while the writer takes
-// them, or when it has no buffer to spare; the writer waits for a record to finish or a
-// hand-over to end. Either side may be preempted meanwhile (few cores, many threads): after a
-// short spin the waiter yields its time slice.
+// barrier (xchg) and the writer uses a fence. Contended only while the writer copies this
+// thread's buffer or waits for a record to finish; either side may be preempted meanwhile
+// (few cores, many threads): after a short spin the waiter yields its time slice.
 extern std::atomic<bool> g_light_acquire;  // membarrier is registered and works
 void acquire_slow(ThreadState* s);
 inline void set_busy(ThreadState* s) {
