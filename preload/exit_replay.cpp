@@ -32,7 +32,7 @@ namespace pmt::preload {
 // faults on json_roundtrip --python-allocators. From 2 MiB on the array is 2 MiB-aligned and
 // asks for transparent huge pages (where the kernel gives them on request), which also spares
 // the probes of a large table most of their TLB misses.
-LiveBlockTable::Mapping LiveBlockTable::map_slots(size_t n) {
+LiveBlockTable::Slot* LiveBlockTable::map_slots(size_t n, Mapping* m) {
     constexpr size_t kHuge = size_t(2) << 20;
     const size_t bytes = n * sizeof(Slot);
     const bool huge = bytes >= kHuge;
@@ -46,33 +46,32 @@ LiveBlockTable::Mapping LiveBlockTable::map_slots(size_t n) {
         madvise(at, bytes, MADV_HUGEPAGE);
     }
     populate_pages(at, bytes);
-    return Mapping{base, len, reinterpret_cast<Slot*>(at)};
+    *m = Mapping{base, len};
+    return reinterpret_cast<Slot*>(at);
 }
 
 void LiveBlockTable::unmap_slots(const Mapping& m) { munmap(m.base, m.bytes); }
 
-LiveBlockTable::LiveBlockTable()
-    : map_(map_slots(1024)), s_(map_.slots), mask_(1024 - 1), shift_(64 - 10) {}
+LiveBlockTable::LiveBlockTable() : s_(map_slots(1024, &map_)), mask_(1024 - 1), shift_(64 - 10) {}
 
 LiveBlockTable::~LiveBlockTable() { unmap_slots(map_); }
 
 void LiveBlockTable::grow() {
-    const Mapping fresh = map_slots((mask_ + 1) * 2);
-    const Mapping old = map_;
+    const Mapping old_map = map_;
+    const Slot* old = s_;
     const size_t old_count = mask_ + 1;
-    map_ = fresh;
-    s_ = fresh.slots;
+    s_ = map_slots(old_count * 2, &map_);
     mask_ = old_count * 2 - 1;
     --shift_;
     const size_t mask = mask_;
     for (size_t k = 0; k < old_count; ++k) {
-        const Slot& s = old.slots[k];
+        const Slot& s = old[k];
         if (s.key == 0) continue;
         size_t i = home(s.key);
         while (s_[i].key != 0) i = (i + 1) & mask;
         s_[i] = s;
     }
-    unmap_slots(old);
+    unmap_slots(old_map);
 }
 
 size_t LiveBlockTable::find_outside(uint64_t addr, bool* live) const {

@@ -131,15 +131,14 @@ private:
     [[gnu::noinline]] void insert_slow(size_t slot, const Block& b);
     [[gnu::noinline]] void erase_slow(size_t slot, uint64_t addr);
 
-    // The slot array: mask_ + 1 slots at s_ inside a mapping of its own (map_, map_bytes_).
+    // The slot array: mask_ + 1 slots at s_, inside a mapping of its own (map_).
     struct Mapping {
         void* base;
         size_t bytes;
-        Slot* slots;
     };
-    static Mapping map_slots(size_t n);
+    static Slot* map_slots(size_t n, Mapping* m);
     static void unmap_slots(const Mapping& m);
-    Mapping map_;
+    Mapping map_{nullptr, 0};  // set by map_slots in the constructor
     Slot* s_;
     size_t mask_;  // the slot count less one (a power of two less one)
     size_t used_ = 0;

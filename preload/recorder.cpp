@@ -366,12 +366,13 @@ void evict_lines_init() {
 // Writes back and drops the cache lines of [p, p + bytes) from every cache (return_buffers).
 void evict_lines(const void* p, size_t bytes) {
     constexpr uintptr_t kLine = 64;
-    auto* a = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(p) & ~(kLine - 1));
-    char* end = static_cast<char*>(const_cast<void*>(p)) + bytes;
-    if (g_clflushopt) {
-        for (; a < end; a += kLine) asm volatile("clflushopt %0" : "+m"(*a));
-    } else {
-        for (; a < end; a += kLine) asm volatile("clflush %0" : "+m"(*a));
+    const uintptr_t end = reinterpret_cast<uintptr_t>(p) + bytes;
+    for (uintptr_t a = reinterpret_cast<uintptr_t>(p) & ~(kLine - 1); a < end; a += kLine) {
+        auto* line = reinterpret_cast<char*>(a);
+        if (g_clflushopt)
+            asm volatile("clflushopt %0" : "+m"(*line));
+        else
+            asm volatile("clflush %0" : "+m"(*line));
     }
 }
 #else
