@@ -21,6 +21,9 @@ inline constexpr size_t kBufferWords = kBufferBytes / sizeof(uint64_t);
 struct Buffer {
     Buffer* next = nullptr;
     size_t words = 0;  // payload words, set when the buffer is handed to the writer
+    // A full buffer's: the clock reading of the thread's latest event when it was handed off,
+    // at least every time in it and at most every later one of the thread (collect_handed).
+    uint64_t bound_ns = 0;
     uint64_t data[kBufferWords];
 };
 
@@ -32,9 +35,13 @@ struct alignas(64) ThreadState final : DefinitionSink {
     std::atomic<uint32_t> collecting{0};
     RecordWriter rec;
     Buffer* current = nullptr;
-    Buffer* pending_head = nullptr;  // full buffers, oldest first (guarded by the flags)
-    Buffer* pending_tail = nullptr;
+    // Full buffers, newest first: the thread pushes, the writer takes them all at once (a
+    // Treiber stack with one pusher and one taker, so no ABA), without the buffer flags.
+    std::atomic<Buffer*> handed{nullptr};
     uint32_t tid = 0;
+    // One of our threads (the sampler): its buffer flag is always a full barrier (set_busy),
+    // so that a cycle without membarrier can collect it (collect_handed).
+    bool internal = false;
     PyStackCache* cache = nullptr;
     ThreadState* next_registered = nullptr;  // guarded by the registry mutex
     std::atomic<bool> exited{false};         // the thread's pthread key destructor ran
@@ -46,6 +53,8 @@ struct alignas(64) ThreadState final : DefinitionSink {
 };
 
 extern __thread ThreadState* t_state __attribute__((tls_model("initial-exec")));
+// Set for the life of each of our threads (writer.cpp, spawn_internal_thread).
+extern __thread bool t_internal_thread __attribute__((tls_model("initial-exec")));
 
 // Why a hook may not take its fast path (hooks.cpp), one bit per reason: each mirrors a flag
 // the general path reads (g_throttle, g_light_acquire, g_clock.mode, g_event_rdtsc), so that
@@ -99,7 +108,7 @@ inline ThreadState* thread_state() {
 extern std::atomic<bool> g_light_acquire;  // membarrier is registered and works
 void acquire_slow(ThreadState* s);
 inline void set_busy(ThreadState* s) {
-    if (PMT_LIKELY(g_light_acquire.load(std::memory_order_relaxed))) {
+    if (PMT_LIKELY(g_light_acquire.load(std::memory_order_relaxed)) && !s->internal) {
         s->busy.store(1, std::memory_order_relaxed);
         std::atomic_signal_fence(std::memory_order_seq_cst);
     } else {
@@ -154,6 +163,12 @@ inline void record_free(const void* p) {
 // thread) and appends them to out; empty threads contribute nothing. return_buffers gives them
 // back to the pool once the writer is done with them.
 void collect_buffers(std::vector<Buffer*>& out);
+// The cycle between flushes, without membarrier, when at most one program thread has ever
+// recorded: that thread's full buffers (not its current one) and our threads' buffers. Sets
+// *cut to the time below which every event is collected. Returns Taken, Nothing (no full
+// buffer: the next flush collects everything) or Full (more threads: collect_buffers).
+enum class Handed { Taken, Nothing, Full };
+Handed collect_handed(std::vector<Buffer*>& out, uint64_t* cut);
 void return_buffers(std::vector<Buffer*>& bufs);
 
 // Thread lifetime and fork (called from lifecycle.cpp).

@@ -84,12 +84,16 @@ public:
         stop_ = end_ - (rec::kAllocWords - 1);
     }
     size_t words() const { return static_cast<size_t>(pos_ - begin_); }
+    // The clock reading of the latest event record this thread has stored or tried to store
+    // (one that did not fit goes into the next buffer: later than everything in this one).
+    uint64_t last_time() const { return last_t_; }
     const uint64_t* data() const { return begin_; }
     bool empty() const { return pos_ - begin_ <= 1; }  // nothing after the header
 
     // Each returns false, storing nothing, when the record does not fit: the caller hands the
     // buffer off, resets onto a fresh one and calls again.
     bool alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack) {
+        last_t_ = t;
         uint64_t* p = pos_;
         if (__builtin_expect(p >= stop_ || (addr >> rec::kTagShift) != 0, 0))
             return alloc_slow(kind, t, addr, size, stack);
@@ -101,6 +105,7 @@ public:
         return true;
     }
     bool free(uint64_t t, uint64_t addr) {
+        last_t_ = t;
         uint64_t* p = pos_;
         if (__builtin_expect(p >= stop_ || (addr >> rec::kTagShift) != 0, 0))
             return free_slow(t, addr);
@@ -114,6 +119,7 @@ public:
     // checks).
     bool fast_fits() const { return pos_ < stop_; }
     void fast_alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack) {
+        last_t_ = t;
         uint64_t* p = pos_;
         p[0] = addr | rec::tag(rec::kAlloc + static_cast<unsigned>(kind));
         p[1] = t;
@@ -122,6 +128,7 @@ public:
         pos_ = p + 4;
     }
     void fast_free(uint64_t t, uint64_t addr) {
+        last_t_ = t;
         uint64_t* p = pos_;
         p[0] = addr | rec::tag(rec::kFree);
         p[1] = t;
@@ -129,23 +136,30 @@ public:
     }
     bool realloc(AllocKind kind, uint64_t t_before, uint64_t t_after, uint64_t old_addr,
                  uint64_t new_addr, uint64_t size, uint64_t stack) {
+        last_t_ = t_after;
         return put({rec::tag(rec::kRealloc + static_cast<unsigned>(kind)), t_before, t_after,
                     old_addr, new_addr, size, stack});
     }
     bool mmap(uint64_t t, uint64_t addr, uint64_t length, uint64_t prot, uint64_t flags, int64_t fd,
               uint64_t stack) {
+        last_t_ = t;
         return put(
             {rec::tag(rec::kMmap), t, addr, length, prot, flags, static_cast<uint64_t>(fd), stack});
     }
     bool munmap(uint64_t t, uint64_t addr, uint64_t length) {
+        last_t_ = t;
         return put({rec::tag(rec::kMunmap), t, addr, length});
     }
     bool mremap(uint64_t t_before, uint64_t t_after, uint64_t old_addr, uint64_t old_length,
                 uint64_t new_addr, uint64_t new_length, uint64_t stack) {
+        last_t_ = t_after;
         return put({rec::tag(rec::kMremap), t_before, t_after, old_addr, old_length, new_addr,
                     new_length, stack});
     }
-    bool rss(uint64_t t, uint64_t bytes) { return put({rec::tag(rec::kRss), t, bytes}); }
+    bool rss(uint64_t t, uint64_t bytes) {
+        last_t_ = t;
+        return put({rec::tag(rec::kRss), t, bytes});
+    }
     // n must be below 2^57 (callers cut names far shorter).
     bool string(uint64_t id, const char* s, size_t n) {
         size_t w = rec::string_words(n);
@@ -188,6 +202,7 @@ private:
     uint64_t* pos_ = nullptr;
     uint64_t* stop_ = nullptr;  // the fast paths store only below it (room for an alloc)
     uint64_t* end_ = nullptr;
+    uint64_t last_t_ = 0;  // kept across buffers
 };
 
 // What a visitor's callback tells decode_thread_records: go on, or stop with the record just

@@ -168,10 +168,16 @@ struct StreamSink final : ChunkSink {
 // T is taken before any buffer is collected: the cycle writes the events timed before it and
 // holds the rest back. The last cycle (exit, exec) holds nothing. Returns the time up to which
 // events are written, or 0 when there was nothing to do.
-uint64_t run_cycle(bool last = false) {
+// A cycle between flushes (flush false) takes only what collect_handed can, when it can.
+uint64_t run_cycle(bool last = false, bool flush = true) {
     WriterState& w = *g_w;
-    uint64_t t = now_ns();
-    collect_buffers(w.collected);
+    uint64_t t = 0;
+    const Handed h = flush || last ? Handed::Full : collect_handed(w.collected, &t);
+    if (h == Handed::Nothing) return 0;
+    if (h == Handed::Full) {
+        t = now_ns();
+        collect_buffers(w.collected);
+    }
     if (w.collected.empty() && !w.cycle->holding() && !last) return 0;
     w.payloads.clear();
     for (Buffer* b : w.collected) w.payloads.push_back(PayloadRef{b->data, b->words});
@@ -204,6 +210,7 @@ void* writer_main(void*) {
     while (!g_stop.load()) {
         uint32_t seq = g_wake_seq.load();
         uint64_t now = mono_ns();
+        bool flush = now >= next;
         // Awake for the clock's switch too (runtime.hpp, TraceClock), ~50 ms after start.
         const uint64_t due = std::min(next, clock_switch_due());
         if (now < due) {
@@ -211,15 +218,15 @@ void* writer_main(void*) {
                         static_cast<long>((due - now) % 1000000000u)};
             syscall(SYS_futex, &g_wake_seq, FUTEX_WAIT_PRIVATE, seq, &ts, nullptr, 0);
             if (g_stop.load()) break;
+            flush = mono_ns() >= next;  // else woken early: recording threads have full buffers
         }
         {
             std::lock_guard<std::mutex> lock(g_cycle_mutex);
-            if (!g_w->io_failed) run_cycle();
+            if (!g_w->io_failed) run_cycle(false, flush);
             release_trace_fd(*g_w);
         }
         clock_writer_tick();
-        now = mono_ns();
-        if (now >= next) next = now + interval_ns;
+        if (flush) next = mono_ns() + interval_ns;
     }
     if (g_w->kept_fd >= 0) close(g_w->kept_fd);  // in our own table (the exit flush opens its own)
     g_w->kept_fd = -1;
@@ -247,7 +254,8 @@ bool spawn_internal_thread(void* (*fn)(void*), pthread_t* thread_out) {
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     auto trampoline = [](void* arg) -> void* {
-        t_in_hook = true;     // our threads are never traced
+        t_in_hook = true;  // our threads are never traced
+        t_internal_thread = true;
         private_fds_enter();  // and see none of the program's descriptors (private_fds.hpp)
         g_internal_alive.fetch_add(1);
         void* r = reinterpret_cast<void* (*)(void*)>(arg)(nullptr);

@@ -45,10 +45,11 @@ def dump(path, events=False):
 class Traced:
     """Runs argv under the interposer, traces going to a fresh directory."""
 
-    def __init__(self, test, argv, **kw):
+    def __init__(self, test, argv, extra_env=None, **kw):
         tmp = tempfile.TemporaryDirectory(prefix="pmt-native-")
         test.addCleanup(tmp.cleanup)
-        env = dict(os.environ, LD_PRELOAD=LIB, PYMEMTRACE_OUTPUT=tmp.name, PYMEMTRACE_QUIET="1")
+        env = dict(os.environ, LD_PRELOAD=LIB, PYMEMTRACE_OUTPUT=tmp.name, PYMEMTRACE_QUIET="1",
+                   **(extra_env or {}))
         self.proc = subprocess.run(argv, env=env, capture_output=True, text=True, **kw)
         self.traces = sorted(glob.glob(os.path.join(tmp.name, "*.pmt")))
 
@@ -148,6 +149,46 @@ class NativeTests(unittest.TestCase):
         self.assertGreaterEqual(info["counts"]["alloc"], 300 * 101 + 1)
         self.assertGreaterEqual(info["counts"]["free"], 300 * 101 + 1)
         self.assertTrue(info.get("end") and info["ordered"])
+
+    def test_a_lone_thread_collected_without_membarrier_loses_and_reorders_nothing(self):
+        # ~48 MB of records: the writer wakes every MiB and, while the main thread is the only
+        # program thread, takes its full buffers without membarrier, and the sampler's (RSS
+        # every 2 ms) with full barriers; the hand-off from a second thread halfway sends it back
+        # to membarrier. Every block of the program's size range must be allocated once, freed
+        # after its allocation (no unknown free) and the live rest must match to the byte; the
+        # RSS samples must keep their own times (one collected late would be delivered at the
+        # running time, as its neighbours are).
+        run = Traced(self, [os.path.join(BIN, "native_lone_thread"), "1000000"],
+                     extra_env={"PYMEMTRACE_RSS_INTERVAL_MS": "2"})
+        self.assertEqual(run.proc.returncode, 0, run.proc.stderr)
+        m = re.match(r"allocs (\d+) frees (\d+) live (\d+) maps (\d+)$", run.proc.stdout.strip())
+        allocs, frees, live_bytes, maps = (int(x) for x in m.groups())
+        self.assertEqual(len(run.traces), 1)
+        info = dump(run.traces[0], events=True)
+        self.assertTrue(info.get("end") and info["ordered"] and not info["truncated"])
+        ours = lambda size: 3001 <= size <= 3999 and size % 2 == 1  # noqa: E731
+        live, seen_allocs, seen_frees, unknown, tids = {}, 0, 0, 0, set()
+        for e in info["events"]:
+            if e["type"] == "alloc":
+                live[e["addr"]] = e["size"]
+                if ours(e["size"]):
+                    seen_allocs += 1
+                    tids.add(e["tid"])
+            elif e["type"] == "free":
+                size = live.pop(e["addr"], None)
+                if size is None:
+                    unknown += 1
+                elif ours(size):
+                    seen_frees += 1
+        kept = sum(n for n in live.values() if ours(n))
+        self.assertEqual((seen_allocs, seen_frees, kept), (allocs, frees, live_bytes))
+        self.assertEqual(len(tids), 2)
+        self.assertEqual(unknown, 0)
+        mapped = [e for e in info["events"] if e["type"] == "mmap" and e["size"] == 4096]
+        self.assertGreaterEqual(len(mapped), maps)
+        rss_times = [e["t"] for e in info["events"] if e["type"] == "rss"]
+        self.assertGreater(len(rss_times), 40)
+        self.assertGreater(len(set(rss_times)), 0.9 * len(rss_times))
 
     def test_calls_of_a_signal_handler_that_interrupted_a_hook_are_recorded(self):
         # SIGALRM every 200 us lands inside a malloc/free hook much of the time; the handler's
