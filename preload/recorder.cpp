@@ -687,8 +687,8 @@ void collect_buffers(std::vector<Buffer*>& out) {
 
 // Between flushes the writer takes what a single program thread has handed off, without
 // membarrier's interrupt on that thread's CPU (~55 us of the writer's time a call on a 2-vCPU
-// KVM guest, and the thread's own time in the interrupt; regex 0.472 -> 0.454 s of CPU, json
-// --python-allocators 0.456 -> 0.432). Valid while at most one program thread has ever
+// KVM guest, and the thread's own time in the interrupt; regex 0.488 -> 0.472 s of CPU, json
+// --python-allocators 0.483 -> 0.454). Valid while at most one program thread has ever
 // recorded (g_event_rdtsc, which a second one clears before its first clock reading, and it
 // registers before that too). The cut is the bound of the thread's newest full buffer: the
 // clock reading of its latest event when it handed the buffer off (RecordWriter::last_time, a
