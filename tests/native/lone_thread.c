@@ -14,25 +14,15 @@
 #include <sys/mman.h>
 #include <sys/time.h>
 
+#include "page_alarm.h"
+
 #define RING 64
 #define HANDED 1000
 
-static long maps; /* the handler's: lock-free atomics are async-signal-safe */
 static int sink;
 char* lone_kept[5]; /* not static: the live blocks stay reachable (LeakSanitizer) */
 static char* handed[HANDED];
 static size_t handed_size[HANDED];
-
-static size_t pick(unsigned* seed) { return 3001 + 2 * (size_t)(rand_r(seed) % 499); }
-
-static void on_alarm(int sig) {
-    (void)sig;
-    void* p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p != MAP_FAILED) {
-        munmap(p, 4096);
-        __atomic_fetch_add(&maps, 1, __ATOMIC_RELAXED);
-    }
-}
 
 static void* second(void* arg) {
     unsigned seed = (unsigned)(size_t)arg;
@@ -46,12 +36,7 @@ static void* second(void* arg) {
 
 int main(int argc, char** argv) {
     long n = argc > 1 ? atol(argv[1]) : 500000;
-    struct sigaction sa = {0};
-    sa.sa_handler = on_alarm;
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGALRM, &sa, NULL);
-    struct itimerval it = {{0, 1000}, {0, 1000}};
-    setitimer(ITIMER_REAL, &it, NULL);
+    alarm_every_ms(1);
 
     unsigned seed = 7;
     long allocs = 0, frees = 0, live = 0;
@@ -86,9 +71,8 @@ int main(int argc, char** argv) {
             live -= (long)sizes[k];
         }
     for (int k = 0; k < 5; ++k) lone_kept[k] = ring[k];
-    struct itimerval off = {{0, 0}, {0, 0}};
-    setitimer(ITIMER_REAL, &off, NULL);
+    alarm_every_ms(0);
     printf("allocs %ld frees %ld live %ld maps %ld\n", allocs, frees, live,
-           __atomic_load_n(&maps, __ATOMIC_RELAXED));
+           __atomic_load_n(&alarm_maps, __ATOMIC_RELAXED));
     return 0;
 }

@@ -15,13 +15,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../native/page_alarm.h"
+
 #define THREADS 8
 #define RING 64
 
 static long per_thread;
-/* Atomic: SIGALRM runs the handler on any thread, several at once (a plain increment lost
-   counts, and TSan reported both as races). Lock-free atomics are async-signal-safe. */
-static long maps;
 static int sink;
 /* The blocks each worker leaves live, reachable to the end: LeakSanitizer (tests/sanitize) then
    does not report them (held only on an exited thread's stack, some were, some not). */
@@ -32,17 +31,6 @@ struct counts {
     unsigned seed;
     long allocs, frees, live;
 };
-
-static size_t pick(unsigned* seed) { return 3001 + 2 * (size_t)(rand_r(seed) % 499); }
-
-static void on_alarm(int sig) {
-    (void)sig;
-    void* p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p != MAP_FAILED) {
-        munmap(p, 4096);
-        __atomic_fetch_add(&maps, 1, __ATOMIC_RELAXED);
-    }
-}
 
 static void* worker(void* arg) {
     struct counts* c = arg;
@@ -106,12 +94,7 @@ int main(int argc, char** argv) {
     per_thread = argc > 1 ? atol(argv[1]) : 1000000;
     int forks = argc > 2 ? atoi(argv[2]) : 50;
     setvbuf(stdout, NULL, _IOLBF, 0);
-    struct sigaction sa = {0};
-    sa.sa_handler = on_alarm;
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGALRM, &sa, NULL);
-    struct itimerval it = {{0, 1000}, {0, 1000}};
-    setitimer(ITIMER_REAL, &it, NULL);
+    alarm_every_ms(1);
 
     pthread_t t[THREADS];
     struct counts c[THREADS] = {{0}};
@@ -125,8 +108,7 @@ int main(int argc, char** argv) {
         pthread_create(&b, NULL, brief, (void*)(size_t)(1000 + i));
         pid_t pid = fork();
         if (pid == 0) {
-            struct itimerval off = {{0, 0}, {0, 0}};
-            setitimer(ITIMER_REAL, &off, NULL);
+            alarm_every_ms(0);
             child(100u + (unsigned)i);
         }
         if (pid > 0) {
@@ -138,12 +120,11 @@ int main(int argc, char** argv) {
         pthread_join(b, NULL);
     }
     for (int i = 0; i < THREADS; ++i) pthread_join(t[i], NULL);
-    struct itimerval off = {{0, 0}, {0, 0}};
-    setitimer(ITIMER_REAL, &off, NULL);
+    alarm_every_ms(0);
     long a = 0, f = 0, l = 0;
     for (int i = 0; i < THREADS; ++i) a += c[i].allocs, f += c[i].frees, l += c[i].live;
     a += 100L * forks, f += 100L * forks; /* the short-lived threads' blocks */
     printf("parent allocs %ld frees %ld live %ld maps %ld children %d\n", a, f, l,
-           __atomic_load_n(&maps, __ATOMIC_RELAXED), children);
+           __atomic_load_n(&alarm_maps, __ATOMIC_RELAXED), children);
     return 0;
 }
