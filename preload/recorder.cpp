@@ -68,9 +68,9 @@ Buffer* g_pool = nullptr;
 size_t g_pool_count = 0;
 constexpr size_t kPoolKeep = 64;
 pthread_key_t g_exit_key;
-// Bytes waiting in pending chains. Past kWakeBytes the writer is woken early, so a thread
-// that allocates very fast does not pile up a whole flush interval of buffers. Past
-// kThrottleBytes the writer is behind: recording threads wait (throttle_wait) until it has
+// Bytes in full buffers handed off and not yet collected. Past kWakeBytes the writer is woken
+// early, so a thread that allocates very fast does not pile up a whole flush interval of buffers.
+// Past kThrottleBytes the writer is behind: recording threads wait (throttle_wait) until it has
 // finished its cycle, so memory stays bounded; no event is ever dropped. A malloc+free pair
 // takes 48 bytes (thread_records.hpp): a wake every ~22 K pairs. Each cycle has a fixed cost
 // (the futex wake, membarrier's interrupts, the hand-over), which a wake every 128 KiB made
@@ -417,12 +417,17 @@ void start_buffer(ThreadState* s, Buffer* b) {
     s->rec.reset(b->data, kBufferWords, s->tid);
 }
 
-void destroy_state(ThreadState* s) {
+// Back to the pool, unwritten: the buffers a thread handed off.
+void drop_handed(ThreadState* s) {
     for (Buffer* b = s->handed.exchange(nullptr, std::memory_order_acquire); b;) {
         Buffer* n = b->next;
         buffer_put(b);
         b = n;
     }
+}
+
+void destroy_state(ThreadState* s) {
+    drop_handed(s);
     if (s->current) buffer_put(s->current);
     if (s->cache) pystack_cache_free(s->cache);
     s->~ThreadState();
@@ -784,11 +789,7 @@ void recorder_fork_child() {
     set_event_rdtsc(g_light_acquire.load());
     if (!self) return;
     // This thread's records belong to the parent's trace (the parent writes them).
-    for (Buffer* b = self->handed.exchange(nullptr); b;) {
-        Buffer* n = b->next;
-        buffer_put(b);
-        b = n;
-    }
+    drop_handed(self);
     self->busy.store(0);
     self->collecting.store(0);
     self->tid = static_cast<uint32_t>(syscall(SYS_gettid));

@@ -121,7 +121,7 @@ inline void acquire(ThreadState* s) {
 }
 inline void release(ThreadState* s) { s->busy.store(0, std::memory_order_release); }
 
-// Moves the full current buffer to the pending chain and starts a fresh one (cold path).
+// Hands the full current buffer off (ThreadState::handed) and starts a fresh one (cold path).
 void hand_off_full(ThreadState* s);
 
 // Stores one record with f(rec); a record that does not fit goes into a fresh buffer.

@@ -165,10 +165,10 @@ struct StreamSink final : ChunkSink {
     }
 };
 
-// T is taken before any buffer is collected: the cycle writes the events timed before it and
-// holds the rest back. The last cycle (exit, exec) holds nothing. Returns the time up to which
-// events are written, or 0 when there was nothing to do.
-// A cycle between flushes (flush false) takes only what collect_handed can, when it can.
+// T is taken before any buffer is collected (a cycle between flushes, flush false, that
+// collect_handed can serve uses its cut instead): the cycle writes the events timed before it
+// and holds the rest back. The last cycle (exit, exec) holds nothing. Returns the time up to
+// which events are written, or 0 when there was nothing to do.
 uint64_t run_cycle(bool last = false, bool flush = true) {
     WriterState& w = *g_w;
     uint64_t t = 0;

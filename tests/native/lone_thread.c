@@ -8,11 +8,8 @@
    with the trace: "allocs A frees F live L maps M". */
 #define _GNU_SOURCE
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <sys/time.h>
 
 #include "page_alarm.h"
 

@@ -7,11 +7,8 @@
    traces: "parent allocs A frees F live L maps M" and "child allocs 1000 frees 900 live L". */
 #define _GNU_SOURCE
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
