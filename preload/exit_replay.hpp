@@ -136,7 +136,10 @@ private:
         void* base;
         size_t bytes;
     };
-    static Slot* map_slots(size_t n, Mapping* m);
+    // The unit of a large array: its alignment, and how much of it grow() reads at a time.
+    static constexpr size_t kGrowChunk = size_t(2) << 20;
+    // A zeroed array of n slots (n a power of two), present at once if populate.
+    static Slot* map_slots(size_t n, Mapping* m, bool populate);
     static void unmap_slots(const Mapping& m);
     Mapping map_{nullptr, 0};  // set by map_slots in the constructor
     Slot* s_;

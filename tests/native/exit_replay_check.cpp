@@ -840,16 +840,17 @@ bool run_malformed(int how) {
 // sizes and addresses its 16-byte slots hold and the ones they do not (sizes from 0xFFFF on,
 // address 0, addresses from 2^48 on: kept aside), addresses anywhere below 2^48 (the slot's
 // size bits above them), owner thread indexes across 8, 16 and 24 bits and seqs up to 2^40 - 1,
-// and enough blocks to grow it several times. Every live block must come back with exactly its
-// size and name.
+// and enough blocks to grow it several times, the last two doublings (from 4 and 8 MiB of
+// slots, ~400,000 blocks) a 2 MiB chunk at a time. Every live block must come back with exactly
+// its size and name.
 bool run_table() {
     std::mt19937_64 rng(99);
     auto pick = [&](uint64_t n) { return rng() % n; };
     preload::LiveBlockTable table;
     std::unordered_map<uint64_t, preload::LiveBlockTable::Block> ref;
     std::vector<uint64_t> addrs;
-    for (int op = 0; op < 400000; ++op) {
-        const bool add = op < 150000 ? pick(4) != 0 : pick(2) != 0;
+    for (int op = 0; op < 1050000; ++op) {
+        const bool add = op < 800000 ? pick(4) != 0 : pick(2) != 0;
         uint64_t a;
         if (add || addrs.empty())
             a = pick(1000) == 0 ? 0
