@@ -110,6 +110,19 @@ void* traced_realloc(AllocKind kind, void* old, uint64_t size, Call&& call) {
     return p;
 }
 
+// A call that makes a new block and releases none (malloc, calloc, realloc and reallocarray of
+// NULL), with the traced guard, and the block's record; a failed call is not recorded.
+// realloc(NULL, n) is an ALLOC of the realloc kind in the stream, with no free half
+// (FORMAT.md): recorded as the allocation it is, on malloc's path, not as a realloc record.
+template <class Call>
+[[gnu::always_inline]] inline void* traced_alloc(AllocKind kind, uint64_t size, Call&& call) {
+    t_in_hook = kGuardHook;  // a TracedGuard, ended by alloc_fast or below
+    void* p = call();
+    if (PMT_LIKELY(p != nullptr)) return alloc_fast(kind, p, size);
+    end_traced();
+    return p;
+}
+
 [[gnu::cold, gnu::noinline]] void* bootstrap_malloc(size_t n) {
     resolve_real();
     return g_real.malloc ? ::malloc(n) : bootstrap_alloc(n);  // arena while dlsym runs
@@ -213,11 +226,7 @@ PMT_EXPORT void* malloc(size_t n) noexcept {
             });
         });
     if (!tracing()) return g_real.malloc(n);
-    t_in_hook = kGuardHook;  // a TracedGuard, ended by alloc_fast or below
-    void* p = g_real.malloc(n);
-    if (PMT_LIKELY(p != nullptr)) return alloc_fast(AllocKind::Malloc, p, n);
-    end_traced();
-    return p;
+    return traced_alloc(AllocKind::Malloc, n, [&] { return g_real.malloc(n); });
 }
 
 PMT_EXPORT void* calloc(size_t n, size_t m) noexcept {
@@ -239,11 +248,7 @@ PMT_EXPORT void* calloc(size_t n, size_t m) noexcept {
             });
         });
     if (!tracing()) return g_real.calloc(n, m);
-    t_in_hook = kGuardHook;  // a TracedGuard, ended by alloc_fast or below
-    void* p = g_real.calloc(n, m);
-    if (PMT_LIKELY(p != nullptr)) return alloc_fast(AllocKind::Calloc, p, n * m);
-    end_traced();
-    return p;
+    return traced_alloc(AllocKind::Calloc, n * m, [&] { return g_real.calloc(n, m); });
 }
 
 PMT_EXPORT void free(void* p) noexcept {
@@ -300,6 +305,7 @@ PMT_EXPORT void* realloc(void* old, size_t n) noexcept {
         return nested_realloc(AllocKind::Realloc, old, n, g_real.realloc(old, n), PMT_CALLER);
     }
     if (!tracing()) return g_real.realloc(old, n);
+    if (!old) return traced_alloc(AllocKind::Realloc, n, [&] { return g_real.realloc(old, n); });
     TracedGuard g;
     return traced_realloc(AllocKind::Realloc, old, n, [&] { return g_real.realloc(old, n); });
 }
@@ -317,6 +323,9 @@ PMT_EXPORT void* reallocarray(void* old, size_t n, size_t m) noexcept {
             return nested_realloc(AllocKind::ReallocArray, old, total, p, caller);
         });
     if (!tracing()) return real(g_real.reallocarray)(old, n, m);
+    if (!old && !__builtin_mul_overflow(n, m, &total))
+        return traced_alloc(AllocKind::ReallocArray, total,
+                            [&] { return g_real.reallocarray(old, n, m); });
     TracedGuard g;
     if (__builtin_mul_overflow(n, m, &total)) return g_real.reallocarray(old, n, m);  // ENOMEM
     return traced_realloc(AllocKind::ReallocArray, old, total,

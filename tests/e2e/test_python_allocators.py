@@ -86,6 +86,19 @@ class PythonAllocators(e2e.E2ETest):
         # ... though the loop made millions of bytes of objects: they were traced.
         self.assertGreater(report["totals"]["allocations"], 4 * n)
 
+    def test_realloc_of_null_is_an_allocation_at_its_line(self):
+        # list.append on an empty list: PyMem_Realloc(NULL, 32) once per list, n lists kept.
+        path = e2e.script("pyalloc_grow.py")
+        lines = e2e.marked_lines(path)
+        n = 200_000
+        run = e2e.run_traced(self, [e2e.SYSTEM_PYTHON, path, str(n)], env_extra=ON)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        report = e2e.report_json(self, run.only_trace(self))
+        why = e2e.describe_at_peak(report)
+        at = e2e.at_line(report, path, lines["append"])
+        self.assertIsNotNone(at, why)
+        self.assertEqual((at["bytes"], at["blocks"]), (32 * n, n), why)
+
     def test_off_by_default(self):
         # Without the option: the flag is clear and the floats are in pymalloc's arenas (1 MiB
         # mappings), a few dozen blocks, not one block per object.
