@@ -404,20 +404,25 @@ RecPosition WriterCycle::decode_direct(const uint64_t* p, const uint64_t* end, u
         if (tag - rec::kAlloc < rec::kKinds && left >= 4) {
             const AllocKind kind = static_cast<AllocKind>(tag - rec::kAlloc);
             const uint64_t ta = p[1] > t ? p[1] : t;
-            if (left >= 6 && p[4] == (rec::tag(rec::kFree) | addr)) {
-                const uint64_t tf = p[5] > ta ? p[5] : ta;
-                if (tf < run_gate_ && since_check_ < 254 && !enc_.may_tick(tf)) {
-                    feed_pair(tid, kind, ta, addr, p[2], p[3]);
-                    t = tf;
-                    p += 6;
-                    pair_run(p, end, t);
-                    continue;
+            // A PAIR (the next record frees the block) that feed_pair may take; when the pair
+            // after it is at the same address too (regex's runs), pair_run takes those, and
+            // otherwise event_run takes the PAIR with what follows.
+            const bool pair = left >= 6 && p[4] == (rec::tag(rec::kFree) | addr);
+            const uint64_t tf = pair && p[5] > ta ? p[5] : ta;
+            const bool pair_ok = pair && tf < run_gate_ && since_check_ < 254 && !enc_.may_tick(tf);
+            if (!pair_ok || left < 12 || p[10] != p[4]) {
+                if (run_may_start(ta)) {
+                    const uint64_t* const at = p;
+                    event_run(p, end, t, tid);
+                    if (p != at) continue;
                 }
             }
-            if (run_may_start(ta)) {
-                const uint64_t* const at = p;
-                event_run(p, end, t, tid);
-                if (p != at) continue;
+            if (pair_ok) {
+                feed_pair(tid, kind, ta, addr, p[2], p[3]);
+                t = tf;
+                p += 6;
+                pair_run(p, end, t);
+                continue;
             }
             if (v.alloc(kind, ta, addr, p[2], p[3]) == RecNext::StopBefore) return {p, t, true};
             t = ta;
@@ -561,25 +566,30 @@ void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t
     constexpr size_t kAhead = 12;  // words, as decode_direct
     // At most 255 - since_check_ records (the size check comes after the next one); check_ref
     // for each: the thread index fits and the seqs stay below 2^40. Not worth its setup unless its
-    // first three records are allocs and frees before any queued event or TICK, no PAIR among them
-    // (regex's pairs come in runs at one address, reuse_ set after one; a few threads' events are
-    // interleaved).
-    if (end - p <= static_cast<ptrdiff_t>(kAhead) || since_check_ >= 255 || reuse_ ||
-        !enc_.is_current(tid) || !enc_.cursor_ok() ||
-        ((enc_.next_seq() + 256) >> 40 | cur_ >> 24) != 0)
+    // first three records (or fewer, two PAIRs) are allocs and frees before any queued event or
+    // TICK (a few threads' events are interleaved), and no run of PAIRs at one address starts
+    // among them.
+    if (end - p <= static_cast<ptrdiff_t>(kAhead) || since_check_ >= 255 || !enc_.is_current(tid) ||
+        !enc_.cursor_ok() || ((enc_.next_seq() + 256) >> 40 | cur_ >> 24) != 0)
         return;
     const uint64_t lim = std::min(gate_, enc_.tick_at_ns());
     const uint64_t* n = p;
-    for (int k = 0; k < 3; ++k) {  // words within p[0, kAhead]
+    for (int k = 0; k < 3 && n - p <= static_cast<ptrdiff_t>(kAhead) - 6; ++k) {
+        // (each record read here lies within p[0, kAhead])
         const unsigned tag = static_cast<unsigned>(n[0] >> rec::kTagShift);
         if (n[1] >= lim) return;
         if (tag == rec::kFree) {
             n += 2;
         } else {
-            if (tag - rec::kAlloc >= rec::kKinds ||
-                n[4] == (rec::tag(rec::kFree) | (n[0] & rec::kLowMask)))
-                return;
-            n += 4;
+            if (tag - rec::kAlloc >= rec::kKinds) return;
+            if (n[4] != (rec::tag(rec::kFree) | (n[0] & rec::kLowMask))) {
+                n += 4;
+                continue;
+            }
+            // A PAIR; followed by an alloc at the same address, it starts a run of them,
+            // pair_run's (n[6] lies within p[0, kAhead]).
+            if (((n[6] ^ n[0]) & rec::kLowMask) == 0) return;
+            n += 6;
         }
     }
     if (pending_) {
@@ -590,6 +600,7 @@ void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t
             return;
         settle_pending();
     }
+    reuse_ = false;  // blocks_ changes: reuse_slot_ would be stale
     const unsigned most = 255 - since_check_;
     StreamEncoder::Cursor c(enc_, most);
     const uint64_t cur = cur_;
@@ -631,14 +642,32 @@ void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t
             const uint64_t size = q[2];
             // A size the slot cannot hold, an address with no slots: spilled, as insert_at
             // keeps them.
-            if (ta >= lim || q[4] == (rec::tag(rec::kFree) | addr) || used >= most_used ||
-                size > LiveBlockTable::kMaxSize || addr > LiveBlockTable::kAddrMask)
+            if (ta >= lim || used >= most_used || size > LiveBlockTable::kMaxSize ||
+                addr > LiveBlockTable::kAddrMask)
                 break;
+            // A PAIR: the next record frees the block (feed_pair's case).
+            const bool pair = q[4] == (rec::tag(rec::kFree) | addr);
+            const uint64_t tf = q[5] > ta ? q[5] : ta;
+            // Two records: q + 2 < stop keeps the count within most (each record so far took
+            // 2 words or more). A run of PAIRs at one address (regex's) is pair_run's: it needs
+            // no table probes (q[10], below end - kAhead, is the next PAIR's free).
+            if (pair && (tf >= lim || q + 2 >= stop || q[10] == q[4])) break;
             // new_block_slot (address 0 is found "live" in an empty slot: replace's case too)
             bool live;
             const size_t slot = find(addr, live);
             if (live) break;  // replace()
             const uint64_t seq = c.alloc(static_cast<AllocKind>(tag - rec::kAlloc), size, q[3]);
+            if (pair) {  // the block never enters blocks_; the encoder writes the PAIR
+                c.free(static_cast<uint32_t>(cur), seq);
+                PMT_RUN_STAT(run_pair += 2);
+                if (live_bytes + size > heap_peak) {
+                    heap_peak = live_bytes + size;
+                    peak_t = ta;
+                }
+                tq = tf;
+                q += 6;
+                continue;
+            }
             s[slot] =
                 LiveBlockTable::Slot{addr | size << LiveBlockTable::kSizeShift, seq << 24 | cur};
             ++used;

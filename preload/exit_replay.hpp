@@ -205,9 +205,10 @@ public:
     void set_payload_interval(uint64_t interval_ns) { payload_interval_ns_ = interval_ns; }
 
 #ifdef PMT_WRITER_RUN_STATS
-    // (Test builds only.) Events fed by feed_pair, pair_run and event_run.
+    // (Test builds only.) Events fed by feed_pair, pair_run and event_run (run_pair: those of
+    // event_run's that were PAIRs).
     struct RunStats {
-        uint64_t pair = 0, pair_run = 0, event_run = 0;
+        uint64_t pair = 0, pair_run = 0, event_run = 0, run_pair = 0;
     };
     const RunStats& run_stats() const { return run_stats_; }
 #endif
@@ -285,9 +286,9 @@ private:
     void pair_run(const uint64_t*& p, const uint64_t* end, uint64_t& t);
     void event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t, uint32_t tid);
     // The cheap part of event_run's tests, inline: the record at p (time t) is before the next
-    // queued event, the cut and a TICK; the size check is not due; no reuse_.
+    // queued event, the cut and a TICK; the size check is not due.
     bool run_may_start(uint64_t t) const {
-        return t < run_gate_ && since_check_ < 255 && !reuse_ && !enc_.may_tick(t);
+        return t < run_gate_ && since_check_ < 255 && !enc_.may_tick(t);
     }
     // The empty slot of blocks_ for a new block at addr (the pending one settled first; a block
     // still live there freed first).
