@@ -69,14 +69,18 @@ class PythonAllocators(e2e.E2ETest):
                 peak = self.floats(env=env, args=args)["peak"]["bytes"]
                 self.assertLess(abs(peak - base), 0.03 * base, (base, peak))
 
-    def test_churn_frees_are_seen(self):
-        path = e2e.script("pyalloc_churn.py")
-        lines = e2e.marked_lines(path)
-        n = 200_000
+    def script_run(self, name, n):
+        """The report of scripts/NAME run with argument n under the option, the script's marked
+        lines and the at-peak description for messages."""
+        path = e2e.script(name)
         run = e2e.run_traced(self, [e2e.SYSTEM_PYTHON, path, str(n)], env_extra=ON)
         self.assertEqual(run.returncode, 0, run.stderr)
         report = e2e.report_json(self, run.only_trace(self))
-        why = e2e.describe_at_peak(report)
+        return report, path, e2e.marked_lines(path), e2e.describe_at_peak(report)
+
+    def test_churn_frees_are_seen(self):
+        n = 200_000
+        report, path, lines, why = self.script_run("pyalloc_churn.py", n)
         keep = e2e.at_line(report, path, lines["keep"])
         self.assertIsNotNone(keep, why)
         self.assertGreaterEqual(keep["blocks"], n, why)  # each string an object of its own
@@ -88,13 +92,8 @@ class PythonAllocators(e2e.E2ETest):
 
     def test_realloc_of_null_is_an_allocation_at_its_line(self):
         # list.append on an empty list: PyMem_Realloc(NULL, 32) once per list, n lists kept.
-        path = e2e.script("pyalloc_grow.py")
-        lines = e2e.marked_lines(path)
         n = 200_000
-        run = e2e.run_traced(self, [e2e.SYSTEM_PYTHON, path, str(n)], env_extra=ON)
-        self.assertEqual(run.returncode, 0, run.stderr)
-        report = e2e.report_json(self, run.only_trace(self))
-        why = e2e.describe_at_peak(report)
+        report, path, lines, why = self.script_run("pyalloc_grow.py", n)
         at = e2e.at_line(report, path, lines["append"])
         self.assertIsNotNone(at, why)
         self.assertEqual((at["bytes"], at["blocks"]), (32 * n, n), why)
