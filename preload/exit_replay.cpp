@@ -410,7 +410,7 @@ RecPosition WriterCycle::decode_direct(const uint64_t* p, const uint64_t* end, u
             const bool pair = left >= 6 && p[4] == (rec::tag(rec::kFree) | addr);
             const uint64_t tf = pair && p[5] > ta ? p[5] : ta;
             const bool pair_ok = pair && tf < run_gate_ && since_check_ < 254 && !enc_.may_tick(tf);
-            if (!pair_ok || left < 12 || p[10] != p[4]) {
+            if (!pair_ok || left < 12 || !pair_run_follows(p)) {
                 if (run_may_start(ta)) {
                     const uint64_t* const at = p;
                     event_run(p, end, t, tid);
@@ -649,9 +649,8 @@ void WriterCycle::event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t
             const bool pair = q[4] == (rec::tag(rec::kFree) | addr);
             const uint64_t tf = q[5] > ta ? q[5] : ta;
             // Two records: q + 2 < stop keeps the count within most (each record so far took
-            // 2 words or more). A run of PAIRs at one address (regex's) is pair_run's: it needs
-            // no table probes (q[10], below end - kAhead, is the next PAIR's free).
-            if (pair && (tf >= lim || q + 2 >= stop || q[10] == q[4])) break;
+            // 2 words or more). q[10] lies below end - kAhead.
+            if (pair && (tf >= lim || q + 2 >= stop || pair_run_follows(q))) break;
             // new_block_slot (address 0 is found "live" in an empty slot: replace's case too)
             bool live;
             const size_t slot = find(addr, live);

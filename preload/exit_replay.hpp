@@ -285,6 +285,10 @@ private:
     void feed_free(uint32_t tid, uint64_t t, uint64_t addr, AllocKind kind);
     void pair_run(const uint64_t*& p, const uint64_t* end, uint64_t& t);
     void event_run(const uint64_t*& p, const uint64_t* end, uint64_t& t, uint32_t tid);
+    // Whether the PAIR at q (an alloc, its free at q[4]) is followed by another PAIR at the
+    // same address (its free at q[10]): a run of them, pair_run's (regex's), which needs no
+    // table probes. q[10] must be readable.
+    static bool pair_run_follows(const uint64_t* q) { return q[10] == q[4]; }
     // The cheap part of event_run's tests, inline: the record at p (time t) is before the next
     // queued event, the cut and a TICK; the size check is not due.
     bool run_may_start(uint64_t t) const {

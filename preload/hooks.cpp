@@ -323,11 +323,14 @@ PMT_EXPORT void* reallocarray(void* old, size_t n, size_t m) noexcept {
             return nested_realloc(AllocKind::ReallocArray, old, total, p, caller);
         });
     if (!tracing()) return real(g_real.reallocarray)(old, n, m);
-    if (!old && !__builtin_mul_overflow(n, m, &total))
+    if (__builtin_mul_overflow(n, m, &total)) {
+        TracedGuard g;
+        return g_real.reallocarray(old, n, m);  // ENOMEM
+    }
+    if (!old)
         return traced_alloc(AllocKind::ReallocArray, total,
                             [&] { return g_real.reallocarray(old, n, m); });
     TracedGuard g;
-    if (__builtin_mul_overflow(n, m, &total)) return g_real.reallocarray(old, n, m);  // ENOMEM
     return traced_realloc(AllocKind::ReallocArray, old, total,
                           [&] { return g_real.reallocarray(old, n, m); });
 }
