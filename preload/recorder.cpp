@@ -32,7 +32,7 @@ std::atomic<uint32_t> g_throttle{0};
 std::atomic<bool> g_light_acquire{false};
 std::atomic<bool> g_event_rdtsc{false};
 TraceClock g_clock;
-SlowWord g_slow{{kSlowHeavy | kSlowClock | kSlowOrdered | kSlowOff}};
+SlowWord g_slow{{kSlowHeavy | kSlowClock | kSlowOrdered | kSlowOff}, {0}};
 
 namespace {
 // Sets (on) or clears one bit of g_slow, after the flag it mirrors has been stored.
@@ -793,6 +793,7 @@ void recorder_fork_child() {
     self->busy.store(0);
     self->collecting.store(0);
     self->tid = static_cast<uint32_t>(syscall(SYS_gettid));
+    self->free_reuse = 0;  // its latest reading is a time of the parent's trace
     start_buffer(self, self->current);
     if (self->cache) pystack_cache_free(self->cache);
     python_after_fork_child();

@@ -132,7 +132,14 @@ void* sampler_main(void*) {
     uint64_t next = mono_ns();
     uint64_t next_rss = next;
     uint64_t next_check = next;
+    // Frees may reuse a clock reading within one tick (recorder.hpp, fast_free_time) only while
+    // the ticks are at most kFreeTickMaxMs apart.
+    const bool free_ticks = rss_ns != 0 && rss_ns <= kFreeTickMaxMs * 1000000u;
     do {  // at least one sample, even in a process that exits at once
+        if (free_ticks) {
+            const uint32_t tick = g_slow.tick.load(std::memory_order_relaxed) + 1;
+            g_slow.tick.store(tick != 0 ? tick : 1, std::memory_order_relaxed);
+        }
         uint64_t now = mono_ns();
         uint64_t pages = UINT64_MAX;  // not read this tick
         if (rss_ns != 0 && now >= next_rss) {
@@ -167,6 +174,7 @@ void* sampler_main(void*) {
             syscall(SYS_futex, &g_stop, FUTEX_WAIT_PRIVATE, 0, &ts, nullptr, 0);
         }
     } while (!g_stop.load());
+    g_slow.tick.store(0, std::memory_order_relaxed);
     statm.close_kept();
     stat.close_kept();
     return nullptr;
@@ -189,6 +197,9 @@ void sampler_stop() {
 }
 
 // The thread did not survive the fork; the child starts its own.
-void sampler_fork_child() { g_running = false; }
+void sampler_fork_child() {
+    g_running = false;
+    g_slow.tick.store(0, std::memory_order_relaxed);
+}
 
 }  // namespace pmt::preload
