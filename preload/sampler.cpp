@@ -193,6 +193,8 @@ void sampler_stop() {
     syscall(SYS_futex, &g_stop, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
     // From the sampler itself only when it ends the process (program_threads_gone).
     if (!pthread_equal(g_thread, pthread_self())) pthread_join(g_thread, nullptr);
+    // 0 also when the sampler itself ends the process (its loop has not got to storing it).
+    g_slow.tick.store(0, std::memory_order_relaxed);
     g_running = false;
 }
 
