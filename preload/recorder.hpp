@@ -153,7 +153,7 @@ inline void emit(ThreadState* s, F&& f) {
 // one sampler tick (kFreeTickMaxMs, longer only when the sampler itself is held up) and
 // kFreeReuse frees below its clock reading, never below an earlier event of the thread. rdtsc
 // is ~11 ns on an AMD VM, where the allocation's reading overlaps its stack walk but the
-// free's has nothing to overlap: regex, a malloc+free pair per search, 1.46x -> 1.37x. With
+// free's has nothing to overlap: regex, a malloc+free pair per search, 1.49x -> 1.41x. With
 // more program threads every free reads the clock (ordered): the order between threads stays
 // exact (FORMAT.md, "Stream order").
 #if defined(__x86_64__)
