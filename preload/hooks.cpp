@@ -283,7 +283,7 @@ PMT_EXPORT void free(void* p) noexcept {
         release(s);
         return free_general(p);
     }
-    s->rec.fast_free(fast_free_time(s, w), addr(p));
+    s->rec.fast_free(fast_free_time(s, w, addr(p)), addr(p));
     release(s);
     g_real.free(p);
     end_traced();

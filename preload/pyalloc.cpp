@@ -91,7 +91,7 @@ inline bool pass() { return guarded() || !tracing(); }
         release(s);
         return false;
     }
-    s->rec.fast_free(fast_free_time(s, bits), addr(p));
+    s->rec.fast_free(fast_free_time(s, bits, addr(p)), addr(p));
     release(s);
     return true;
 #else

@@ -793,7 +793,6 @@ void recorder_fork_child() {
     self->busy.store(0);
     self->collecting.store(0);
     self->tid = static_cast<uint32_t>(syscall(SYS_gettid));
-    self->free_reuse = 0;  // its latest reading is a time of the parent's trace
     start_buffer(self, self->current);
     if (self->cache) pystack_cache_free(self->cache);
     python_after_fork_child();

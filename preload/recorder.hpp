@@ -39,10 +39,8 @@ struct alignas(64) ThreadState final : DefinitionSink {
     // Treiber stack with one pusher and one taker, so no ABA), without the buffer flags.
     std::atomic<Buffer*> handed{nullptr};
     uint32_t tid = 0;
-    // fast_free_time's: the sampler tick of this thread's latest clock reading for a free, and
-    // how many more frees may reuse a reading before one reads the clock again.
+    // fast_free_time's: the sampler tick of this thread's latest clock reading for a free.
     uint32_t free_tick = 0;
-    uint32_t free_reuse = 0;
     // One of our threads (the sampler): its buffer flag is always a full barrier (set_busy),
     // so that a cycle without membarrier can collect it (collect_handed).
     bool internal = false;
@@ -85,9 +83,6 @@ struct alignas(64) SlowWord {
 extern SlowWord g_slow;
 inline bool fast_path_allowed(uint32_t w) { return (w & ~uint32_t(kSlowOrdered)) == 0; }
 inline constexpr uint64_t kFreeTickMaxMs = 10;
-// A free on the fast path reuses the thread's latest clock reading for at most this many frees
-// in a row (fast_free_time).
-inline constexpr uint32_t kFreeReuse = 63;
 
 // The general path's part of kSlowClock: once the clock is the TSC, sets g_clock.event_base
 // for the current trace start and clears the bit (cold; a fork child's trace sets the bit
@@ -145,27 +140,24 @@ inline void emit(ThreadState* s, F&& f) {
     f(s->rec);
 }
 
-// The trace time of a free on a hook's fast path (w: g_slow's bits, loaded by the hook).
-// While one program thread records (kSlowOrdered clear) a free does not read the clock when
-// the sampler has not ticked since this thread's latest reading for a free and fewer than
-// kFreeReuse frees have reused one: it takes the time of the thread's latest record (last_time:
-// at least that reading, and allocations read the clock each time). So its time is at most
-// one sampler tick (kFreeTickMaxMs, longer only when the sampler itself is held up) and
-// kFreeReuse frees below its clock reading, never below an earlier event of the thread. rdtsc
-// is ~11 ns on an AMD VM, where the allocation's reading overlaps its stack walk but the
-// free's has nothing to overlap: regex, a malloc+free pair per search, 1.49x -> 1.41x. With
-// more program threads every free reads the clock (ordered): the order between threads stays
-// exact (FORMAT.md, "Stream order").
+// The trace time of a free of addr on a hook's fast path (w: g_slow's bits, loaded by the
+// hook). While one program thread records (kSlowOrdered clear), a free whose block's
+// allocation is the thread's latest record (a PAIR, FORMAT.md) takes that allocation's time
+// when the sampler has not ticked since the thread's latest reading for a free: the block lived
+// less than a tick (kFreeTickMaxMs, longer only while the sampler itself is held up), and the
+// trace says it lived 0 ns. Any other free reads the clock. rdtsc is ~11 ns on an AMD VM, where
+// the allocation's reading overlaps its stack walk but the free's has nothing to overlap:
+// regex, a malloc+free pair per search, 1.45x -> 1.37x. With more program threads every free
+// reads the clock (ordered): the order between threads stays exact (FORMAT.md, "Stream
+// order"). Only pairs: a free after other events keeps its own time, which the analyzer
+// compares with the script's last allocation (a release at exit is not the script's).
 #if defined(__x86_64__)
-[[gnu::always_inline]] inline uint64_t fast_free_time(ThreadState* s, uint32_t w) {
+[[gnu::always_inline]] inline uint64_t fast_free_time(ThreadState* s, uint32_t w, uint64_t addr) {
     if (!(w & kSlowOrdered)) {
         const uint32_t tick = g_slow.tick.load(std::memory_order_relaxed);
-        if (tick == s->free_tick && s->free_reuse != 0) {
-            --s->free_reuse;
+        if (tick != 0 && tick == s->free_tick && s->rec.follows_alloc_of(addr))
             return s->rec.last_time();
-        }
         s->free_tick = tick;
-        s->free_reuse = tick != 0 ? kFreeReuse : 0;
     }
     return tsc_trace_ns(event_tsc(!(w & kSlowOrdered)));
 }

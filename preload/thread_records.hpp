@@ -118,6 +118,15 @@ public:
     // before it reads the clock, then stores it. The address must be below 2^57 (the caller
     // checks).
     bool fast_fits() const { return pos_ < stop_; }
+    // Whether this buffer's latest record is the allocation of addr (its 4-word form, the
+    // fast paths'). The 4th-last word of any other ending is a time, size, id, address or
+    // length (below 2^57: no tag), another record's tag word (another tag, or no address in
+    // it) or a string's text, which would have to spell addr's 57 bits and an alloc tag.
+    bool follows_alloc_of(uint64_t addr) const {
+        if (pos_ - begin_ < static_cast<ptrdiff_t>(1 + rec::kAllocWords)) return false;
+        const uint64_t w = pos_[-static_cast<ptrdiff_t>(rec::kAllocWords)];
+        return (w & rec::kLowMask) == addr && (w >> rec::kTagShift) - rec::kAlloc < rec::kKinds;
+    }
     void fast_alloc(AllocKind kind, uint64_t t, uint64_t addr, uint64_t size, uint64_t stack) {
         last_t_ = t;
         uint64_t* p = pos_;

@@ -1,9 +1,10 @@
-/* free_time: the times of frees that reuse the thread's latest clock reading (a lone program
-   thread, preload/recorder.hpp, fast_free_time). The main thread waits out the trace clock's
-   switch to the TSC, then: (1) mallocs a 1001-byte block, sleeps 40 ms (four sampler ticks,
-   no allocation) and frees it; (2) mallocs 256 blocks of 1002 bytes and frees them one every
-   25 us (busy waits, no allocation): 6.4 ms, less than a tick apart at its ends, more than
-   kFreeReuse frees. Sizes 1001 and 1002 are ones no libc-internal allocation uses. */
+/* free_time: the times of frees that take their allocation's time (a lone program thread,
+   preload/recorder.hpp, fast_free_time: a free whose block's allocation is the thread's latest
+   record, within one sampler tick). The main thread waits out the trace clock's switch to the
+   TSC, then: (1) mallocs a 1001-byte block, sleeps 40 ms (four sampler ticks, no allocation)
+   and frees it; (2) mallocs 256 blocks of 1002 bytes and frees them one every 25 us (busy
+   waits, no allocation); (3) 20 times: mallocs 1004 and 1005 bytes, sleeps 3 ms and frees the
+   first, then the second. Sizes 1001-1005 are ones no libc-internal allocation uses. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,9 @@
 
 #define BURST 256
 
-char* volatile free_time_sink; /* keeps the compiler from removing a malloc/free pair */
+/* keep the compiler from removing a malloc/free pair */
+char* volatile free_time_sink;
+char* volatile free_time_first;
 
 static double now_s(void) {
     struct timespec t;
@@ -45,6 +48,13 @@ int main(void) {
         while (now_s() < until) {
         }
         free(burst[i]);
+    }
+    for (int i = 0; i < 20; ++i) {
+        free_time_first = malloc(1004);
+        free_time_sink = malloc(1005);
+        sleep_ms(3);
+        free(free_time_first);
+        free(free_time_sink);
     }
     puts("ok");
     return 0;
