@@ -174,7 +174,6 @@ void* sampler_main(void*) {
             syscall(SYS_futex, &g_stop, FUTEX_WAIT_PRIVATE, 0, &ts, nullptr, 0);
         }
     } while (!g_stop.load());
-    g_slow.tick.store(0, std::memory_order_relaxed);
     statm.close_kept();
     stat.close_kept();
     return nullptr;
@@ -193,7 +192,8 @@ void sampler_stop() {
     syscall(SYS_futex, &g_stop, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
     // From the sampler itself only when it ends the process (program_threads_gone).
     if (!pthread_equal(g_thread, pthread_self())) pthread_join(g_thread, nullptr);
-    // 0 also when the sampler itself ends the process (its loop has not got to storing it).
+    // Frees read the clock again (fast_free_time); here for every way the sampler stops,
+    // also when it ends the process itself and its loop never returns.
     g_slow.tick.store(0, std::memory_order_relaxed);
     g_running = false;
 }
