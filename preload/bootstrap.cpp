@@ -11,6 +11,7 @@
 
 #include <atomic>
 
+#include "own_heap.hpp"
 #include "runtime.hpp"
 
 namespace pmt::preload {
@@ -53,6 +54,7 @@ void resolve_real() {
     }
     uint8_t saved = t_in_hook;
     t_in_hook = true;  // marks "this thread is resolving" for the re-entrant calls above
+    own_heap_init();   // before dlsym's calloc: its block then comes from our heap
     RealFunctions r{};
     lookup(r.malloc, "malloc");
     lookup(r.calloc, "calloc");
@@ -82,6 +84,7 @@ void resolve_real() {
 }
 
 void* bootstrap_alloc(size_t n) {
+    if (own_heap_on()) return own_malloc(n);
     // A size header in front of each block lets realloc() copy an arena block out.
     // The header sits in the last bytes of a 16-byte prefix, so blocks stay 16-aligned.
     size_t need = (n + 2 * kAlign - 1) & ~(kAlign - 1);
@@ -93,9 +96,22 @@ void* bootstrap_alloc(size_t n) {
 }
 
 // runtime.hpp. Called from hooks, after g_real is resolved.
-void* internal_malloc(size_t n) { return g_real.malloc(n); }
-void* internal_calloc(size_t n, size_t m) { return g_real.calloc(n, m); }
-void internal_free(void* p) { g_real.free(p); }
+void* internal_malloc(size_t n) { return own_heap_on() ? own_malloc(n) : g_real.malloc(n); }
+void* internal_calloc(size_t n, size_t m) {
+    return own_heap_on() ? own_calloc(n, m) : g_real.calloc(n, m);
+}
+void* internal_memalign(size_t align, size_t n) {
+    if (own_heap_on()) return own_memalign(align, n);
+    void* p = nullptr;
+    return g_real.posix_memalign(&p, align, n) == 0 ? p : nullptr;
+}
+void internal_free(void* p) {
+    if (!p) return;
+    if (in_own_heap(p))
+        own_free(p);
+    else
+        g_real.free(p);
+}
 
 size_t bootstrap_block_size(const void* p) {
     return *reinterpret_cast<const size_t*>(reinterpret_cast<const unsigned char*>(p) -

@@ -11,6 +11,7 @@
 
 #include <cstdarg>
 
+#include "own_heap.hpp"
 #include "recorder.hpp"
 #include "runtime.hpp"
 #include "side_ring.hpp"
@@ -128,7 +129,9 @@ template <class Call>
     return g_real.malloc ? ::malloc(n) : bootstrap_alloc(n);  // arena while dlsym runs
 }
 
-[[gnu::cold, gnu::noinline]] void* realloc_from_arena(void* old, size_t n) {
+// realloc of a block of ours: our heap's, or, without one, the bootstrap arena's (copied out).
+[[gnu::cold, gnu::noinline]] void* realloc_own(void* old, size_t n) {
+    if (own_heap_on()) return own_realloc(old, n);
     void* p = ::malloc(n);
     if (p) {
         size_t old_n = bootstrap_block_size(old);
@@ -150,6 +153,39 @@ template <class Call>
 // here, not before the nested path, leaves the fast path's code as it was.
 inline bool own_init_ended(const void* caller) {
     return t_in_hook == kGuardInit && !own_init_call(caller);
+}
+// On the nested path, after own_init_ended: whether the block is for our own code, and so
+// comes from our heap (own_heap.hpp). kGuardOwn and kGuardInit: ours. kGuardHook: the real
+// allocator's own calls (glibc's reallocarray is a tail call of realloc: the caller looks like
+// our hook) or a signal handler's, so the program's; our code inside a hook allocates with
+// internal_malloc and co. kGuardPass: the program's.
+inline bool own_call() {
+    return own_heap_on() && (t_in_hook == kGuardOwn || t_in_hook == kGuardInit);
+}
+// A block of the program's allocator released by our code. Never on one of our threads once
+// __libc_single_threaded has been kept set (glibc's malloc would race the program's thread,
+// which takes no lock): none is expected there (everything our threads release is ours);
+// such a block would be left alone.
+inline void forward_free(void* p) {
+    if (PMT_UNLIKELY(t_internal_thread) && single_threaded_kept()) return;
+    g_real.free(p);
+}
+// realloc of a block of the program's allocator by our code (old not ours, not null).
+[[gnu::cold, gnu::noinline]] void* own_code_realloc(void* old, size_t n) {
+    if (!(t_internal_thread && single_threaded_kept())) return g_real.realloc(old, n);
+    void* p = own_malloc(n);  // and the old block left alone, as in forward_free
+    if (p) {
+        size_t have = malloc_usable_size(old);  // reads the chunk's header, takes no lock
+        memcpy(p, old, have < n ? have : n);
+    }
+    return p;
+}
+inline int own_posix_memalign(void** out, size_t align, size_t n) {
+    if (align < sizeof(void*) || (align & (align - 1)) != 0) return EINVAL;
+    void* p = own_memalign(align, n);
+    if (!p) return ENOMEM;
+    *out = p;
+    return 0;
 }
 // Our own threads and code (kGuardOwn) only forward: not even the event is made for them
 // (make() runs for a traced hook's nested call only). Zeroing a SideEvent that was then
@@ -217,9 +253,11 @@ PMT_EXPORT void* malloc(size_t n) noexcept {
     if (PMT_UNLIKELY(!g_real.malloc)) return bootstrap_malloc(n);
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
-            if (t_in_hook == kGuardOwn) return g_real.malloc(n);  // (own_calls)
+            if (t_in_hook == kGuardPass) return g_real.malloc(n);  // (own_calls)
+            if (t_in_hook == kGuardOwn) return own_heap_on() ? own_malloc(n) : g_real.malloc(n);
             return out_of_line([=] {
                 if (own_init_ended(caller)) return ::malloc(n);
+                if (own_call()) return own_malloc(n);
                 void* p = g_real.malloc(n);
                 if (p) nested(caller, [&] { return side_alloc(AllocKind::Malloc, p, n); });
                 return p;
@@ -239,9 +277,12 @@ PMT_EXPORT void* calloc(size_t n, size_t m) noexcept {
     }
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
-            if (t_in_hook == kGuardOwn) return g_real.calloc(n, m);  // (own_calls)
+            if (t_in_hook == kGuardPass) return g_real.calloc(n, m);  // (own_calls)
+            if (t_in_hook == kGuardOwn)
+                return own_heap_on() ? own_calloc(n, m) : g_real.calloc(n, m);
             return out_of_line([=] {
                 if (own_init_ended(caller)) return ::calloc(n, m);
+                if (own_call()) return own_calloc(n, m);
                 void* p = g_real.calloc(n, m);
                 if (p) nested(caller, [&] { return side_alloc(AllocKind::Calloc, p, n * m); });
                 return p;
@@ -252,10 +293,12 @@ PMT_EXPORT void* calloc(size_t n, size_t m) noexcept {
 }
 
 PMT_EXPORT void free(void* p) noexcept {
-    if (PMT_UNLIKELY(in_bootstrap_arena(p)) || !p) return;
+    if (PMT_UNLIKELY(in_own_heap(p))) return own_free(p);  // (a bootstrap block: nothing)
+    if (!p) return;
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
-            if (t_in_hook == kGuardOwn && g_real.free) return g_real.free(p);  // (own_calls)
+            if (t_in_hook == kGuardPass && g_real.free) return g_real.free(p);  // (own_calls)
+            if (t_in_hook == kGuardOwn && g_real.free) return forward_free(p);
             return out_of_line([=] {
                 if (own_init_ended(caller)) return ::free(p);
                 real(g_real.free)(p);
@@ -295,13 +338,14 @@ PMT_EXPORT void free(void* p) noexcept {
 }
 
 PMT_EXPORT void* realloc(void* old, size_t n) noexcept {
-    if (PMT_UNLIKELY(in_bootstrap_arena(old))) return realloc_from_arena(old, n);
+    if (PMT_UNLIKELY(in_own_heap(old))) return realloc_own(old, n);
     if (PMT_UNLIKELY(!g_real.realloc)) {
         resolve_real();
         if (!g_real.realloc) return old ? nullptr : bootstrap_alloc(n);
     }
     if (PMT_UNLIKELY(t_in_hook)) {
         if (own_init_ended(PMT_CALLER)) return ::realloc(old, n);
+        if (own_call()) return old ? own_code_realloc(old, n) : own_malloc(n);
         return nested_realloc(AllocKind::Realloc, old, n, g_real.realloc(old, n), PMT_CALLER);
     }
     if (!tracing()) return g_real.realloc(old, n);
@@ -312,11 +356,19 @@ PMT_EXPORT void* realloc(void* old, size_t n) noexcept {
 
 PMT_EXPORT void* reallocarray(void* old, size_t n, size_t m) noexcept {
     size_t total = 0;
-    if (PMT_UNLIKELY(in_bootstrap_arena(old)))
-        return __builtin_mul_overflow(n, m, &total) ? nullptr : realloc_from_arena(old, total);
+    if (PMT_UNLIKELY(in_own_heap(old)))
+        return __builtin_mul_overflow(n, m, &total) ? nullptr : realloc_own(old, total);
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
             if (own_init_ended(caller)) return ::reallocarray(old, n, m);
+            if (own_call()) {
+                size_t bytes = 0;
+                if (__builtin_mul_overflow(n, m, &bytes)) {
+                    errno = ENOMEM;
+                    return static_cast<void*>(nullptr);
+                }
+                return old ? own_code_realloc(old, bytes) : own_malloc(bytes);
+            }
             void* p = real(g_real.reallocarray)(old, n, m);
             size_t total = 0;
             if (__builtin_mul_overflow(n, m, &total)) return p;  // ENOMEM, old block kept
@@ -339,6 +391,7 @@ PMT_EXPORT int posix_memalign(void** out, size_t align, size_t n) noexcept {
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
             if (own_init_ended(caller)) return ::posix_memalign(out, align, n);
+            if (own_call()) return own_posix_memalign(out, align, n);
             int r = real(g_real.posix_memalign)(out, align, n);
             if (r == 0)
                 nested(caller, [&] { return side_alloc(AllocKind::PosixMemalign, *out, n); });
@@ -355,6 +408,7 @@ PMT_EXPORT void* aligned_alloc(size_t align, size_t n) noexcept {
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
             if (own_init_ended(caller)) return ::aligned_alloc(align, n);
+            if (own_call()) return own_memalign(align, n);
             void* p = real(g_real.aligned_alloc)(align, n);
             if (p) nested(caller, [&] { return side_alloc(AllocKind::AlignedAlloc, p, n); });
             return p;
@@ -370,6 +424,7 @@ PMT_EXPORT void* memalign(size_t align, size_t n) noexcept {
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
             if (own_init_ended(caller)) return ::memalign(align, n);
+            if (own_call()) return own_memalign(align, n);
             void* p = real(g_real.memalign)(align, n);
             if (p) nested(caller, [&] { return side_alloc(AllocKind::Memalign, p, n); });
             return p;
@@ -385,6 +440,7 @@ PMT_EXPORT void* valloc(size_t n) noexcept {
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
             if (own_init_ended(caller)) return ::valloc(n);
+            if (own_call()) return own_memalign(4096, n);
             void* p = real(g_real.valloc)(n);
             if (p) nested(caller, [&] { return side_alloc(AllocKind::Valloc, p, n); });
             return p;
@@ -400,6 +456,7 @@ PMT_EXPORT void* pvalloc(size_t n) noexcept {
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
             if (own_init_ended(caller)) return ::pvalloc(n);
+            if (own_call()) return own_memalign(4096, (n + 4095) & ~size_t{4095});
             void* p = real(g_real.pvalloc)(n);
             if (p) nested(caller, [&] { return side_alloc(AllocKind::Pvalloc, p, n); });
             return p;

@@ -16,6 +16,7 @@
 #include <atomic>
 
 #include "output.hpp"
+#include "own_heap.hpp"
 #include "private_fds.hpp"
 #include "pyalloc.hpp"
 #include "python_stack.hpp"
@@ -68,6 +69,9 @@ void start_trace(pid_t ppid, bool forked) {
         close(fd);
         return;
     }
+    // The anchor (private_fds.hpp) is started here, by a program thread, like our other
+    // threads: only such a start may set __libc_single_threaded back (own_heap.hpp).
+    private_fds_start();
     set_tracing(true);  // before the threads start: the sampler records at once
     if (!writer_start(fd)) {
         set_tracing(false);
@@ -81,11 +85,17 @@ void start_trace(pid_t ppid, bool forked) {
 // vfork child (same memory, other pid) must leave the parent's trace alone.
 // A thread inside one of our hooks (t_in_hook) that gets here was interrupted by a signal
 // whose handler calls _exit: it may hold its own buffer, so flushing would spin forever.
+void finish_and_report();
 void finish_trace() {
     if (t_in_hook == kGuardInit) t_in_hook = 0;  // not in a hook: the program exits
     if (t_in_hook || !g_started || getpid() != g_settings.pid || g_finished.exchange(true)) return;
-    t_in_hook = true;  // from here on this thread only forwards
-    sampler_stop();    // first: its last sample is still recorded
+    t_in_hook = true;
+    finish_and_report();
+    t_in_hook = kGuardPass;  // from here on this thread only forwards, to the program's allocator
+}
+
+void finish_and_report() {
+    sampler_stop();  // first: its last sample is still recorded
     set_tracing(false);
     EndSummary s = writer_finish(!g_failed.load());
     if (g_failed.load() || g_settings.quiet) return;
@@ -98,17 +108,20 @@ void finish_trace() {
         trace_path());
 }
 
+// Our heap's lock is taken around every fork (last: code holding the others may allocate).
 void fork_prepare() {
     g_fork_locked = g_started && !g_finished.load();
-    if (!g_fork_locked) return;
+    if (!g_fork_locked) return own_heap_fork_prepare();
     sigset_t all, saved;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &saved);
     recorder_fork_prepare();
+    own_heap_fork_prepare();
     g_fork_saved_mask = saved;  // only once our locks are ours: another fork may be waiting
 }
 
 void fork_parent() {
+    own_heap_fork_parent();
     if (!g_fork_locked) return;
     recorder_fork_parent();
     pthread_sigmask(SIG_SETMASK, &g_fork_saved_mask, nullptr);
@@ -116,6 +129,7 @@ void fork_parent() {
 
 // The child starts its own trace naming the parent; nothing of the parent's buffers is kept.
 void fork_child() {
+    own_heap_fork_child();
     if (!g_fork_locked) return;
     bool saved = t_in_hook;
     t_in_hook = true;

@@ -7,6 +7,8 @@
 
 namespace pmt::preload {
 
+// Starts the anchor (once per process) from a program thread, before our other threads.
+void private_fds_start();
 // Called first by each of our threads (spawn_internal_thread's trampoline), with every signal
 // blocked. Gives the thread an empty table of its own; when the kernel refuses (seccomp, a
 // kernel without close_range or unshare), the thread shares the program's table as before.

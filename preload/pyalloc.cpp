@@ -1,6 +1,6 @@
 // Wrappers of Python's allocator domains (pyalloc.hpp). Each wrapper calls the allocator it
-// replaced with the guard held as our own code's (kGuardOwn: everything underneath, pymalloc's
-// arena mmaps and its malloc for large requests, passes through untraced) and records the
+// replaced with the pass guard held (kGuardPass: everything underneath, pymalloc's arena mmaps
+// and its malloc for large requests, goes untraced to the program's allocator) and records the
 // call like the malloc hooks do (hooks.cpp): the thread's buffer flag, the Python stack, the
 // clock. MEM and OBJ require the GIL, so the wrappers run with it held; they take no lock the
 // hooks do not. A free of a block made before the wrapping (or through an allocator that was
@@ -48,7 +48,9 @@ bool g_active = false;
 
 // Not traced: our own code, a hook's nested call, or tracing off. (Any other guard value is a
 // state that a call from the program's code ends, as this one is: it is traced.)
-inline bool guarded() { return t_in_hook == kGuardOwn || t_in_hook == kGuardHook; }
+inline bool guarded() {
+    return t_in_hook == kGuardOwn || t_in_hook == kGuardHook || t_in_hook == kGuardPass;
+}
 inline bool pass() { return guarded() || !tracing(); }
 
 // The fast paths of hooks.cpp's malloc and free (see there): tracing, the thread has its state,
@@ -110,11 +112,11 @@ inline bool pass() { return guarded() || !tracing(); }
     record_free(p);
 }
 
-// The allocator's call (made with our own code's guard, as everything underneath it is) and
+// The allocator's call (made with the pass guard, as everything underneath it is) and
 // the record of the block it returned; a failed call is not recorded.
 template <class Call>
 [[gnu::always_inline]] inline void* wrapped_alloc(AllocKind kind, uint64_t size, Call&& call) {
-    t_in_hook = kGuardOwn;
+    t_in_hook = kGuardPass;
     void* p = call();
     t_in_hook = kGuardHook;
     if (PMT_LIKELY(p != nullptr) && !fast_alloc(kind, p, size)) alloc_general(kind, p, size);
@@ -161,7 +163,7 @@ void* w_realloc(void* ctx, void* old, size_t n) {
             std::atomic_signal_fence(std::memory_order_seq_cst);
             if (PMT_UNLIKELY(f->collecting.load(std::memory_order_acquire))) acquire_slow(f);
             const uint64_t tsc0 = event_tsc(!(bits & kSlowOrdered));
-            t_in_hook = kGuardOwn;
+            t_in_hook = kGuardPass;
             void* p = w.prev.realloc(w.prev.ctx, old, n);
             t_in_hook = kGuardHook;
             if (p) {
@@ -182,14 +184,14 @@ void* w_realloc(void* ctx, void* old, size_t n) {
 #endif
     ThreadState* s = thread_state();
     if (!s) {
-        t_in_hook = kGuardOwn;
+        t_in_hook = kGuardPass;
         void* p = w.prev.realloc(w.prev.ctx, old, n);
         end_traced();
         return p;
     }
     acquire(s);
     const uint64_t t0 = event_now_ns();
-    t_in_hook = kGuardOwn;
+    t_in_hook = kGuardPass;
     void* p = w.prev.realloc(w.prev.ctx, old, n);
     t_in_hook = kGuardHook;
     if (p) {
@@ -213,7 +215,7 @@ void w_free(void* ctx, void* p) {
     if (bits & kSlowOff) return w.prev.free(w.prev.ctx, p);
     t_in_hook = kGuardHook;
     if (!fast_free(p, bits)) free_general(p);
-    t_in_hook = kGuardOwn;
+    t_in_hook = kGuardPass;
     w.prev.free(w.prev.ctx, p);
     end_traced();
 }
@@ -222,14 +224,14 @@ void w_free(void* ctx, void* p) {
 // wrapper (the guard is held already); this covers pymalloc calls that are not.
 void* w_arena_alloc(void*, size_t n) {
     const uint8_t saved = guarded() ? t_in_hook : 0;
-    t_in_hook = saved ? saved : uint8_t(kGuardOwn);
+    t_in_hook = saved ? saved : uint8_t(kGuardPass);
     void* p = g_prev_arena.alloc(g_prev_arena.ctx, n);
     t_in_hook = saved;
     return p;
 }
 void w_arena_free(void*, void* p, size_t n) {
     const uint8_t saved = guarded() ? t_in_hook : 0;
-    t_in_hook = saved ? saved : uint8_t(kGuardOwn);
+    t_in_hook = saved ? saved : uint8_t(kGuardPass);
     g_prev_arena.free(g_prev_arena.ctx, p, n);
     t_in_hook = saved;
 }

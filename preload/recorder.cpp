@@ -20,6 +20,8 @@
 #include <mutex>
 #include <new>
 
+#include "futex_lock.hpp"
+#include "own_heap.hpp"
 #include "populate.hpp"
 #include "side_ring.hpp"
 #include "writer.hpp"
@@ -61,9 +63,9 @@ void set_tracing(bool on) {
 }
 
 namespace {
-std::mutex g_registry_mutex;  // guards g_threads (registration, collection, fork)
+FutexLock g_registry_mutex;  // guards g_threads (registration, collection, fork)
 ThreadState* g_threads = nullptr;
-std::mutex g_pool_mutex;  // guards g_pool
+FutexLock g_pool_mutex;  // guards g_pool
 Buffer* g_pool = nullptr;
 size_t g_pool_count = 0;
 constexpr size_t kPoolKeep = 64;
@@ -382,10 +384,10 @@ void evict_lines_init() {}
 void evict_lines(const void*, size_t) {}
 #endif
 
-// Buffers and states come from the real allocator: never traced, no recursion.
+// Buffers and states come from our heap (internal_malloc): never traced, no recursion.
 Buffer* buffer_get() {
     {
-        std::lock_guard<std::mutex> lock(g_pool_mutex);
+        std::lock_guard<FutexLock> lock(g_pool_mutex);
         if (g_pool) {
             Buffer* b = g_pool;
             g_pool = b->next;
@@ -394,14 +396,14 @@ Buffer* buffer_get() {
             return b;
         }
     }
-    void* mem = g_real.malloc(sizeof(Buffer));
+    void* mem = internal_malloc(sizeof(Buffer));
     if (mem) populate_pages(mem, sizeof(Buffer));  // (populate.hpp) the caller keeps errno
     return mem ? new (mem) Buffer : nullptr;
 }
 
 void buffer_put(Buffer* b) {
     {
-        std::lock_guard<std::mutex> lock(g_pool_mutex);
+        std::lock_guard<FutexLock> lock(g_pool_mutex);
         if (g_pool_count < kPoolKeep) {
             b->next = g_pool;
             g_pool = b;
@@ -409,7 +411,7 @@ void buffer_put(Buffer* b) {
             return;
         }
     }
-    g_real.free(b);
+    internal_free(b);
 }
 
 void start_buffer(ThreadState* s, Buffer* b) {
@@ -431,7 +433,7 @@ void destroy_state(ThreadState* s) {
     if (s->current) buffer_put(s->current);
     if (s->cache) pystack_cache_free(s->cache);
     s->~ThreadState();
-    g_real.free(s);
+    internal_free(s);
 }
 
 // pthread key destructor: the thread is exiting. Its state stays usable (glibc still frees
@@ -458,8 +460,8 @@ ThreadState* make_thread_state() {
     if (!tracing()) return nullptr;
     // Before this thread's first clock reading (runtime.hpp, g_event_rdtsc).
     if (t_in_hook == kGuardHook && g_program_threads.fetch_add(1) >= 1) set_event_rdtsc(false);
-    void* mem = nullptr;
-    if (g_real.posix_memalign(&mem, alignof(ThreadState), sizeof(ThreadState)) != 0) {
+    void* mem = internal_memalign(alignof(ThreadState), sizeof(ThreadState));
+    if (!mem) {
         fail_tracing("cannot allocate thread state");
         return nullptr;
     }
@@ -468,7 +470,7 @@ ThreadState* make_thread_state() {
     Buffer* b = buffer_get();
     if (!b) {
         s->~ThreadState();
-        g_real.free(mem);
+        internal_free(mem);
         fail_tracing("cannot allocate a trace buffer");
         return nullptr;
     }
@@ -477,7 +479,7 @@ ThreadState* make_thread_state() {
     // Our threads (the sampler's rss records: kGuardOwn) never walk a Python stack.
     s->cache = t_in_hook == kGuardHook ? pystack_cache_new() : nullptr;
     {
-        std::lock_guard<std::mutex> lock(g_registry_mutex);
+        std::lock_guard<FutexLock> lock(g_registry_mutex);
         s->next_registered = g_threads;
         g_threads = s;
     }
@@ -669,7 +671,7 @@ void collect_buffers(std::vector<Buffer*>& out) {
     // included: a thread that rdtsc times after its interrupt (case "after P") reads above T.
     __builtin_ia32_lfence();
 #endif
-    std::lock_guard<std::mutex> lock(g_registry_mutex);
+    std::lock_guard<FutexLock> lock(g_registry_mutex);
     for (ThreadState* s = g_threads; s; s = s->next_registered)
         s->collecting.store(1, std::memory_order_relaxed);
     heavy_barrier();
@@ -709,7 +711,7 @@ Handed collect_handed(std::vector<Buffer*>& out, uint64_t* cut) {
     if (!g_light_acquire.load(std::memory_order_relaxed) ||
         !g_event_rdtsc.load(std::memory_order_relaxed))
         return Handed::Full;
-    std::lock_guard<std::mutex> lock(g_registry_mutex);
+    std::lock_guard<FutexLock> lock(g_registry_mutex);
     ThreadState* program = nullptr;
     for (ThreadState* s = g_threads; s; s = s->next_registered) {
         if (s->internal) continue;

@@ -73,27 +73,25 @@ struct RealFunctions {
 extern RealFunctions g_real;
 
 // Memory for our own structures that code inside a hook allocates (the stack walker's caches):
-// from the allocator after ours, never from the program's malloc. A hook may run inside an
+// from our own heap (own_heap.hpp; without one, from the allocator after ours), never from
+// the program's malloc. A hook may run inside an
 // allocator that calls mmap holding its own lock (jemalloc preloaded before us), and a call
 // back into that allocator would deadlock.
 void* internal_malloc(size_t n);
 void* internal_calloc(size_t n, size_t m);
 void internal_free(void* p);
+void* internal_memalign(size_t align, size_t n);  // align: a power of two, >= sizeof(void*)
 
 // bootstrap.cpp: resolves g_real once. While dlsym runs (it calls calloc), allocations are
-// served from a static arena; pointers into it are never passed to the real free.
+// served from our heap (own_heap.hpp) or, without one, from a static arena, whose blocks are
+// never freed.
 void resolve_real();
 bool real_resolved();
 void* bootstrap_alloc(size_t n);
 // dlsym needs a few hundred bytes once; 64 KiB leaves room for a few threads racing at start.
 inline constexpr size_t kBootstrapArenaBytes = 64 * 1024;
 extern unsigned char g_bootstrap_arena[kBootstrapArenaBytes];
-// Inline: free() asks it on every call.
-inline bool in_bootstrap_arena(const void* p) {
-    // One unsigned compare: an address below the arena wraps around to a large offset.
-    return reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(g_bootstrap_arena) <
-           kBootstrapArenaBytes;
-}
+// (free() asks in_own_heap, own_heap.hpp, which covers the arena while there is no heap.)
 size_t bootstrap_block_size(const void* p);
 
 // True while events are recorded. Read (relaxed) on every hook call.

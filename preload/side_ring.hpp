@@ -22,8 +22,10 @@ namespace pmt::preload {
 
 // Values of t_in_hook (0: no guard). `true` is kGuardOwn. kGuardInit: the loading thread
 // after our constructor, while the rest of our library's initialisers run (lifecycle.cpp,
-// own_init_call).
-enum : uint8_t { kGuardOwn = 1, kGuardHook = 2, kGuardInit = 3 };
+// own_init_call). kGuardPass: the program's own calls made under our guard, so that they are
+// not recorded twice (Python's allocator domains, pyalloc.cpp) or at all (after the trace
+// ended): forwarded like kGuardOwn's, but to the program's allocator, never to our heap.
+enum : uint8_t { kGuardOwn = 1, kGuardHook = 2, kGuardInit = 3, kGuardPass = 4 };
 
 enum class SideOp : uint8_t { Alloc, Free, Realloc, Mmap, Munmap, Mremap };
 

@@ -19,7 +19,9 @@
 #include <vector>
 
 #include "exit_replay.hpp"
+#include "futex_lock.hpp"
 #include "output.hpp"
+#include "own_heap.hpp"
 #include "pmt/chunk.hpp"
 #include "pmt/live.hpp"
 #include "pmt/reader.hpp"
@@ -50,7 +52,7 @@ struct WriterState {
 
 WriterState* g_w = nullptr;
 // One cycle at a time: the writer thread's, or a synchronous flush at exit/exec/fork.
-std::mutex g_cycle_mutex;
+FutexLock g_cycle_mutex;
 pthread_t g_thread;
 bool g_thread_running = false;
 std::atomic<bool> g_stop{false};
@@ -221,7 +223,7 @@ void* writer_main(void*) {
             flush = mono_ns() >= next;  // else woken early: recording threads have full buffers
         }
         {
-            std::lock_guard<std::mutex> lock(g_cycle_mutex);
+            std::lock_guard<FutexLock> lock(g_cycle_mutex);
             if (!g_w->io_failed) run_cycle(false, flush);
             release_trace_fd(*g_w);
         }
@@ -263,7 +265,9 @@ bool spawn_internal_thread(void* (*fn)(void*), pthread_t* thread_out) {
         return r;
     };
     pthread_t th;
+    const bool single = single_threaded_before();
     int rc = pthread_create(&th, nullptr, trampoline, reinterpret_cast<void*>(fn));
+    single_threaded_after(single);
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (rc != 0) return false;
     *thread_out = th;
@@ -301,7 +305,7 @@ bool writer_replay_failed() { return g_w && g_w->cycle && g_w->cycle->failed(); 
 EndSummary writer_finish(bool write_end_chunk) {
     stop_thread();
     if (!g_w || !write_end_chunk) return EndSummary{};
-    std::lock_guard<std::mutex> lock(g_cycle_mutex);
+    std::lock_guard<FutexLock> lock(g_cycle_mutex);
     EndSummary s = write_end();
     release_trace_fd(*g_w);
     return s;
@@ -332,7 +336,7 @@ void writer_resume_after_exec() {
 // hash tables); the child never touches that state: it abandons the parent's WriterState
 // (copy-on-write pages, never freed) and re-creates the cycle mutex the thread may have held.
 void writer_fork_child() {
-    new (&g_cycle_mutex) std::mutex;
+    new (&g_cycle_mutex) FutexLock;
     g_thread_running = false;  // the thread did not survive the fork
     // Nor did the sampler: the child counts only the threads it starts (a count kept from
     // the parent made the last-thread check fail, and a child forked from a non-main thread
