@@ -51,8 +51,6 @@ public:
             errno = saved;
         }
     }
-    // A fork child: the one thread left holds nothing.
-    void reset() { word_.store(0, std::memory_order_relaxed); }
 
 private:
     std::atomic<uint32_t> word_{0};

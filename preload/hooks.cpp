@@ -162,17 +162,19 @@ inline bool own_init_ended(const void* caller) {
 inline bool own_call() {
     return own_heap_on() && (t_in_hook == kGuardOwn || t_in_hook == kGuardInit);
 }
-// A block of the program's allocator released by our code. Never on one of our threads once
+// Whether glibc's allocator is off limits to this thread: one of ours, once
 // __libc_single_threaded has been kept set (glibc's malloc would race the program's thread,
-// which takes no lock): none is expected there (everything our threads release is ours);
-// such a block would be left alone.
+// which takes no lock). None of the program's blocks is expected to reach our code there
+// (everything our threads release is ours); such a block would be left alone.
+inline bool glibc_off_limits() { return t_internal_thread && single_threaded_kept(); }
+// A block of the program's allocator released by our code.
 inline void forward_free(void* p) {
-    if (PMT_UNLIKELY(t_internal_thread) && single_threaded_kept()) return;
+    if (PMT_UNLIKELY(glibc_off_limits())) return;
     g_real.free(p);
 }
 // realloc of a block of the program's allocator by our code (old not ours, not null).
 [[gnu::cold, gnu::noinline]] void* own_code_realloc(void* old, size_t n) {
-    if (!(t_internal_thread && single_threaded_kept())) return g_real.realloc(old, n);
+    if (!glibc_off_limits()) return g_real.realloc(old, n);
     void* p = own_malloc(n);  // and the old block left alone, as in forward_free
     if (p) {
         size_t have = malloc_usable_size(old);  // reads the chunk's header, takes no lock
@@ -254,7 +256,7 @@ PMT_EXPORT void* malloc(size_t n) noexcept {
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
             if (t_in_hook == kGuardPass) return g_real.malloc(n);  // (own_calls)
-            if (t_in_hook == kGuardOwn) return own_heap_on() ? own_malloc(n) : g_real.malloc(n);
+            if (t_in_hook == kGuardOwn) return internal_malloc(n);
             return out_of_line([=] {
                 if (own_init_ended(caller)) return ::malloc(n);
                 if (own_call()) return own_malloc(n);
@@ -278,8 +280,7 @@ PMT_EXPORT void* calloc(size_t n, size_t m) noexcept {
     if (PMT_UNLIKELY(t_in_hook))
         return out_of_line([=, caller = PMT_CALLER] {
             if (t_in_hook == kGuardPass) return g_real.calloc(n, m);  // (own_calls)
-            if (t_in_hook == kGuardOwn)
-                return own_heap_on() ? own_calloc(n, m) : g_real.calloc(n, m);
+            if (t_in_hook == kGuardOwn) return internal_calloc(n, m);
             return out_of_line([=] {
                 if (own_init_ended(caller)) return ::calloc(n, m);
                 if (own_call()) return own_calloc(n, m);

@@ -4,6 +4,8 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/single_threaded.h>
@@ -35,12 +37,10 @@ constexpr uint64_t kSmallMax = uint64_t(32) << (kClasses - 1);
 // reuse, as glibc keeps blocks below its mmap threshold (a first store to a page costs ~11 us
 // on a VM with shadow paging: a buffer freed and made again each cycle must not pay it).
 constexpr uint64_t kReleaseBytes = uint64_t(4) << 20;
-constexpr uint32_t kMagic = 0x706d7468;  // a block's header, first word: magic and kind
-enum : uint32_t { kSmall = 0, kLarge = 1, kAligned = 2 };
+enum : uint64_t { kSmall = 0, kLarge = 1, kAligned = 2 };
 
 struct Header {
-    uint32_t magic;
-    uint32_t kind;
+    uint64_t kind;
     uint64_t value;  // kSmall: class; kLarge: bytes of the run; kAligned: offset to the block
 };
 static_assert(sizeof(Header) == kHeader);
@@ -89,9 +89,8 @@ int size_class(uint64_t total) {  // total <= kSmallMax
     return c;
 }
 
-void* with_header(void* block, uint32_t kind, uint64_t value) {
+void* with_header(void* block, uint64_t kind, uint64_t value) {
     auto* h = static_cast<Header*>(block);
-    h->magic = kMagic;
     h->kind = kind;
     h->value = value;
     return static_cast<char*>(block) + kHeader;
@@ -232,11 +231,8 @@ void* own_memalign(size_t align, size_t n) {
     char* raw = static_cast<char*>(own_malloc(n + align + kHeader));
     if (!raw) return nullptr;
     const uintptr_t q = (reinterpret_cast<uintptr_t>(raw) + kHeader + align - 1) & ~(align - 1);
-    auto* h = header_of(reinterpret_cast<void*>(q));
-    h->magic = kMagic;
-    h->kind = kAligned;
-    h->value = q - reinterpret_cast<uintptr_t>(raw);
-    return reinterpret_cast<void*>(q);
+    return with_header(reinterpret_cast<void*>(q - kHeader), kAligned,
+                       q - reinterpret_cast<uintptr_t>(raw));
 }
 
 void own_free(void* p) {
@@ -247,20 +243,22 @@ void own_free(void* p) {
 
 void own_heap_fork_prepare() { g_lock.lock(); }
 void own_heap_fork_parent() { g_lock.unlock(); }
-void own_heap_fork_child() {
-#if defined(PMT_SANITIZED)
-    g_lock.unlock();
-#else
-    g_lock.reset();
-#endif
-}
+void own_heap_fork_child() { g_lock.unlock(); }  // the one thread left held it (prepare)
 
-bool single_threaded_before() { return g_on && !t_internal_thread && __libc_single_threaded; }
-
-void single_threaded_after(bool was_single) {
-    if (!was_single) return;
-    __libc_single_threaded = 1;
-    g_kept.store(true, std::memory_order_relaxed);
+int start_thread_of_ours(pthread_t* thread, void* (*fn)(void*), void* arg) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    // glibc's view: the program has no thread but this one. Only a program thread may set the
+    // flag back: one of ours could race a pthread_create of the program's.
+    const bool single = g_on && !t_internal_thread && __libc_single_threaded;
+    const int rc = pthread_create(thread, nullptr, fn, arg);
+    if (single) {
+        __libc_single_threaded = 1;
+        g_kept.store(true, std::memory_order_relaxed);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return rc;
 }
 
 bool single_threaded_kept() { return g_kept.load(std::memory_order_relaxed); }

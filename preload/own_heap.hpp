@@ -6,7 +6,7 @@
 //   starts our writer clears that flag for good and costs a single-threaded program ~6% of
 //   its CPU in an allocation-heavy loop (regex 1.063x with a library that only starts a
 //   sleeping thread). With nothing of ours in glibc's heap, the flag can be set back after
-//   our threads start (single_threaded_after): our threads then never enter glibc's malloc,
+//   our threads start (start_thread_of_ours): our threads then never enter glibc's malloc,
 //   nor take a pthread mutex (futex_lock.hpp), nor bind a symbol lazily (-z now).
 // - A hook may run inside the program's allocator (jemalloc preloaded before us, holding its
 //   lock while it calls mmap): allocating from it there could deadlock.
@@ -17,6 +17,8 @@
 // strict overcommit, a refused mmap, a sanitized build) our code allocates from the program's
 // allocator as before and the flag is left alone.
 #pragma once
+#include <pthread.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -49,11 +51,10 @@ void own_heap_fork_prepare();
 void own_heap_fork_parent();
 void own_heap_fork_child();
 
-// __libc_single_threaded around the creation of one of our threads by a program thread:
-// single_threaded_before() says whether the program has no thread but this one (glibc's own
-// view) and our heap is on; single_threaded_after(that) sets the flag back.
-bool single_threaded_before();
-void single_threaded_after(bool was_single);
+// pthread_create for our threads (anchor, writer, sampler), with every signal blocked (the
+// thread inherits that mask). Started by a program thread while the program has no thread of
+// its own and our heap is on, it sets __libc_single_threaded back to 1.
+int start_thread_of_ours(pthread_t* thread, void* (*fn)(void*), void* arg);
 // Whether we have set it back at least once in this process (a block of glibc's that one of
 // our threads releases must then not reach glibc: see hooks.cpp).
 bool single_threaded_kept();

@@ -24,7 +24,6 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -132,10 +131,7 @@ bool anchor_running() {
         g_msg_lock.store(0);
         g_msg_state.store(0);
         pthread_t th;
-        // Our caller blocked every signal: the anchor inherits that mask.
-        const bool single = single_threaded_before();
-        bool ok = pthread_create(&th, nullptr, anchor_main, nullptr) == 0;
-        single_threaded_after(single);
+        bool ok = start_thread_of_ours(&th, anchor_main, nullptr) == 0;
         if (ok) pthread_detach(th);
         g_anchor.store(anchor_word(me, ok ? kRunning : kFailed));
         g_anchor_settled.fetch_add(1);
@@ -195,13 +191,7 @@ bool make_private() {
 
 }  // namespace
 
-void private_fds_start() {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    anchor_running();
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-}
+void private_fds_start() { anchor_running(); }
 
 void private_fds_enter() {
     if (!anchor_running()) return;

@@ -5,7 +5,6 @@
 
 #include <linux/futex.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -252,9 +251,6 @@ std::atomic<int> g_internal_alive{0};
 int internal_threads_alive() { return g_internal_alive.load(); }
 
 bool spawn_internal_thread(void* (*fn)(void*), pthread_t* thread_out) {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
     auto trampoline = [](void* arg) -> void* {
         t_in_hook = true;  // our threads are never traced
         t_internal_thread = true;
@@ -265,11 +261,7 @@ bool spawn_internal_thread(void* (*fn)(void*), pthread_t* thread_out) {
         return r;
     };
     pthread_t th;
-    const bool single = single_threaded_before();
-    int rc = pthread_create(&th, nullptr, trampoline, reinterpret_cast<void*>(fn));
-    single_threaded_after(single);
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    if (rc != 0) return false;
+    if (start_thread_of_ours(&th, trampoline, reinterpret_cast<void*>(fn)) != 0) return false;
     *thread_out = th;
     return true;
 }

@@ -4,7 +4,8 @@
 # flag is set back after they start. A thread of the program's own clears it as before, and so
 # does a set*id call (glibc then changes every thread's credentials, ours too). Where our heap
 # cannot be reserved (an address-space limit), the flag is left to glibc. Each case also runs
-# an allocation-heavy loop while the writer works and checks the trace's ground truth.
+# an allocation-heavy loop while the writer works and checks the trace's ground truth. The
+# program's own blocks never come from our heap, Python's allocator domains traced or not.
 import json
 import os
 import resource
@@ -86,6 +87,37 @@ class SingleThreadModeTest(unittest.TestCase):
             resource.setrlimit(resource.RLIMIT_AS, (4 << 30, resource.RLIM_INFINITY))
 
         self.assertEqual(self.run_case("pass", preexec_fn=limit), [0, 0, 0])
+
+
+# Finds our heap (the one 8 GiB anonymous mapping) and prints how many of the program's
+# blocks of various sizes (pymalloc passes those above 512 bytes to malloc) lie inside it.
+OWN_HEAP = """\
+import ctypes
+heap = []
+for line in open("/proc/self/maps"):
+    f = line.split()
+    lo, hi = (int(x, 16) for x in f[0].split("-"))
+    if hi - lo == 8 << 30 and len(f) == 5:
+        heap.append((lo, hi))
+keep = [bytearray(n) for n in (600, 4000, 100_000) for _ in range(200)]
+inside = 0
+for b in keep:
+    a = ctypes.addressof((ctypes.c_char * len(b)).from_buffer(b))
+    inside += any(lo <= a < hi for lo, hi in heap)
+print(len(heap), len(keep), inside)
+"""
+
+
+class OwnHeapTest(unittest.TestCase):
+    def test_the_programs_blocks_never_come_from_our_heap(self):
+        for settings in ({}, {"PYMEMTRACE_PYTHON_ALLOCATORS": "1"}):
+            with self.subTest(**settings), tempfile.TemporaryDirectory() as d:
+                env = dict(os.environ, PYMEMTRACE_QUIET="1", LD_PRELOAD=LIB,
+                           PYMEMTRACE_OUTPUT=os.path.join(d, "t.pmt"), **settings)
+                p = subprocess.run([PY, "-c", OWN_HEAP], env=env, capture_output=True,
+                                   text=True, timeout=120)
+                self.assertEqual((p.returncode, p.stderr), (0, ""))
+                self.assertEqual(p.stdout.split(), ["1", "600", "0"])
 
 
 if __name__ == "__main__":
